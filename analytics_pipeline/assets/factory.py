@@ -1,0 +1,284 @@
+"""One spec in, one dataset's assets out: landing -> staged -> parquet -> table, per table."""
+
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics_pipeline.assets.keys import (
+    ingest_job_name,
+    landing_key,
+    parquet_key,
+    quarantine_key,
+    rebuild_on_upstream_update,
+    stage_op_name,
+    staged_key,
+    table_key,
+)
+from analytics_pipeline.compaction import compact_day
+from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
+from analytics_pipeline.partitions import (
+    publish_partition,
+    validate_dt,
+    versions,
+    write_partition,
+)
+from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
+from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.settings import Settings
+from analytics_pipeline.staging import stage_landing_files
+
+
+@dataclass(frozen=True)
+class DatasetDefinitions:
+    assets: list[dg.AssetsDefinition | dg.AssetSpec]
+    ingest_job: dg.JobDefinition
+
+
+class IngestConfig(dg.Config):
+    keys: list[str]
+
+
+def build_dataset_definitions(
+    spec: DatasetSpec, partitions_def: dg.PartitionsDefinition, settings: Settings
+) -> DatasetDefinitions:
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
+        dg.AssetSpec(
+            landing_key(spec.name),
+            description=f"Raw {spec.layout.upper()} files that producers drop in "
+            f"landing/{spec.name}/. {spec.description}",
+            group_name=spec.name,
+            kinds={"json"},
+        ),
+        dg.AssetSpec(
+            staged_key(spec.name),
+            deps=[landing_key(spec.name)],
+            description="Validated, typed records by event date (staged/<dataset>/dt=.../), "
+            f"written by the {ingest_job_name(spec.name)} job that the landing sensor starts.",
+            partitions_def=partitions_def,
+            group_name=spec.name,
+            kinds={"parquet"},
+        ),
+        dg.AssetSpec(
+            quarantine_key(spec.name),
+            deps=[landing_key(spec.name)],
+            description="Every rejected record or file, one JSON line each, with its reason.",
+            group_name=spec.name,
+            kinds={"json"},
+        ),
+    ]
+    for table in spec.tables:
+        assets.append(_parquet_asset(spec, table, partitions_def))
+        assets.append(_table_asset(spec, table, partitions_def))
+    return DatasetDefinitions(assets, _ingest_job(spec, settings))
+
+
+def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
+    @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
+    def stage_op(
+        context: dg.OpExecutionContext, config: IngestConfig, store: LocalLakeStore
+    ) -> Iterator[dg.AssetMaterialization]:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        report = stage_landing_files(
+            store,
+            spec,
+            config.keys,
+            start=settings.partitions_start,
+            now=now,
+            max_file_bytes=settings.max_landing_file_bytes,
+        )
+        for outcome in report.files:
+            if not outcome.gone and outcome.records != outcome.staged + outcome.rejected:
+                raise dg.Failure(f"landing/{spec.name}/{outcome.key}: record counts do not add up")
+        gone = [f.key for f in report.files if f.gone]
+        if gone:
+            context.log.warning(f"{len(gone)} landing files were already taken by another run")
+        for dt, rows in sorted(report.staged_rows_by_dt.items()):
+            yield dg.AssetMaterialization(
+                asset_key=staged_key(spec.name),
+                partition=dt,
+                metadata={
+                    "rows_added": rows,
+                    "batch_id": report.batch_id,
+                    "landing_files_in_batch": len(report.files) - len(gone),
+                },
+            )
+        if report.rejected:
+            yield dg.AssetMaterialization(
+                asset_key=quarantine_key(spec.name),
+                metadata={
+                    "rejected_records": report.rejected,
+                    "files_with_rejects": len(report.quarantine_paths),
+                    "reasons": dg.MetadataValue.json(dict(report.reasons)),
+                    "quarantine_files": dg.MetadataValue.json(report.quarantine_paths[:50]),
+                },
+            )
+        context.log.info(
+            f"{spec.name}: {len(report.files) - len(gone)} files, {report.records} records: "
+            f"{report.staged} staged into {len(report.staged_rows_by_dt)} days, "
+            f"{report.rejected} quarantined"
+        )
+
+    @dg.job(
+        name=ingest_job_name(spec.name),
+        description=f"Stage landing/{spec.name}/ files into staged/ and quarantine/, then archive.",
+        tags={"dataset": spec.name},
+    )
+    def ingest_job() -> None:
+        stage_op()
+
+    return ingest_job
+
+
+def _column_schema(spec: DatasetSpec, table: TableSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(f.name, f.athena_type) for f in spec.table_fields(table)]
+        + [dg.TableColumn("dt", "string", description="partition: event date, YYYY-MM-DD")]
+    )
+
+
+def table_def(spec: DatasetSpec, table: TableSpec) -> TableDef:
+    return TableDef(
+        table.name, tuple((f.name, f.athena_type) for f in spec.table_fields(table)),
+        table.description,
+    )
+
+
+def _parquet_asset(
+    spec: DatasetSpec, table: TableSpec, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    key = parquet_key(table.name)
+
+    @dg.asset(
+        key=key,
+        deps=[staged_key(spec.name)],
+        partitions_def=partitions_def,
+        group_name=spec.name,
+        kinds={"parquet"},
+        automation_condition=rebuild_on_upstream_update(),
+        description=f"One snappy Parquet file per day of {table.name} "
+        f"(parquet/{table.name}/dt=.../), rebuilt from every staged file of the day.",
+        metadata={"dagster/column_schema": _column_schema(spec, table)},
+        check_specs=[
+            dg.AssetCheckSpec("rows_reconcile_with_staged", asset=key,
+                              description="Parquet rows = distinct staged records of the day"),
+            dg.AssetCheckSpec("schema_matches_spec", asset=key,
+                              description="The written file's columns and types = the spec"),
+        ],
+    )
+    def parquet_asset(context: dg.AssetExecutionContext, store: LocalLakeStore):
+        dt = validate_dt(context.partition_key)
+        day = compact_day(store, spec, table, dt)
+        written = write_partition(store, table.name, dt, day.table)
+        stored = pq.read_table(pa.BufferReader(store.read_bytes(written.path)))
+        expected_schema = spec.table_arrow_schema(table)
+        schema_ok = stored.schema.remove_metadata().equals(expected_schema)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": written.rows,
+                "dagster/partition_row_count": written.rows,
+                "path": written.path,
+                "bytes": written.bytes,
+                "unchanged": written.unchanged,
+                "staged_files": day.staged_files,
+                "staged_rows": day.staged_rows,
+                "duplicates_dropped": day.duplicates_dropped,
+                "content_sha256": written.digest,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="rows_reconcile_with_staged",
+                    passed=stored.num_rows == day.expected_rows,
+                    metadata={"parquet_rows": stored.num_rows,
+                              "staged_distinct_records": day.expected_rows},
+                ),
+                dg.AssetCheckResult(
+                    check_name="schema_matches_spec",
+                    passed=schema_ok,
+                    metadata={"written": str(stored.schema.remove_metadata()),
+                              "spec": str(expected_schema)},
+                ),
+            ],
+        )
+
+    return parquet_asset
+
+
+def _table_asset(
+    spec: DatasetSpec, table: TableSpec, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    key = table_key(table.name)
+    checks = [dg.AssetCheckSpec("rows_match_parquet", asset=key,
+                                description="Rows the catalog serves for the day = the file's")]
+    if table.key:
+        checks.append(dg.AssetCheckSpec(
+            "no_duplicate_keys", asset=key,
+            description=f"No two rows of a day share ({', '.join(table.key)})"))
+
+    @dg.asset(
+        key=key,
+        deps=[parquet_key(table.name)],
+        partitions_def=partitions_def,
+        group_name=spec.name,
+        kinds={"duckdb"},
+        automation_condition=rebuild_on_upstream_update(),
+        description=f"The {table.name} table in the catalog, each day pointed at its newest "
+        "Parquet version; older versions are deleted after the switch.",
+        metadata={"dagster/column_schema": _column_schema(spec, table),
+                  "dagster/table_name": table.name},
+        check_specs=checks,
+    )
+    def table_asset(
+        context: dg.AssetExecutionContext,
+        store: LocalLakeStore,
+        catalog: DuckDBCatalog,
+        engine: DuckDBEngine,
+    ):
+        dt = validate_dt(context.partition_key)
+        existing = versions(store, table.name, dt)
+        if not existing:
+            raise dg.Failure(
+                f"{table.name} has no Parquet for {dt}: materialize "
+                f"{parquet_key(table.name).to_user_string()} for {dt} first"
+            )
+        newest = existing[-1]
+        file_rows = pq.read_metadata(pa.BufferReader(store.read_bytes(newest))).num_rows
+        published = publish_partition(store, catalog, table_def(spec, table), dt, newest)
+        served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
+        results = [dg.AssetCheckResult(
+            check_name="rows_match_parquet", passed=served == file_rows,
+            metadata={"catalog_rows": served, "parquet_rows": file_rows})]
+        if table.key:
+            key_columns = ", ".join(table.key)
+            duplicated = _scalar(
+                engine,
+                f"SELECT count(*) FROM (SELECT {key_columns} FROM {table.name} "
+                f"WHERE dt = '{dt}' GROUP BY {key_columns} HAVING count(*) > 1)",
+            )
+            results.append(dg.AssetCheckResult(
+                check_name="no_duplicate_keys", passed=duplicated == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"duplicated_keys": duplicated}))
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": served,
+                "dagster/partition_row_count": served,
+                "location": published.location,
+                "previous_location": published.previous_location or "",
+                "table_status": published.table_status,
+                "versions_removed": len(published.removed_versions),
+            },
+            check_results=results,
+        )
+
+    return table_asset
+
+
+def _scalar(engine: DuckDBEngine, sql: str) -> int:
+    table = engine.run_query(sql).table
+    return int(table.column(0)[0].as_py())

@@ -1,0 +1,47 @@
+"""Asset keys of the lake's layers, so every module names them the same way."""
+
+import dagster as dg
+
+
+def landing_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, "landing"])
+
+
+def staged_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, "staged"])
+
+
+def quarantine_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, "quarantine"])
+
+
+def parquet_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([table, "parquet"])
+
+
+def table_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([table, "table"])
+
+
+def analytics_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["analytics", name])
+
+
+def ingest_job_name(dataset: str) -> str:
+    return f"ingest_{dataset}"
+
+
+def stage_op_name(dataset: str) -> str:
+    return f"stage_{dataset}_landing_files"
+
+
+def rebuild_on_upstream_update() -> dg.AutomationCondition:
+    """Rebuild any day whose upstream day changed, old days included (late data).
+
+    `eager()` only looks at the latest time window, which would drop late data on the floor.
+    """
+    return (
+        dg.AutomationCondition.any_deps_updated()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("rebuild_on_upstream_update")

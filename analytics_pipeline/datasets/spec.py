@@ -1,0 +1,112 @@
+"""A dataset declared once: landing layout, fields in Athena types, event time, output tables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+# Athena column type -> Arrow type written to Parquet (timestamps in ms: see TRAPS.md).
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "smallint": pa.int16(),
+    "double": pa.float64(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("ms"),
+}
+
+# Athena column type -> DuckDB type, for the local catalog.
+DUCKDB_TYPES: dict[str, str] = {
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "smallint": "SMALLINT",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "bigint": (-(2**63), 2**63 - 1),
+    "int": (-(2**31), 2**31 - 1),
+    "smallint": (-(2**15), 2**15 - 1),
+}
+
+# Timestamp formats a field may declare.
+EPOCH_MILLIS = "epoch_millis"
+ISO_8601 = "iso8601"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One output column: where it is in the JSON object and what it must hold."""
+
+    name: str
+    athena_type: str
+    path: tuple[str, ...] = ()
+    required: bool = True
+    allowed: tuple[str, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    timestamp_format: str | None = None
+    # Strings that stand for null (Pinpoint writes the literal "null" in attributes).
+    null_literals: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.athena_type not in ARROW_TYPES:
+            raise ValueError(f"field {self.name}: unknown Athena type {self.athena_type!r}")
+        if not self.path:
+            object.__setattr__(self, "path", (self.name,))
+
+    @property
+    def dotted_path(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """An output table: a selection of the dataset's fields, optionally a subset of its rows."""
+
+    name: str
+    columns: tuple[str, ...]
+    where: tuple[str, str] | None = None  # (field, value) a row must have
+    key: tuple[str, ...] = ()  # columns that identify a row, for the duplicate check
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    layout: str  # "json": one object per file; "ndjson": one object per line
+    fields: tuple[Field, ...]
+    event_time_field: str
+    tables: tuple[TableSpec, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("json", "ndjson"):
+            raise ValueError(f"dataset {self.name}: layout must be json or ndjson")
+        names = [f.name for f in self.fields]
+        if self.event_time_field not in names:
+            raise ValueError(f"dataset {self.name}: event time field not among its fields")
+        for table in self.tables:
+            unknown = set(table.columns) - set(names)
+            if unknown:
+                raise ValueError(f"table {table.name}: unknown columns {sorted(unknown)}")
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    @property
+    def event_time(self) -> Field:
+        return self.field(self.event_time_field)
+
+    def table_fields(self, table: TableSpec) -> list[Field]:
+        return [self.field(c) for c in table.columns]
+
+    def table_arrow_schema(self, table: TableSpec) -> pa.Schema:
+        return pa.schema([(f.name, ARROW_TYPES[f.athena_type]) for f in self.table_fields(table)])

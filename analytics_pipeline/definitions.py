@@ -1,0 +1,70 @@
+"""The code location: assets, jobs, sensors and schedules, with resources picked by deployment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from analytics_pipeline.assets.analytics import ANALYTICS, build_analytics_asset
+from analytics_pipeline.assets.factory import build_dataset_definitions
+from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.schedules import analytics_job, build_analytics_schedule
+from analytics_pipeline.sensors import build_landing_sensor
+from analytics_pipeline.settings import Settings
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    # end_offset=2: records up to a day ahead of now are valid, so tomorrow must exist.
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.partitions_start.isoformat(), end_offset=2
+    )
+
+
+def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    lake = str(settings.lake_dir)
+    return {
+        "store": LocalLakeStore(lake_dir=lake),
+        "catalog": DuckDBCatalog(lake_dir=lake),
+        "engine": DuckDBEngine(lake_dir=lake),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    daily = daily_partitions(settings)
+    assets: list = []
+    jobs: list = []
+    sensors: list = []
+    for spec in DATASETS:
+        dataset_defs = build_dataset_definitions(spec, daily, settings)
+        assets += dataset_defs.assets
+        jobs.append(dataset_defs.ingest_job)
+        sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
+    assets += [build_analytics_asset(spec, daily) for spec in ANALYTICS]
+    refresh_job = analytics_job()
+    sensors.append(
+        dg.AutomationConditionSensorDefinition(
+            "lake_automation_sensor",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=15,
+            description="Rebuilds each day's Parquet, table and analytics when its staged day "
+            "changes, including old days that late data touched.",
+        )
+    )
+    resources_by_env = {"local": local_resources}
+    if settings.env not in resources_by_env:
+        raise NotImplementedError(
+            f"ANALYTICS_PIPELINE_ENV={settings.env}: only 'local' is available in this build"
+        )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[*jobs, refresh_job],
+        sensors=sensors,
+        schedules=[build_analytics_schedule(refresh_job)],
+        resources=resources_by_env[settings.env](settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,110 @@
+"""Split a landing file's bytes into typed records and quarantine entries, losing none."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.validation import RecordError, validate_record
+
+RAW_PREVIEW_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One quarantine line, in the format DESIGN.md fixes."""
+
+    source_key: str
+    line: int | None
+    reason: str
+    raw: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source_key": self.source_key, "line": self.line, "reason": self.reason,
+                "raw": self.raw}
+
+
+@dataclass
+class ParsedFile:
+    source_key: str
+    records: list[dict[str, Any]] = field(default_factory=list)  # with "dt" and "_source_line"
+    rejections: list[Rejection] = field(default_factory=list)
+    blank_lines: int = 0
+
+    @property
+    def input_records(self) -> int:
+        return len(self.records) + len(self.rejections)
+
+
+def parse_landing_file(
+    spec: DatasetSpec, source_key: str, data: bytes, *, start: date, now: datetime
+) -> ParsedFile:
+    """Every record becomes exactly one record or one rejection; blank NDJSON lines neither."""
+    parsed = ParsedFile(source_key)
+    text = _decode(parsed, data)
+    if text is None:
+        return parsed
+    if not text.strip():
+        parsed.rejections.append(Rejection(source_key, None, "empty file", _preview(data)))
+        return parsed
+    if spec.layout == "json":
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as err:
+            reason = f"malformed JSON: {_json_error(err)}"
+            parsed.rejections.append(Rejection(source_key, None, reason, _preview(data)))
+            return parsed
+        _add(parsed, spec, 1, obj, text, start=start, now=now)
+        return parsed
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            parsed.blank_lines += 1
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            reason = f"malformed JSON at line {number}: {_json_error(err)}"
+            parsed.rejections.append(Rejection(source_key, number, reason, line))
+            continue
+        _add(parsed, spec, number, obj, line, start=start, now=now)
+    if text.endswith("\n"):
+        parsed.blank_lines -= 1  # the final newline ends the last line; it is not a blank line
+    return parsed
+
+
+def _add(
+    parsed: ParsedFile, spec: DatasetSpec, number: int, obj: Any, raw: str, *, start: date,
+    now: datetime,
+) -> None:
+    try:
+        values, dt = validate_record(spec, obj, start=start, now=now)
+    except RecordError as err:
+        parsed.rejections.append(Rejection(parsed.source_key, number, str(err), raw))
+        return
+    values["dt"] = dt
+    values["_source_line"] = number
+    parsed.records.append(values)
+
+
+def _decode(parsed: ParsedFile, data: bytes) -> str | None:
+    try:
+        # utf-8-sig: a byte-order mark is an encoding artefact, not part of the first record.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        reason = f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
+        parsed.rejections.append(Rejection(parsed.source_key, None, reason, _preview(data)))
+        return None
+
+
+def _preview(data: bytes) -> str:
+    return data[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace")
+
+
+def _json_error(err: Exception) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return str(err)

@@ -1,0 +1,123 @@
+"""Daily partitions of a table: validated keys, versioned writes, and old-version clean-up.
+
+A partition is rewritten by writing a new version under a fresh prefix
+(parquet/<table>/dt=YYYY-MM-DD/<version>/), repointing the catalog at it, and only then
+deleting older versions, so a reader never sees half a day and a failure keeps the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics_pipeline.resources.store import LocalLakeStore
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
+from analytics_pipeline.staging import parquet_bytes
+
+DIGEST_KEY = b"analytics_pipeline.content_sha256"
+_DT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,127}")
+
+
+def validate_dt(value: str) -> str:
+    """A partition key that is a real calendar date, safe to put in a path or a SQL literal."""
+    try:
+        if not _DT.fullmatch(value):
+            raise ValueError
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid partition key {value!r}: expected YYYY-MM-DD") from None
+    return value
+
+
+def validate_identifier(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"invalid table or column name {name!r}")
+    return name
+
+
+def partition_prefix(table: str, dt: str) -> str:
+    return f"parquet/{validate_identifier(table)}/dt={validate_dt(dt)}/"
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    path: str  # lake path of the version's Parquet file
+    rows: int
+    bytes: int
+    digest: str
+    unchanged: bool  # an identical version already existed; nothing was written
+
+
+def content_digest(table: pa.Table) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def versions(store: LocalLakeStore, table: str, dt: str) -> list[str]:
+    """Lake paths of the partition's version files, oldest first (version names sort by time)."""
+    return [p for p in store.list_files(partition_prefix(table, dt)) if p.endswith(".parquet")]
+
+
+def write_partition(store: LocalLakeStore, table: str, dt: str, data: pa.Table) -> WrittenPartition:
+    """Write a new version of the day, unless the newest version already holds exactly this."""
+    digest = content_digest(data)
+    existing = versions(store, table, dt)
+    if existing:
+        newest = existing[-1]
+        if _stored_digest(store, newest) == digest:
+            return WrittenPartition(newest, data.num_rows, len(store.read_bytes(newest)), digest,
+                                    unchanged=True)
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    path = f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
+    payload = parquet_bytes(data, metadata={DIGEST_KEY.decode(): digest})
+    store.write_bytes(path, payload)
+    return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
+
+
+def delete_older_versions(store: LocalLakeStore, table: str, dt: str, keep: str) -> list[str]:
+    """Remove versions older than the registered one; newer ones may belong to a running write."""
+    keep_version = keep.rsplit("/", 2)[-2]
+    removed = []
+    for path in versions(store, table, dt):
+        version = path.rsplit("/", 2)[-2]
+        if version < keep_version:
+            store.delete_prefix(path.rsplit("/", 1)[0])
+            removed.append(path)
+    return removed
+
+
+def _stored_digest(store: LocalLakeStore, path: str) -> str | None:
+    metadata = pq.read_metadata(pa.BufferReader(store.read_bytes(path))).metadata or {}
+    value = metadata.get(DIGEST_KEY)
+    return value.decode() if value else None
+
+
+@dataclass(frozen=True)
+class PublishedPartition:
+    location: str
+    previous_location: str | None
+    table_status: str  # created | updated | unchanged
+    removed_versions: list[str]
+
+
+def publish_partition(
+    store: LocalLakeStore, catalog: DuckDBCatalog, table: TableDef, dt: str, path: str
+) -> PublishedPartition:
+    """Repoint the table's day at `path`, then delete the versions it replaced."""
+    status = catalog.ensure_table(table)
+    location = store.location(path)
+    previous = catalog.register_partition(table.name, dt, location)
+    removed = delete_older_versions(store, table.name, dt, keep=path)
+    return PublishedPartition(location, previous, status, removed)

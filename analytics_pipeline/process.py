@@ -1,0 +1,130 @@
+"""`make process`: take everything in landing/ to the tables, in-process, as the daemon would.
+
+It evaluates the same landing sensors and the same automation conditions as `dagster dev`,
+against the same Dagster instance ($DAGSTER_HOME), and executes each run they request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from analytics_pipeline.datasets import DATASETS
+
+MAX_ROUNDS = 50
+
+
+@dataclass
+class ProcessSummary:
+    ingest_runs: int = 0
+    automation_runs: int = 0
+    failed_runs: list[str] = field(default_factory=list)
+    materialized: Counter[str] = field(default_factory=Counter)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"ingest runs: {self.ingest_runs}, automation runs: {self.automation_runs}, "
+            f"failed runs: {len(self.failed_runs)}"
+        ]
+        out += [f"  {key}: {n} partitions" for key, n in sorted(self.materialized.items())]
+        out += [f"  FAILED {run}" for run in self.failed_runs]
+        return out
+
+
+def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
+    """Run sensors and automation until neither asks for anything more."""
+    summary = ProcessSummary()
+    # A first evaluation sets the baseline, so only what changes from here on is rebuilt.
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    for _ in range(MAX_ROUNDS):
+        requested = _run_landing_sensors(defs, instance, summary)
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        requests = _requested_runs(defs, result)
+        for partition_key, asset_keys in requests:
+            _execute_asset_request(defs, instance, partition_key, asset_keys, summary)
+        if not requested and not requests:
+            return summary
+    raise RuntimeError(f"still finding work after {MAX_ROUNDS} rounds")
+
+
+def _run_landing_sensors(
+    defs: dg.Definitions, instance: dg.DagsterInstance, summary: ProcessSummary
+) -> int:
+    requested = 0
+    for spec in DATASETS:
+        sensor = defs.resolve_sensor_def(f"{spec.name}_landing_sensor")
+        context = dg.build_sensor_context(
+            instance=instance, definitions=defs, resources=dict(defs.resources or {})
+        )
+        evaluation = sensor.evaluate_tick(context)
+        for request in evaluation.run_requests or []:
+            job = defs.resolve_job_def(sensor.job_name)
+            result = job.execute_in_process(
+                run_config=request.run_config, instance=instance, tags=request.tags,
+                raise_on_error=False,
+            )
+            summary.ingest_runs += 1
+            _record(result, summary)
+            requested += 1
+    return requested
+
+
+def _requested_runs(
+    defs: dg.Definitions, result: dg.EvaluateAutomationConditionsResult
+) -> list[tuple[str | None, list[dg.AssetKey]]]:
+    """One run per partition key, holding every asset requested for it (as the daemon groups)."""
+    by_partition: dict[str | None, list[dg.AssetKey]] = {}
+    for spec in defs.resolve_all_asset_specs():
+        for partition_key in result.get_requested_partitions(spec.key):
+            by_partition.setdefault(partition_key, []).append(spec.key)
+    return sorted(by_partition.items(), key=lambda item: item[0] or "")
+
+
+def _execute_asset_request(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    partition_key: str | None,
+    asset_keys: list[dg.AssetKey],
+    summary: ProcessSummary,
+) -> None:
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=asset_keys,
+        partition_key=partition_key,
+        tags={"dagster/from_automation_condition": "true", "triggered_by": "make process"},
+        raise_on_error=False,
+    )
+    summary.automation_runs += 1
+    _record(result, summary)
+
+
+def _record(result: dg.ExecuteInProcessResult, summary: ProcessSummary) -> None:
+    if not result.success:
+        summary.failed_runs.append(f"{result.run_id} ({result.dagster_run.job_name})")
+    for event in result.get_asset_materialization_events():
+        summary.materialized[event.asset_key.to_user_string()] += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    from analytics_pipeline.definitions import defs
+
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        summary = process_landing(defs, instance)
+    for line in summary.lines():
+        print(line)
+    print(f"done in {time.monotonic() - started:.1f}s")
+    return 1 if summary.failed_runs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

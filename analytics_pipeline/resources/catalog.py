@@ -1,0 +1,180 @@
+"""The table catalog: a DuckDB file of views locally (the Glue Data Catalog on AWS).
+
+A DuckDB file open for writing cannot be opened by any other process, so the catalog is
+never written in place: each change builds a new file and renames it over the old one,
+under a lock file that serialises our own writers. A user's read-only DuckDB session
+keeps reading its snapshot and never blocks a run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.partitions import validate_dt, validate_identifier
+
+CATALOG_FILE = "catalog.duckdb"
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, Athena type)
+    description: str = ""
+
+
+class SchemaChangeError(ValueError):
+    """A table's new definition drops or retypes columns readers rely on."""
+
+
+@dataclass
+class _State:
+    tables: dict[str, TableDef]
+    partitions: dict[str, dict[str, str]]  # table -> dt -> location
+
+
+class DuckDBCatalog(dg.ConfigurableResource):
+    """One view per table, by the table's name, over the registered version of each day."""
+
+    lake_dir: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.lake_dir).resolve() / CATALOG_FILE
+
+    def ensure_table(self, table: TableDef) -> str:
+        """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
+        for column, kind in table.columns:
+            validate_identifier(column)
+            if kind not in DUCKDB_TYPES:
+                raise ValueError(f"table {table.name}: unknown type {kind!r} for {column}")
+        with self._change() as state:
+            current = state.tables.get(validate_identifier(table.name))
+            if current is None:
+                state.tables[table.name] = table
+                return "created"
+            if current.columns == table.columns:
+                return "unchanged"
+            _check_compatible(current, table)
+            state.tables[table.name] = table
+            return "updated"
+
+    def register_partition(self, table: str, dt: str, location: str) -> str | None:
+        """Point the table's day at a new location; returns the location it replaced."""
+        with self._change() as state:
+            if table not in state.tables:
+                raise KeyError(f"table {table!r} is not in the catalog; create it first")
+            days = state.partitions.setdefault(table, {})
+            previous = days.get(validate_dt(dt))
+            days[dt] = location
+            return previous
+
+    def partition_location(self, table: str, dt: str) -> str | None:
+        return self._read().partitions.get(table, {}).get(dt)
+
+    def partitions(self, table: str) -> dict[str, str]:
+        return dict(self._read().partitions.get(table, {}))
+
+    def tables(self) -> list[str]:
+        return sorted(self._read().tables)
+
+    # storage
+
+    def _read(self) -> _State:
+        if not self.path.exists():
+            return _State({}, {})
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            tables = {
+                name: TableDef(name, tuple(tuple(c) for c in json.loads(cols)), description)
+                for name, cols, description in con.execute(
+                    "SELECT name, columns, description FROM _tables"
+                ).fetchall()
+            }
+            partitions: dict[str, dict[str, str]] = {}
+            for name, dt, location in con.execute(
+                "SELECT table_name, dt, location FROM _partitions"
+            ).fetchall():
+                partitions.setdefault(name, {})[dt] = location
+        finally:
+            con.close()
+        return _State(tables, partitions)
+
+    @contextmanager
+    def _change(self) -> Iterator[_State]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._read()
+            yield state
+            self._write(state)
+
+    def _write(self, state: _State) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("CREATE TABLE _tables (name VARCHAR, columns VARCHAR, description VARCHAR)")
+            con.execute(
+                "CREATE TABLE _partitions (table_name VARCHAR, dt VARCHAR, location VARCHAR,"
+                " registered_at TIMESTAMP)"
+            )
+            now = datetime.now(UTC).replace(tzinfo=None)
+            for table in state.tables.values():
+                con.execute(
+                    "INSERT INTO _tables VALUES (?, ?, ?)",
+                    [table.name, json.dumps(table.columns), table.description],
+                )
+                days = state.partitions.get(table.name, {})
+                if days:
+                    con.executemany(
+                        "INSERT INTO _partitions VALUES (?, ?, ?, ?)",
+                        [[table.name, dt, loc, now] for dt, loc in sorted(days.items())],
+                    )
+                con.execute(view_sql(table, sorted(days.values())))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, self.path)
+
+
+def view_sql(table: TableDef, locations: list[str]) -> str:
+    columns = ", ".join(f'"{name}"' for name, _ in table.columns)
+    name = validate_identifier(table.name)
+    if not locations:
+        typed_nulls = ", ".join(
+            f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
+        )
+        return f'CREATE VIEW "{name}" AS SELECT {typed_nulls}, CAST(NULL AS VARCHAR) AS dt WHERE false'
+    files = ", ".join(_sql_string(loc) for loc in locations)
+    return (
+        f'CREATE VIEW "{name}" AS SELECT {columns}, dt FROM read_parquet([{files}], '
+        "hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)"
+    )
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _check_compatible(current: TableDef, new: TableDef) -> None:
+    old = dict(current.columns)
+    changed = [c for c, kind in new.columns if c in old and old[c] != kind]
+    dropped = [c for c in old if c not in dict(new.columns)]
+    if changed or dropped:
+        details = [f"retyped {c}: {old[c]} -> {dict(new.columns)[c]}" for c in changed]
+        details += [f"dropped {c}" for c in dropped]
+        raise SchemaChangeError(
+            f"table {current.name}: incompatible schema change ({'; '.join(details)}); "
+            "only added columns are applied in place"
+        )

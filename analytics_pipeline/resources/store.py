@@ -1,0 +1,164 @@
+"""The object store: landing files in, lake objects out. A directory locally, S3 on AWS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import dagster as dg
+
+LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
+
+
+@dataclass(frozen=True)
+class LandingObject:
+    """A landing file as a listing sees it; `signature` changes when its content may have."""
+
+    dataset: str
+    key: str  # relative to landing/<dataset>/
+    size: int
+    modified: float
+
+    @property
+    def signature(self) -> str:
+        return f"{self.key}:{self.size}:{self.modified:.6f}"
+
+
+class LandingObjectGone(FileNotFoundError):
+    """The landing object was archived (or removed) by someone else first."""
+
+
+class UnsafePathError(ValueError):
+    """A key or path that would leave the lake."""
+
+
+def safe_relative(path: str) -> PurePosixPath:
+    """A relative POSIX path with no '..', '.', empty or absolute parts (one trailing / is ok)."""
+    path = path.removesuffix("/")
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or pure.is_absolute()
+        or "\x00" in path
+        or any(part in ("..", ".", "") for part in path.split("/"))
+    ):
+        raise UnsafePathError(f"unsafe key or path {path!r}")
+    return pure
+
+
+class LocalLakeStore(dg.ConfigurableResource):
+    """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
+
+    lake_dir: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.lake_dir).resolve()
+
+    def ensure_layout(self) -> None:
+        for area in LAKE_AREAS:
+            (self.root / area).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, path: str) -> Path:
+        return self.root.joinpath(*safe_relative(path).parts)
+
+    # landing
+
+    def list_landing(self, dataset: str) -> Iterator[LandingObject]:
+        base = self._path(f"landing/{dataset}")
+        if not base.is_dir():
+            return
+        stack = [base]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    # Dot-files are a producer's in-progress uploads (rsync, editors).
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        key = Path(entry.path).relative_to(base).as_posix()
+                        yield LandingObject(dataset, key, stat.st_size, stat.st_mtime)
+
+    def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
+        """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag)."""
+        path = self._path(f"landing/{dataset}/{key}")
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def landing_size(self, dataset: str, key: str) -> int:
+        try:
+            return self._path(f"landing/{dataset}/{key}").stat().st_size
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+
+    def archive_landing(self, dataset: str, key: str) -> None:
+        source = self._path(f"landing/{dataset}/{key}")
+        target = self._path(f"archive/{dataset}/{key}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+        _prune_empty_dirs(source.parent, self._path(f"landing/{dataset}"))
+
+    # lake objects
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Readers see the old object or the new one, never half of one."""
+        target = self._path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._path(path).read_bytes()
+
+    def exists(self, path: str) -> bool:
+        return self._path(path).exists()
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Lake paths of the files under a prefix (a directory), sorted; temp files excluded."""
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def location(self, path: str) -> str:
+        """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
+        return str(self._path(path))
+
+
+def _prune_empty_dirs(directory: Path, stop: Path) -> None:
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

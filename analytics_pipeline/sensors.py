@@ -1,0 +1,98 @@
+"""Landing sensors: every arrival in landing/<dataset>/ becomes an ingest run, with no click.
+
+The cursor remembers which landing files (by key, size and mtime) already have a run
+requested, so a tick requests each arrival once. A file still in landing long after its
+run was requested (the run failed or was lost) is requested again; staging is idempotent.
+"""
+
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+
+from analytics_pipeline.assets.keys import stage_op_name
+from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.resources.store import LandingObject, LocalLakeStore
+from analytics_pipeline.settings import Settings
+
+RETRY_AFTER_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class LandingPlan:
+    batches: list[list[LandingObject]]
+    cursor: dict[str, float]  # signature -> when its run was requested
+    waiting: int  # files too young to read yet
+
+
+def plan_landing_runs(
+    objects: Iterable[LandingObject],
+    cursor: dict[str, float],
+    *,
+    now: float,
+    settle_seconds: float,
+    batch_files: int,
+    retry_after: float = RETRY_AFTER_SECONDS,
+) -> LandingPlan:
+    """Which files need a run now, in batches of at most batch_files, and the next cursor."""
+    next_cursor: dict[str, float] = {}
+    due: list[LandingObject] = []
+    waiting = 0
+    for obj in objects:
+        requested_at = cursor.get(obj.signature)
+        if requested_at is not None and now - requested_at < retry_after:
+            next_cursor[obj.signature] = requested_at
+        elif now - obj.modified < settle_seconds:
+            waiting += 1
+        else:
+            due.append(obj)
+    due.sort(key=lambda o: (o.modified, o.key))
+    batches = [due[i : i + batch_files] for i in range(0, len(due), batch_files)]
+    for obj in due:
+        next_cursor[obj.signature] = now
+    return LandingPlan(batches, next_cursor, waiting)
+
+
+def ingest_run_request(spec: DatasetSpec, batch: list[LandingObject], now: float) -> dg.RunRequest:
+    # The run key carries content identity (size, mtime) and the request time, so a
+    # re-delivered file or a retry is never skipped as an already-completed run.
+    signatures = "\n".join(sorted(o.signature for o in batch)) + f"\n{now}"
+    return dg.RunRequest(
+        run_key=f"{spec.name}-{hashlib.sha256(signatures.encode()).hexdigest()[:24]}",
+        run_config={"ops": {stage_op_name(spec.name): {"config": {"keys": [o.key for o in batch]}}}},
+        tags={"dataset": spec.name, "landing_files": str(len(batch))},
+    )
+
+
+def build_landing_sensor(
+    spec: DatasetSpec, job: dg.JobDefinition, settings: Settings
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{spec.name}_landing_sensor",
+        job=job,
+        minimum_interval_seconds=10,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Starts {job.name} for files arriving in landing/{spec.name}/.",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, store: LocalLakeStore):
+        now = time.time()
+        plan = plan_landing_runs(
+            store.list_landing(spec.name),
+            json.loads(context.cursor) if context.cursor else {},
+            now=now,
+            settle_seconds=settings.landing_settle_seconds,
+            batch_files=settings.ingest_batch_files,
+        )
+        context.update_cursor(json.dumps(plan.cursor))
+        if not plan.batches:
+            return dg.SkipReason(
+                f"nothing new in landing/{spec.name}/"
+                + (f" ({plan.waiting} files settling)" if plan.waiting else "")
+            )
+        return [ingest_run_request(spec, batch, now) for batch in plan.batches]
+
+    return landing_sensor

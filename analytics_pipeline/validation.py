@@ -1,0 +1,197 @@
+"""Turn one decoded JSON object into a typed record of a dataset, or say exactly why not."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from analytics_pipeline.datasets.spec import (
+    EPOCH_MILLIS,
+    INTEGER_RANGES,
+    ISO_8601,
+    DatasetSpec,
+    Field,
+)
+
+_INTEGER_TEXT = re.compile(r"[+-]?\d{1,20}")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MISSING = object()
+
+
+class RecordError(ValueError):
+    """A record that cannot enter the lake; the message is the quarantine reason."""
+
+
+def validate_record(
+    spec: DatasetSpec, obj: Any, *, start: date, now: datetime
+) -> tuple[dict[str, Any], str]:
+    """Return the record's typed values and its event date partition ('YYYY-MM-DD')."""
+    if not isinstance(obj, dict):
+        raise RecordError(f"expected a JSON object, got {_json_kind(obj)}")
+    values = {f.name: _field_value(f, obj) for f in spec.fields}
+    event_time = values[spec.event_time_field]
+    event_date = event_time.date() if isinstance(event_time, datetime) else event_time
+    _check_event_date(spec.event_time, event_date, start=start, now=now)
+    return values, event_date.isoformat()
+
+
+def _field_value(f: Field, obj: dict[str, Any]) -> Any:
+    raw = _lookup(f, obj)
+    if raw is _MISSING or raw is None or (isinstance(raw, str) and raw in f.null_literals):
+        if f.required:
+            return _fail_missing(f, raw)
+        return None
+    value = _coerce(f, raw)
+    if f.allowed is not None and value not in f.allowed:
+        raise RecordError(
+            f"value {_show(raw)} in field {f.dotted_path} is not one of {', '.join(f.allowed)}"
+        )
+    if f.pattern is not None and not f.pattern.fullmatch(value):
+        kind = "email" if f.name == "email" else f"value for {f.pattern.pattern}"
+        raise RecordError(f"invalid {kind} {_show(raw)} in field {f.dotted_path}")
+    return value
+
+
+def _fail_missing(f: Field, raw: Any) -> Any:
+    what = "missing" if raw is _MISSING else "null"
+    raise RecordError(f"{what} required field '{f.dotted_path}'")
+
+
+def _lookup(f: Field, obj: dict[str, Any]) -> Any:
+    current: Any = obj
+    for depth, part in enumerate(f.path):
+        if not isinstance(current, dict):
+            parent = ".".join(f.path[:depth])
+            raise RecordError(
+                f"field '{parent}' is {_json_kind(current)}, expected an object "
+                f"holding '{f.dotted_path}'"
+            )
+        if part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _coerce(f: Field, raw: Any) -> Any:
+    kind = f.athena_type
+    if kind in INTEGER_RANGES:
+        return _integer(f, raw)
+    if kind == "double":
+        return _double(f, raw)
+    if kind == "string":
+        if not isinstance(raw, str):
+            raise _wrong_type(f, raw)
+        return raw
+    if kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise _wrong_type(f, raw)
+    if kind == "date":
+        return _date(f, raw)
+    if kind == "timestamp":
+        return _timestamp(f, raw)
+    raise AssertionError(f"unhandled type {kind}")  # pragma: no cover - guarded by Field
+
+
+def _integer(f: Field, raw: Any) -> int:
+    # bool is an int in Python; JSON true is not a number.
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise _wrong_type(f, raw)
+    if isinstance(raw, str):
+        if not _INTEGER_TEXT.fullmatch(raw.strip()):
+            raise _wrong_type(f, raw)
+        raw = int(raw.strip())
+    low, high = INTEGER_RANGES[f.athena_type]
+    if not low <= raw <= high:
+        raise RecordError(
+            f"value {_show(raw)} in field {f.dotted_path} is out of range for {f.athena_type}"
+        )
+    return raw
+
+
+def _double(f: Field, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise _wrong_type(f, raw)
+    try:
+        value = float(raw)
+    except (ValueError, OverflowError):
+        raise _wrong_type(f, raw) from None
+    if not math.isfinite(value):
+        raise RecordError(f"value {_show(raw)} in field {f.dotted_path} is not a finite number")
+    return value
+
+
+def _date(f: Field, raw: Any) -> date:
+    if not isinstance(raw, str):
+        raise _wrong_type(f, raw)
+    try:
+        if not _DATE_TEXT.fullmatch(raw):
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise RecordError(f"invalid date {_show(raw)} in field {f.dotted_path}") from None
+
+
+def _timestamp(f: Field, raw: Any) -> datetime:
+    fmt = f.timestamp_format or ISO_8601
+    try:
+        if fmt == EPOCH_MILLIS:
+            millis = _integer(Field(f.name, "bigint", path=f.path), raw)
+            return datetime(1970, 1, 1) + timedelta(milliseconds=millis)
+        if not isinstance(raw, str):
+            raise _wrong_type(f, raw)
+        if fmt == ISO_8601:
+            parsed = datetime.fromisoformat(raw)
+        else:
+            parsed = datetime.strptime(raw, fmt)
+    except (ValueError, OverflowError) as err:
+        if isinstance(err, RecordError):
+            raise
+        raise RecordError(f"invalid timestamp {_show(raw)} in field {f.dotted_path}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _check_event_date(f: Field, event_date: date, *, start: date, now: datetime) -> None:
+    if event_date < start:
+        raise RecordError(
+            f"date {event_date.isoformat()} in field {f.dotted_path} is before the "
+            f"partition start {start.isoformat()}"
+        )
+    latest = (now + timedelta(days=1)).date()
+    if event_date > latest:
+        raise RecordError(
+            f"date {event_date.isoformat()} in field {f.dotted_path} is more than a day "
+            f"in the future (latest accepted {latest.isoformat()})"
+        )
+
+
+def _wrong_type(f: Field, raw: Any) -> RecordError:
+    return RecordError(
+        f"wrong type in field {f.dotted_path}: expected {f.athena_type}, "
+        f"got {_json_kind(raw)} {_show(raw)}"
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
