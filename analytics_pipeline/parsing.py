@@ -11,6 +11,8 @@ from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.validation import RecordError, validate_record
 
 RAW_PREVIEW_BYTES = 1024
+# JSON's own whitespace: str.strip() would also eat "\x1c" or "\xa0" and drop a line unseen.
+_JSON_WHITESPACE = " \t\r\n"
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,12 @@ class Rejection:
     raw: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"source_key": self.source_key, "line": self.line, "reason": self.reason,
-                "raw": self.raw}
+        return {
+            "source_key": self.source_key,
+            "line": self.line,
+            "reason": self.reason,
+            "raw": self.raw,
+        }
 
 
 @dataclass
@@ -47,7 +53,7 @@ def parse_landing_file(
     text = _decode(parsed, data)
     if text is None:
         return parsed
-    if not text.strip():
+    if not text.strip(_JSON_WHITESPACE):
         parsed.rejections.append(Rejection(source_key, None, "empty file", _preview(data)))
         return parsed
     if spec.layout == "json":
@@ -61,7 +67,7 @@ def parse_landing_file(
         return parsed
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
-        if not line.strip():
+        if not line.strip(_JSON_WHITESPACE):
             parsed.blank_lines += 1
             continue
         try:
@@ -77,7 +83,13 @@ def parse_landing_file(
 
 
 def _add(
-    parsed: ParsedFile, spec: DatasetSpec, number: int, obj: Any, raw: str, *, start: date,
+    parsed: ParsedFile,
+    spec: DatasetSpec,
+    number: int,
+    obj: Any,
+    raw: str,
+    *,
+    start: date,
     now: datetime,
 ) -> None:
     try:

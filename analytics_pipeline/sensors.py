@@ -74,7 +74,7 @@ def build_landing_sensor(
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
         job=job,
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=5,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Starts {job.name} for files arriving in landing/{spec.name}/.",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,9 @@ from analytics_pipeline.datasets.spec import (
     Field,
 )
 
-_INTEGER_TEXT = re.compile(r"[+-]?\d{1,20}")
-_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: "\u0661\u0662" is 12 to Python's int() but not to Athena's CAST.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MISSING = object()
 
 
@@ -83,6 +85,7 @@ def _coerce(f: Field, raw: Any) -> Any:
     if kind == "string":
         if not isinstance(raw, str):
             raise _wrong_type(f, raw)
+        _check_encodable(f, raw)
         return raw
     if kind == "boolean":
         if isinstance(raw, bool):
@@ -140,20 +143,23 @@ def _timestamp(f: Field, raw: Any) -> datetime:
     fmt = f.timestamp_format or ISO_8601
     try:
         if fmt == EPOCH_MILLIS:
-            millis = _integer(Field(f.name, "bigint", path=f.path), raw)
-            return datetime(1970, 1, 1) + timedelta(milliseconds=millis)
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, int | str)
+                or (isinstance(raw, str) and not _INTEGER_TEXT.fullmatch(raw.strip()))
+            ):
+                raise _wrong_type(f, raw, expected="epoch milliseconds")
+            return datetime(1970, 1, 1) + timedelta(milliseconds=int(raw))
         if not isinstance(raw, str):
             raise _wrong_type(f, raw)
-        if fmt == ISO_8601:
-            parsed = datetime.fromisoformat(raw)
-        else:
-            parsed = datetime.strptime(raw, fmt)
+        parsed = datetime.fromisoformat(raw) if fmt == ISO_8601 else datetime.strptime(raw, fmt)
+        if parsed.tzinfo is not None:
+            # Inside the try: 0001-01-01T00:00+01:00 is valid ISO but has no UTC equivalent.
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError) as err:
         if isinstance(err, RecordError):
             raise
         raise RecordError(f"invalid timestamp {_show(raw)} in field {f.dotted_path}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -171,9 +177,20 @@ def _check_event_date(f: Field, event_date: date, *, start: date, now: datetime)
         )
 
 
-def _wrong_type(f: Field, raw: Any) -> RecordError:
+def _check_encodable(f: Field, raw: str) -> None:
+    # A JSON escape can spell a lone surrogate; no UTF-8 writer (Parquet, NDJSON) accepts one.
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RecordError(
+            f"invalid text in field {f.dotted_path}: unpaired surrogate "
+            f"U+{ord(raw[err.start]):04X} at character {err.start}"
+        ) from None
+
+
+def _wrong_type(f: Field, raw: Any, expected: str | None = None) -> RecordError:
     return RecordError(
-        f"wrong type in field {f.dotted_path}: expected {f.athena_type}, "
+        f"wrong type in field {f.dotted_path}: expected {expected or f.athena_type}, "
         f"got {_json_kind(raw)} {_show(raw)}"
     )
 
@@ -192,6 +209,17 @@ def _json_kind(value: Any) -> str:
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
+# Bounded depth and width: str() of a JSON array nested near the recursion limit raises.
+_CONTAINER_PREVIEW = reprlib.Repr()
+_CONTAINER_PREVIEW.maxlevel = 3
+_CONTAINER_PREVIEW.maxstring = 40
+
+
 def _show(value: Any, limit: int = 80) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()  # as JSON spells them
+    if isinstance(value, list | dict):
+        text = _CONTAINER_PREVIEW.repr(value)
+    else:
+        text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

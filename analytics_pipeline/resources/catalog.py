@@ -8,6 +8,7 @@ keeps reading its snapshot and never blocks a run.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
@@ -93,17 +94,21 @@ class DuckDBCatalog(dg.ConfigurableResource):
     def _read(self) -> _State:
         if not self.path.exists():
             return _State({}, {})
-        con = duckdb.connect(str(self.path), read_only=True)
+        # ATTACH into a private in-memory database, not connect(path): connect() hands back
+        # any instance of this path already open in the process (a user's session), and that
+        # one still reads the file we have since replaced, so registrations would be lost.
+        con = duckdb.connect()
         try:
+            con.execute(f"ATTACH {_sql_string(str(self.path))} AS current_catalog (READ_ONLY)")
             tables = {
                 name: TableDef(name, tuple(tuple(c) for c in json.loads(cols)), description)
                 for name, cols, description in con.execute(
-                    "SELECT name, columns, description FROM _tables"
+                    "SELECT name, columns, description FROM current_catalog._tables"
                 ).fetchall()
             }
             partitions: dict[str, dict[str, str]] = {}
             for name, dt, location in con.execute(
-                "SELECT table_name, dt, location FROM _partitions"
+                "SELECT table_name, dt, location FROM current_catalog._partitions"
             ).fetchall():
                 partitions.setdefault(name, {})[dt] = location
         finally:
@@ -116,8 +121,11 @@ class DuckDBCatalog(dg.ConfigurableResource):
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
+            before = copy.deepcopy(state)
             yield state
-            self._write(state)
+            # An unchanged catalog is not rewritten: every publish re-ensures its table.
+            if state != before:
+                self._write(state)
 
     def _write(self, state: _State) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -137,9 +145,12 @@ class DuckDBCatalog(dg.ConfigurableResource):
                 )
                 days = state.partitions.get(table.name, {})
                 if days:
-                    con.executemany(
-                        "INSERT INTO _partitions VALUES (?, ?, ?, ?)",
-                        [[table.name, dt, loc, now] for dt, loc in sorted(days.items())],
+                    # One statement, not executemany: that costs about 1 ms a row, and the
+                    # file is rewritten on every registration (years of days in a backfill).
+                    con.execute(
+                        "INSERT INTO _partitions"
+                        " SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",
+                        [table.name, sorted(days), [days[dt] for dt in sorted(days)], now],
                     )
                 con.execute(view_sql(table, sorted(days.values())))
             con.execute("CHECKPOINT")
@@ -149,17 +160,24 @@ class DuckDBCatalog(dg.ConfigurableResource):
 
 
 def view_sql(table: TableDef, locations: list[str]) -> str:
-    columns = ", ".join(f'"{name}"' for name, _ in table.columns)
     name = validate_identifier(table.name)
+    empty = (
+        "SELECT "
+        + ", ".join(f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns)
+        + ", CAST(NULL AS VARCHAR) AS dt WHERE false"
+    )
     if not locations:
-        typed_nulls = ", ".join(
-            f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
-        )
-        return f'CREATE VIEW "{name}" AS SELECT {typed_nulls}, CAST(NULL AS VARCHAR) AS dt WHERE false'
+        return f'CREATE VIEW "{name}" AS {empty}'
+    typed = ", ".join(
+        f'CAST("{col}" AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
+    )
     files = ", ".join(_sql_string(loc) for loc in locations)
+    # The typed empty row set, unioned by name, supplies every declared column: a column
+    # added after a day was written reads as null there instead of breaking the view.
     return (
-        f'CREATE VIEW "{name}" AS SELECT {columns}, dt FROM read_parquet([{files}], '
-        "hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)"
+        f'CREATE VIEW "{name}" AS SELECT {typed}, dt FROM ({empty} UNION ALL BY NAME '
+        f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, "
+        "hive_types = {'dt': VARCHAR}, union_by_name = true))"
     )
 
 

@@ -1,0 +1,61 @@
+"""Fixtures: a fresh lake directory, its definitions and a throwaway Dagster instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.settings import Settings
+
+
+@pytest.fixture
+def lake_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "lake"
+    LocalLakeStore(lake_dir=str(path)).ensure_layout()
+    return path
+
+
+@pytest.fixture
+def settings(lake_dir: Path) -> Settings:
+    return Settings(
+        env="local",
+        lake_dir=lake_dir,
+        partitions_start=date(2020, 1, 1),
+        ingest_batch_files=2000,
+        max_landing_file_bytes=1024 * 1024,
+        landing_settle_seconds=0,
+    )
+
+
+@pytest.fixture
+def store(lake_dir: Path) -> LocalLakeStore:
+    return LocalLakeStore(lake_dir=str(lake_dir))
+
+
+@pytest.fixture
+def catalog(lake_dir: Path) -> DuckDBCatalog:
+    return DuckDBCatalog(lake_dir=str(lake_dir))
+
+
+@pytest.fixture
+def engine(lake_dir: Path) -> DuckDBEngine:
+    return DuckDBEngine(lake_dir=str(lake_dir))
+
+
+@pytest.fixture
+def defs(settings: Settings) -> dg.Definitions:
+    return build_definitions(settings)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance

@@ -1,0 +1,100 @@
+"""Start `dagster dev` (UI + daemon) on a free 127.0.0.1 port, and stop it by its process group."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class DevServer:
+    url: str
+    lake_dir: Path
+    dagster_home: Path
+    log_path: Path
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def dagster_dev(
+    lake_dir: Path, dagster_home: Path, extra_env: dict | None = None
+) -> Iterator[DevServer]:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "ANALYTICS_LAKE_DIR": str(lake_dir),
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_PORT": str(port),
+        **(extra_env or {}),
+    }
+    log_path = dagster_home / "dagster-dev.log"
+    dagster = Path(sys.executable).parent / "dagster"
+    with open(log_path, "wb") as log:
+        # A new session: `dagster dev` ignores SIGTERM from a non-interactive parent otherwise,
+        # and the group lets us stop its webserver, daemon and code servers together.
+        process = subprocess.Popen(
+            [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = DevServer(f"http://127.0.0.1:{port}", lake_dir, dagster_home, log_path)
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_until_up(server: DevServer, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited early:\n{server.log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/server_info", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"dagster dev not up after {STARTUP_TIMEOUT}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -1,0 +1,220 @@
+"""Staging: landing files to staged/ by event date, rejects to quarantine/, then archive/."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from analytics_pipeline.datasets import dataset
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.staging import StageReport, stage_landing_files
+from analytics_pipeline_tests.lake_helpers import drop, landing_files, ndjson, quarantine_lines
+
+NOW = datetime(2024, 6, 1, 12)
+START = date(2020, 1, 1)
+IOT = dataset("iot_sensor_data")
+PRODUCTS = dataset("products")
+
+
+def reading(deviceid: int, when: str, temperature: int = 20) -> dict[str, Any]:
+    return {
+        "deviceid": str(deviceid),
+        "datetime": when,
+        "temperature": str(temperature),
+        "humidity": "50",
+        "winddirection": "180",
+        "windintensity": "3",
+        "rainheight": "0",
+    }
+
+
+def stage(
+    store: LocalLakeStore, dataset_name: str, keys: list[str], max_file_bytes: int = 1 << 20
+) -> StageReport:
+    return stage_landing_files(
+        store, dataset(dataset_name), keys, start=START, now=NOW, max_file_bytes=max_file_bytes
+    )
+
+
+def staged_days(lake_dir: Path, dataset_name: str) -> dict[str, int]:
+    base = lake_dir / "staged" / dataset_name
+    return {
+        day.name: sum(pq.read_metadata(f).num_rows for f in day.glob("*.parquet"))
+        for day in sorted(base.iterdir())
+    }
+
+
+def test_records_are_routed_by_event_date_not_arrival(lake_dir: Path, store: LocalLakeStore):
+    rows = [
+        reading(1, "2024-05-01 10:00:00"),
+        reading(2, "2024-05-01 11:00:00"),
+        reading(1, "2023-12-31 23:59:59"),
+        reading(1, "2024-05-30 00:00:00"),
+    ]
+    drop(lake_dir, "iot_sensor_data", "batch.ndjson", ndjson(rows))
+
+    report = stage(store, "iot_sensor_data", ["batch.ndjson"])
+
+    assert staged_days(lake_dir, "iot_sensor_data") == {
+        "dt=2023-12-31": 1,
+        "dt=2024-05-01": 2,
+        "dt=2024-05-30": 1,
+    }
+    assert dict(report.staged_rows_by_dt) == {"2023-12-31": 1, "2024-05-01": 2, "2024-05-30": 1}
+
+
+def test_staged_rows_carry_their_source_key_version_and_line(lake_dir: Path, store: LocalLakeStore):
+    drop(lake_dir, "iot_sensor_data", "a.ndjson", ndjson([reading(7, "2024-05-01 10:00:00")]))
+
+    report = stage(store, "iot_sensor_data", ["a.ndjson"])
+
+    table = pq.read_table(lake_dir / report.staged_paths[0])
+    row = table.to_pylist()[0]
+    assert (row["_source_key"], row["_source_line"]) == ("a.ndjson", 1)
+    assert row["_source_version"] == report.files[0].version
+    assert row["deviceid"] == 7
+
+
+def test_quarantine_has_one_line_per_reject_in_the_design_format(
+    lake_dir: Path, store: LocalLakeStore
+):
+    content = (
+        json.dumps(reading(1, "2024-05-01 10:00:00"))
+        + "\n{not json\n"
+        + json.dumps(reading(1, "2024-02-30 10:00:00"))
+        + "\n"
+    )
+    drop(lake_dir, "iot_sensor_data", "mixed.ndjson", content)
+
+    report = stage(store, "iot_sensor_data", ["mixed.ndjson"])
+
+    lines = quarantine_lines(lake_dir, "iot_sensor_data")
+    assert [set(line) for line in lines] == [{"source_key", "line", "reason", "raw"}] * 2
+    assert [(q["source_key"], q["line"], q["raw"]) for q in lines] == [
+        ("mixed.ndjson", 2, "{not json"),
+        ("mixed.ndjson", 3, json.dumps(reading(1, "2024-02-30 10:00:00"))),
+    ]
+    assert lines[0]["reason"].startswith("malformed JSON at line 2")
+    assert lines[1]["reason"] == "invalid timestamp '2024-02-30 10:00:00' in field datetime"
+    assert (report.staged, report.rejected) == (1, 2)
+
+
+def test_an_unparseable_file_is_quarantined_whole_as_one_line(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "p1.json", "this is not json")
+
+    stage(store, "products", ["p1.json"])
+
+    [line] = quarantine_lines(lake_dir, "products")
+    assert (line["source_key"], line["line"], line["raw"]) == ("p1.json", None, "this is not json")
+    assert line["reason"].startswith("malformed JSON: ")
+    assert not (lake_dir / "staged" / "products").exists()
+
+
+def test_landing_file_is_moved_to_archive_under_its_original_key(
+    lake_dir: Path, store: LocalLakeStore
+):
+    content = json.dumps({"id": 1, "date": "2024-05-01", "product": "A"})
+    drop(lake_dir, "products", "a/b/c.json", content)
+
+    stage(store, "products", ["a/b/c.json"])
+
+    assert (lake_dir / "archive" / "products" / "a" / "b" / "c.json").read_text() == content
+    assert landing_files(lake_dir, "products") == []
+
+
+def test_emptied_landing_subdirectories_are_pruned(lake_dir: Path, store: LocalLakeStore):
+    content = json.dumps({"id": 1, "date": "2024-05-01", "product": "A"})
+    drop(lake_dir, "products", "a/b/c.json", content)
+    drop(lake_dir, "products", "a/keep.json", content.replace('"id": 1', '"id": 2'))
+
+    stage(store, "products", ["a/b/c.json"])
+
+    assert not (lake_dir / "landing" / "products" / "a" / "b").exists()
+    assert landing_files(lake_dir, "products") == ["a/keep.json"]
+    stage(store, "products", ["a/keep.json"])
+    assert not (lake_dir / "landing" / "products" / "a").exists()
+    assert (lake_dir / "landing" / "products").is_dir()
+
+
+def test_a_file_gone_before_it_is_read_is_reported_gone_not_an_error(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "here.json", '{"id": 1, "date": "2024-05-01", "product": "A"}')
+
+    report = stage(store, "products", ["here.json", "gone.json"])
+
+    outcomes = {f.key: f for f in report.files}
+    assert outcomes["gone.json"].gone
+    assert outcomes["gone.json"].records == 0
+    assert not outcomes["here.json"].gone
+    assert report.staged == 1
+    assert quarantine_lines(lake_dir, "products") == []
+
+
+def test_a_file_over_the_size_limit_is_quarantined_whole_and_archived(
+    lake_dir: Path, store: LocalLakeStore
+):
+    content = ndjson([reading(i, "2024-05-01 10:00:00") for i in range(100)])
+    drop(lake_dir, "iot_sensor_data", "big.ndjson", content)
+
+    report = stage(store, "iot_sensor_data", ["big.ndjson"], max_file_bytes=2000)
+
+    lines = quarantine_lines(lake_dir, "iot_sensor_data")
+    assert len(lines) == 1
+    assert lines[0]["line"] is None
+    assert lines[0]["reason"] == "file is larger than the limit of 2000 bytes"
+    assert lines[0]["raw"] == content[:1024]
+    assert report.staged == 0
+    assert not (lake_dir / "staged" / "iot_sensor_data").exists()
+    # Nothing lost: every byte is kept in the archive.
+    assert (lake_dir / "archive" / "iot_sensor_data" / "big.ndjson").read_text() == content
+    assert landing_files(lake_dir, "iot_sensor_data") == []
+
+
+def test_a_file_exactly_at_the_size_limit_is_staged(lake_dir: Path, store: LocalLakeStore):
+    content = ndjson([reading(1, "2024-05-01 10:00:00")])
+    drop(lake_dir, "iot_sensor_data", "edge.ndjson", content)
+
+    report = stage(store, "iot_sensor_data", ["edge.ndjson"], max_file_bytes=len(content))
+
+    assert (report.staged, report.rejected) == (1, 0)
+
+
+def test_every_record_of_a_mixed_file_ends_in_exactly_one_place(
+    lake_dir: Path, store: LocalLakeStore
+):
+    lines = [
+        json.dumps(reading(1, "2024-05-01 10:00:00")),
+        "",
+        "[1, 2]",
+        json.dumps(reading(2, "2024-05-02 10:00:00")),
+        "   ",
+        json.dumps(reading(3, "2019-12-31 10:00:00")),  # before the partition start
+        json.dumps(reading(4, "2024-06-05 10:00:00")),  # too far in the future
+        '{"deviceid": "x"',
+        json.dumps({**reading(5, "2024-05-03 10:00:00"), "temperature": "hot"}),
+        json.dumps(reading(6, "2024-05-03 10:00:00")),
+    ]
+    drop(lake_dir, "iot_sensor_data", "mixed.ndjson", "\r\n".join(lines) + "\r\n")
+
+    report = stage(store, "iot_sensor_data", ["mixed.ndjson"])
+
+    non_blank = [line for line in lines if line.strip()]
+    staged = sum(staged_days(lake_dir, "iot_sensor_data").values())
+    quarantined = quarantine_lines(lake_dir, "iot_sensor_data")
+    assert staged + len(quarantined) == len(non_blank) == report.records
+    assert staged == 3
+    staged_lines = set()
+    for path in report.staged_paths:
+        staged_lines |= set(pq.read_table(lake_dir / path)["_source_line"].to_pylist())
+    quarantined_lines = {q["line"] for q in quarantined}
+    assert staged_lines.isdisjoint(quarantined_lines)
+    assert staged_lines | quarantined_lines == {
+        number for number, line in enumerate(lines, start=1) if line.strip()
+    }

@@ -1,0 +1,144 @@
+"""The local object store: keys that stay inside the lake, atomic writes, landing listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analytics_pipeline.resources.store import (
+    LandingObjectGone,
+    LocalLakeStore,
+    UnsafePathError,
+    safe_relative,
+)
+from analytics_pipeline_tests.lake_helpers import drop
+
+
+@pytest.mark.parametrize(
+    "path", ["../x", "/abs", "a/../b", "", "a//b", "a/\x00/b", "nul\x00", ".", "a/./b", "/"]
+)
+def test_safe_relative_rejects_paths_that_could_leave_the_lake(path: str):
+    with pytest.raises(UnsafePathError, match="unsafe key or path"):
+        safe_relative(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "parts"),
+    [("a", ("a",)), ("a/b/c.json", ("a", "b", "c.json")), ("staged/x/", ("staged", "x"))],
+)
+def test_safe_relative_accepts_plain_relative_paths(path: str, parts: tuple[str, ...]):
+    assert safe_relative(path).parts == parts
+
+
+def test_store_refuses_to_read_outside_the_lake(tmp_path: Path, store: LocalLakeStore):
+    (tmp_path / "secret").write_text("s")
+    with pytest.raises(UnsafePathError):
+        store.read_bytes("../secret")
+    with pytest.raises(UnsafePathError):
+        store.read_landing("products", "../../../secret", 100)
+
+
+def test_write_bytes_replaces_the_object_and_leaves_no_temp_file(
+    lake_dir: Path, store: LocalLakeStore
+):
+    store.write_bytes("staged/x/a.bin", b"old")
+    store.write_bytes("staged/x/a.bin", b"new")
+
+    assert store.read_bytes("staged/x/a.bin") == b"new"
+    assert [p.name for p in (lake_dir / "staged" / "x").iterdir()] == ["a.bin"]
+
+
+def test_a_failed_write_keeps_the_old_object_and_removes_its_temp_file(
+    lake_dir: Path, store: LocalLakeStore, monkeypatch: pytest.MonkeyPatch
+):
+    store.write_bytes("staged/x/a.bin", b"old")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("analytics_pipeline.resources.store.os.fsync", disk_full)
+    with pytest.raises(OSError):
+        store.write_bytes("staged/x/a.bin", b"new content")
+    monkeypatch.undo()
+
+    assert store.read_bytes("staged/x/a.bin") == b"old"
+    assert [p.name for p in (lake_dir / "staged" / "x").iterdir()] == ["a.bin"]
+
+
+def test_list_files_never_lists_a_temp_dot_file(lake_dir: Path, store: LocalLakeStore):
+    store.write_bytes("parquet/t/dt=2024-05-01/v1/part-00000.snappy.parquet", b"x")
+    half = lake_dir / "parquet" / "t" / "dt=2024-05-01" / "v2" / ".part-00000.snappy.parquet.abc"
+    half.parent.mkdir(parents=True)
+    half.write_bytes(b"half")
+
+    assert store.list_files("parquet/t/") == [
+        "parquet/t/dt=2024-05-01/v1/part-00000.snappy.parquet"
+    ]
+    assert store.list_files("parquet/missing/") == []
+
+
+def test_list_landing_lists_nested_keys_and_ignores_dot_files(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "1.json", "{}")
+    drop(lake_dir, "products", "2024/05/01/2.json", "{}")
+    drop(lake_dir, "products", ".3.json.uploading", "{}")
+    drop(lake_dir, "products", "2024/.partial/4.json", "{}")
+    drop(lake_dir, "iot_sensor_data", "other.ndjson", "{}")
+
+    listed = {obj.key: obj for obj in store.list_landing("products")}
+
+    assert sorted(listed) == ["1.json", "2024/05/01/2.json"]
+    assert listed["1.json"].size == 2
+    assert listed["1.json"].dataset == "products"
+
+
+def test_list_landing_of_a_dataset_with_no_landing_dir_is_empty(store: LocalLakeStore):
+    assert list(store.list_landing("never_seen")) == []
+
+
+def test_a_landing_signature_changes_with_the_content_size(lake_dir: Path, store: LocalLakeStore):
+    drop(lake_dir, "products", "1.json", "{}")
+    [before] = store.list_landing("products")
+    drop(lake_dir, "products", "1.json", '{"id": 1}')
+    [after] = store.list_landing("products")
+
+    assert before.signature != after.signature
+
+
+def test_read_landing_returns_a_content_version_and_at_most_max_plus_one_bytes(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "a.json", b"0123456789")
+    drop(lake_dir, "products", "b.json", b"0123456789")
+
+    data, version = store.read_landing("products", "a.json", 4)
+    _, same = store.read_landing("products", "b.json", 100)
+    _, whole = store.read_landing("products", "a.json", 100)
+
+    assert data == b"01234"
+    assert whole == same  # the version is the content's, not the key's
+    assert whole != version
+
+
+def test_landing_calls_on_a_vanished_file_raise_landing_object_gone(store: LocalLakeStore):
+    with pytest.raises(LandingObjectGone):
+        store.read_landing("products", "gone.json", 100)
+    with pytest.raises(LandingObjectGone):
+        store.landing_size("products", "gone.json")
+    with pytest.raises(LandingObjectGone):
+        store.archive_landing("products", "gone.json")
+
+
+def test_archive_landing_keeps_the_key_path_and_prunes_only_emptied_directories(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "a/b/c.json", "c")
+    drop(lake_dir, "products", "a/d.json", "d")
+
+    store.archive_landing("products", "a/b/c.json")
+
+    assert (lake_dir / "archive" / "products" / "a" / "b" / "c.json").read_text() == "c"
+    assert not (lake_dir / "landing" / "products" / "a" / "b").exists()
+    assert (lake_dir / "landing" / "products" / "a" / "d.json").exists()
