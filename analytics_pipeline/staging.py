@@ -125,7 +125,7 @@ def stage_landing_files(
     # Only now is every record of every read file durably placed.
     for outcome in read:
         try:
-            store.archive_landing(spec.name, outcome.key)
+            store.archive_landing(spec.name, outcome.key, outcome.version)
         except LandingObjectGone:
             outcome.gone = True
     return report

@@ -142,3 +142,20 @@ def test_archive_landing_keeps_the_key_path_and_prunes_only_emptied_directories(
     assert (lake_dir / "archive" / "products" / "a" / "b" / "c.json").read_text() == "c"
     assert not (lake_dir / "landing" / "products" / "a" / "b").exists()
     assert (lake_dir / "landing" / "products" / "a" / "d.json").exists()
+
+
+def test_a_redelivered_key_with_new_content_never_overwrites_the_archived_original(
+    lake_dir: Path, store: LocalLakeStore
+) -> None:
+    drop(lake_dir, "products", "1.json", "first")
+    _, first_version = store.read_landing("products", "1.json", 100)
+    assert store.archive_landing("products", "1.json", first_version) == "archive/products/1.json"
+    drop(lake_dir, "products", "1.json", "second")
+    _, second_version = store.read_landing("products", "1.json", 100)
+    archived = store.archive_landing("products", "1.json", second_version)
+    assert archived == f"archive/products/1.json~{second_version[:16]}"
+    assert (lake_dir / "archive/products/1.json").read_text() == "first"
+    assert (lake_dir / archived).read_text() == "second"
+    # The same content again simply replaces its identical copy.
+    drop(lake_dir, "products", "1.json", "first")
+    assert store.archive_landing("products", "1.json", first_version) == "archive/products/1.json"

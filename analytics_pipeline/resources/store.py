@@ -103,15 +103,25 @@ class LocalLakeStore(dg.ConfigurableResource):
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
 
-    def archive_landing(self, dataset: str, key: str) -> None:
+    def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
+        """Move the file to archive/<dataset>/<key>; returns the archive path used.
+
+        A different earlier delivery of the same key already archived keeps its bytes: this
+        one goes beside it as <key>~<version>, so no original is ever overwritten.
+        """
         source = self._path(f"landing/{dataset}/{key}")
-        target = self._path(f"archive/{dataset}/{key}")
+        archive_path = f"archive/{dataset}/{key}"
+        target = self._path(archive_path)
+        if version and target.exists() and _md5(target) != version:
+            archive_path = f"{archive_path}~{version[:16]}"
+            target = self._path(archive_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(source, target)
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         _prune_empty_dirs(source.parent, self._path(f"landing/{dataset}"))
+        return archive_path
 
     # lake objects
 
@@ -153,6 +163,14 @@ class LocalLakeStore(dg.ConfigurableResource):
     def location(self, path: str) -> str:
         """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
         return str(self._path(path))
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _prune_empty_dirs(directory: Path, stop: Path) -> None:
