@@ -39,7 +39,9 @@ def read_staged_day(store: LocalLakeStore, spec: DatasetSpec, dt: str) -> tuple[
     return (pa.concat_tables(tables) if tables else schema.empty_table()), len(paths)
 
 
-def compact_day(store: LocalLakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> CompactedDay:
+def compact_day(
+    store: LocalLakeStore, spec: DatasetSpec, table: TableSpec, dt: str
+) -> CompactedDay:
     """Deduplicate by source record, keep the table's rows and columns, order deterministically."""
     staged, files = read_staged_day(store, spec, dt)
     con = duckdb.connect()

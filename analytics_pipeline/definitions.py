@@ -36,10 +36,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     assets: list = []
     jobs: list = []
     sensors: list = []
+    checks: list = []
     for spec in DATASETS:
         dataset_defs = build_dataset_definitions(spec, daily, settings)
         assets += dataset_defs.assets
         jobs.append(dataset_defs.ingest_job)
+        checks += dataset_defs.checks
         sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
     assets += [build_analytics_asset(spec, daily) for spec in ANALYTICS]
     refresh_job = analytics_job()
@@ -60,6 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         )
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=[*jobs, refresh_job],
         sensors=sensors,
         schedules=[build_analytics_schedule(refresh_job)],

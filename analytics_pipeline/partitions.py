@@ -11,8 +11,8 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,8 +77,9 @@ def write_partition(store: LocalLakeStore, table: str, dt: str, data: pa.Table) 
     if existing:
         newest = existing[-1]
         if _stored_digest(store, newest) == digest:
-            return WrittenPartition(newest, data.num_rows, len(store.read_bytes(newest)), digest,
-                                    unchanged=True)
+            return WrittenPartition(
+                newest, data.num_rows, len(store.read_bytes(newest)), digest, unchanged=True
+            )
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     path = f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
     payload = parquet_bytes(data, metadata={DIGEST_KEY.decode(): digest})

@@ -10,13 +10,17 @@ import argparse
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50
+# Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass
@@ -41,8 +45,11 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
     summary = ProcessSummary()
     # A first evaluation sets the baseline, so only what changes from here on is rebuilt.
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
+    # whose run failed stays in landing, and must not be requested again every round.
+    sensor_cursors: dict[str, str | None] = {}
     for _ in range(MAX_ROUNDS):
-        requested = _run_landing_sensors(defs, instance, summary)
+        requested = _run_landing_sensors(defs, instance, summary, sensor_cursors)
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         cursor = result.cursor
         requests = _requested_runs(defs, result)
@@ -54,19 +61,29 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
 
 
 def _run_landing_sensors(
-    defs: dg.Definitions, instance: dg.DagsterInstance, summary: ProcessSummary
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    summary: ProcessSummary,
+    cursors: dict[str, str | None],
 ) -> int:
     requested = 0
     for spec in DATASETS:
-        sensor = defs.resolve_sensor_def(f"{spec.name}_landing_sensor")
+        name = f"{spec.name}_landing_sensor"
+        sensor = defs.resolve_sensor_def(name)
         context = dg.build_sensor_context(
-            instance=instance, definitions=defs, resources=dict(defs.resources or {})
+            instance=instance,
+            cursor=cursors.get(name),
+            definitions=defs,
+            resources=dict(defs.resources or {}),
         )
         evaluation = sensor.evaluate_tick(context)
+        cursors[name] = evaluation.cursor
         for request in evaluation.run_requests or []:
-            job = defs.resolve_job_def(sensor.job_name)
+            job = defs.resolve_job_def(request.job_name or sensor.job.name)
             result = job.execute_in_process(
-                run_config=request.run_config, instance=instance, tags=request.tags,
+                run_config={**request.run_config, **QUIET_LOGGING},
+                instance=instance,
+                tags=request.tags,
                 raise_on_error=False,
             )
             summary.ingest_runs += 1
@@ -98,6 +115,7 @@ def _execute_asset_request(
         instance=instance,
         asset_selection=asset_keys,
         partition_key=partition_key,
+        run_config=QUIET_LOGGING,
         tags={"dagster/from_automation_condition": "true", "triggered_by": "make process"},
         raise_on_error=False,
     )
@@ -109,13 +127,17 @@ def _record(result: dg.ExecuteInProcessResult, summary: ProcessSummary) -> None:
     if not result.success:
         summary.failed_runs.append(f"{result.run_id} ({result.dagster_run.job_name})")
     for event in result.get_asset_materialization_events():
-        summary.materialized[event.asset_key.to_user_string()] += 1
+        if event.asset_key is not None:
+            summary.materialized[event.asset_key.to_user_string()] += 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    from analytics_pipeline.definitions import defs
+    # Everything in landing/ now is taken: the settle time is for files arriving while the
+    # daemon watches, and would make a `make process` right after a copy do nothing.
+    settings = replace(Settings.from_env(), landing_settle_seconds=0)
+    defs = build_definitions(settings)
 
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:

@@ -5,7 +5,6 @@ requested, so a tick requests each arrival once. A file still in landing long af
 run was requested (the run failed or was lost) is requested again; staging is idempotent.
 """
 
-
 import hashlib
 import json
 import time
@@ -63,7 +62,9 @@ def ingest_run_request(spec: DatasetSpec, batch: list[LandingObject], now: float
     signatures = "\n".join(sorted(o.signature for o in batch)) + f"\n{now}"
     return dg.RunRequest(
         run_key=f"{spec.name}-{hashlib.sha256(signatures.encode()).hexdigest()[:24]}",
-        run_config={"ops": {stage_op_name(spec.name): {"config": {"keys": [o.key for o in batch]}}}},
+        run_config={
+            "ops": {stage_op_name(spec.name): {"config": {"keys": [o.key for o in batch]}}}
+        },
         tags={"dataset": spec.name, "landing_files": str(len(batch))},
     )
 

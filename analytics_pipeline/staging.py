@@ -1,4 +1,4 @@
-"""Stage landing files: typed records to staged/ by event date, rejects to quarantine/, then archive.
+"""Stage landing files: records to staged/ by event date, rejects to quarantine/, then archive.
 
 The order is the guarantee: a landing file is archived only after every one of its records
 is durably in staged/ or quarantine/. Staged rows carry their source (key, content version,
@@ -65,8 +65,11 @@ class StageReport:
 def staged_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema(
         [(f.name, ARROW_TYPES[f.athena_type]) for f in spec.fields]
-        + [("_source_key", pa.string()), ("_source_version", pa.string()),
-           ("_source_line", pa.int32())]
+        + [
+            ("_source_key", pa.string()),
+            ("_source_version", pa.string()),
+            ("_source_line", pa.int32()),
+        ]
     )
 
 
@@ -137,8 +140,9 @@ def _parse(
     if len(data) > max_file_bytes:
         parsed = ParsedFile(key)
         reason = f"file is larger than the limit of {max_file_bytes} bytes"
-        parsed.rejections.append(Rejection(key, None, reason, data[:1024].decode(
-            "utf-8", errors="replace")))
+        parsed.rejections.append(
+            Rejection(key, None, reason, data[:1024].decode("utf-8", errors="replace"))
+        )
         return parsed
     return parse_landing_file(spec, key, data, start=start, now=now)
 
@@ -177,8 +181,9 @@ def parquet_bytes(table: pa.Table, metadata: dict[str, str] | None = None) -> by
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy", coerce_timestamps="ms",
-                   allow_truncated_timestamps=False)
+    pq.write_table(
+        table, sink, compression="snappy", coerce_timestamps="ms", allow_truncated_timestamps=False
+    )
     return sink.getvalue()
 
 

@@ -1,6 +1,5 @@
 """Daily analytics tables: Athena-dialect SQL files, run by the query engine, stored as tables."""
 
-
 from dataclasses import dataclass
 from importlib import resources
 
@@ -41,37 +40,64 @@ class AnalyticsSpec:
 
 ANALYTICS: tuple[AnalyticsSpec, ...] = (
     AnalyticsSpec("daily_product_counts", ("products",), "Products sold per product per day."),
-    AnalyticsSpec("iot_daily_device_stats", ("iot_sensor_data",),
-                  "Daily min/avg/max of each measure per IoT device."),
-    AnalyticsSpec("daily_user_events", ("sign_up_events", "sign_in_events"),
-                  "Daily sign-ups and sign-ins with unique users."),
-    AnalyticsSpec("web_request_stats", ("web_requests",),
-                  "Unique sessions, requests per session and products per request, "
-                  "by client, reseller and user."),
+    AnalyticsSpec(
+        "iot_daily_device_stats",
+        ("iot_sensor_data",),
+        "Daily min/avg/max of each measure per IoT device.",
+    ),
+    AnalyticsSpec(
+        "daily_user_events",
+        ("sign_up_events", "sign_in_events"),
+        "Daily sign-ups and sign-ins with unique users.",
+    ),
+    AnalyticsSpec(
+        "web_request_stats",
+        ("web_requests",),
+        "Unique sessions, requests per session and products per request, "
+        "by client, reseller and user.",
+    ),
 )
 
 
 def athena_typed(table: pa.Table) -> tuple[pa.Table, tuple[tuple[str, str], ...]]:
     """Cast engine output to the types Athena tables use, and name those types."""
-    fields, columns = [], []
-    for f in table.schema:
-        kind = f.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-            target, athena = pa.string(), "string"
-        elif pa.types.is_timestamp(kind):
-            target, athena = pa.timestamp("ms"), "timestamp"
-        elif pa.types.is_decimal(kind) or pa.types.is_floating(kind):
-            target, athena = pa.float64(), "double"
-        elif pa.types.is_integer(kind) and kind.bit_width > 32 or kind in (pa.uint32(),):
-            target, athena = pa.int64(), "bigint"
-        else:
-            match = next((a for t, a in _ATHENA_TYPES if t == kind), None)
-            if match is None:
-                raise TypeError(f"column {f.name}: no Athena type for {kind}")
-            target, athena = kind, match
+    arrays, fields, columns = [], [], []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        target, athena = _athena_type(f)
+        # Athena keeps milliseconds: truncating finer timestamps is the intent, not data loss.
+        safe = not pa.types.is_timestamp(f.type)
+        arrays.append(column.cast(target, safe=safe))
         fields.append(pa.field(f.name, target))
         columns.append((f.name, athena))
-    return table.cast(pa.schema(fields)), tuple(columns)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), tuple(columns)
+
+
+def _athena_type(f: pa.Field) -> tuple[pa.DataType, str]:
+    kind = f.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string(), "string"
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("ms"), "timestamp"
+    if pa.types.is_date(kind):
+        return pa.date32(), "date"
+    # DuckDB returns sum() and count_if() of integers as HUGEINT (decimal(38,0)); Athena
+    # returns bigint for both, so an integral decimal is a bigint here too.
+    if pa.types.is_decimal(kind) and kind.scale == 0:
+        return pa.int64(), "bigint"
+    if pa.types.is_decimal(kind) or pa.types.is_floating(kind):
+        return pa.float64(), "double"
+    if pa.types.is_integer(kind):
+        # The narrowest Athena integer that holds every value of the type (Athena has no
+        # unsigned types; DuckDB's TINYINT has no column type in the local catalog).
+        bits = kind.bit_width * (2 if pa.types.is_unsigned_integer(kind) else 1)
+        for width, target, athena in ((16, pa.int16(), "smallint"), (32, pa.int32(), "int")):
+            if bits <= width:
+                return target, athena
+        return pa.int64(), "bigint"
+    match = next((a for t, a in _ATHENA_TYPES if t == kind), None)
+    if match is None:
+        raise TypeError(f"column {f.name}: no Athena type for {kind}")
+    return kind, match
 
 
 def build_analytics_asset(
@@ -124,9 +150,7 @@ def build_analytics_asset(
 def _preview(data: pa.Table) -> dg.MetadataValue:
     head = data.slice(0, PREVIEW_ROWS)
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in head.schema])
-    records = [
-        dg.TableRecord({k: _plain(v) for k, v in row.items()}) for row in head.to_pylist()
-    ]
+    records = [dg.TableRecord({k: _plain(v) for k, v in row.items()}) for row in head.to_pylist()]
     return dg.MetadataValue.table(records=records, schema=schema)
 
 

@@ -39,9 +39,11 @@ def rebuild_on_upstream_update() -> dg.AutomationCondition:
     """Rebuild any day whose upstream day changed, old days included (late data).
 
     `eager()` only looks at the latest time window, which would drop late data on the floor.
+    `since_last_handled()`: a parent day updated by the very run that rebuilt this day does
+    not trigger a second rebuild (plain `any_deps_updated` rebuilt earlier days twice).
     """
     return (
-        dg.AutomationCondition.any_deps_updated()
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("rebuild_on_upstream_update")

@@ -16,9 +16,7 @@ APP_EVENTS = DatasetSpec(
     layout="ndjson",
     fields=(
         Field("event_type", "string", allowed=(SIGN_UP, SIGN_IN)),
-        Field(
-            "datetime", "timestamp", path=("event_timestamp",), timestamp_format=EPOCH_MILLIS
-        ),
+        Field("datetime", "timestamp", path=("event_timestamp",), timestamp_format=EPOCH_MILLIS),
         Field("session_id", "string", path=("session", "session_id")),
         Field(
             "email", "string", path=("attributes", "email"), pattern=EMAIL, null_literals=("null",)

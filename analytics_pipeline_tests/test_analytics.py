@@ -1,0 +1,163 @@
+"""Analytics SQL: Athena-dialect files that DuckDB runs locally, and the types they produce."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from importlib import resources
+
+import duckdb
+import pyarrow as pa
+import pytest
+import sqlglot
+
+from analytics_pipeline.assets.analytics import ANALYTICS, AnalyticsSpec, athena_typed
+from analytics_pipeline.assets.factory import table_def
+from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.resources.engine import athena_to_duckdb
+
+SQL_FILES = sorted(
+    p.name for p in resources.files("analytics_pipeline.sql").iterdir() if p.name.endswith(".sql")
+)
+DT = "2024-03-01"
+
+
+def test_every_sql_file_has_an_analytics_spec() -> None:
+    assert sorted(f"{spec.name}.sql" for spec in ANALYTICS) == SQL_FILES
+
+
+@pytest.mark.parametrize("spec", ANALYTICS, ids=lambda s: s.name)
+def test_sql_parses_as_athena(spec: AnalyticsSpec) -> None:
+    tree = sqlglot.parse_one(spec.sql(DT), read="athena")
+    assert isinstance(tree, sqlglot.exp.Query)
+
+
+@pytest.mark.parametrize("spec", ANALYTICS, ids=lambda s: s.name)
+def test_sql_reads_only_its_declared_tables(spec: AnalyticsSpec) -> None:
+    tree = sqlglot.parse_one(spec.sql(DT), read="athena")
+    assert {t.name for t in tree.find_all(sqlglot.exp.Table)} == set(spec.tables)
+
+
+@pytest.mark.parametrize("spec", ANALYTICS, ids=lambda s: s.name)
+def test_sql_filters_on_the_partition_day(spec: AnalyticsSpec) -> None:
+    tree = sqlglot.parse_one(spec.sql(DT), read="athena")
+    day_filters = [
+        eq for eq in tree.find_all(sqlglot.exp.EQ)
+        if eq.left.name == "dt" and eq.right.is_string and eq.right.name == DT
+    ]  # fmt: skip
+    # Every table read is pruned to the day (one filter per SELECT of a UNION).
+    assert len(day_filters) == len(list(tree.find_all(sqlglot.exp.Select)))
+
+
+@pytest.mark.parametrize("spec", ANALYTICS, ids=lambda s: s.name)
+def test_sql_transpiles_to_duckdb_that_duckdb_can_plan(spec: AnalyticsSpec) -> None:
+    duck = athena_to_duckdb(spec.sql(DT))
+    con = duckdb.connect()
+    try:
+        _create_empty_tables(con)
+        con.execute(f"EXPLAIN {duck}").fetchall()
+    finally:
+        con.close()
+
+
+def _create_empty_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for spec in DATASETS:
+        for table in spec.tables:
+            definition = table_def(spec, table)
+            columns = ", ".join(f'"{c}" {DUCKDB_TYPES[k]}' for c, k in definition.columns)
+            con.execute(f'CREATE TABLE "{table.name}" ({columns}, dt VARCHAR)')
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2024-03-01' OR '1'='1",
+        "2024-03-01'; DROP VIEW products; --",
+        "2024-02-30",
+        "20240301",
+        "",
+        "2024-03-01 ",
+    ],
+)
+def test_sql_rejects_a_partition_key_that_is_not_a_date(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid partition key"):
+        ANALYTICS[0].sql(bad)
+
+
+def test_sql_puts_the_partition_key_in_a_string_literal() -> None:
+    assert "WHERE dt = '2024-03-01'" in ANALYTICS[0].sql(DT)
+
+
+def test_athena_typed_names_athena_types() -> None:
+    table = pa.table(
+        {
+            "name": pa.array(["a"], pa.large_string()),
+            "n64": pa.array([1], pa.int64()),
+            "n32": pa.array([1], pa.int32()),
+            "n16": pa.array([1], pa.int16()),
+            "ratio": pa.array([0.5], pa.float32()),
+            "flag": pa.array([True]),
+            "day": pa.array([date(2024, 3, 1)], pa.date32()),
+            "at": pa.array([datetime(2024, 3, 1, 12)], pa.timestamp("us")),
+        }
+    )
+    typed, columns = athena_typed(table)
+    assert columns == (
+        ("name", "string"), ("n64", "bigint"), ("n32", "int"), ("n16", "smallint"),
+        ("ratio", "double"), ("flag", "boolean"), ("day", "date"), ("at", "timestamp"),
+    )  # fmt: skip
+    assert typed.schema.field("name").type == pa.string()
+    assert typed.schema.field("ratio").type == pa.float64()
+    assert typed.schema.field("at").type == pa.timestamp("ms")
+    assert typed.to_pylist() == [
+        {"name": "a", "n64": 1, "n32": 1, "n16": 1, "ratio": 0.5, "flag": True,
+         "day": date(2024, 3, 1), "at": datetime(2024, 3, 1, 12)}
+    ]  # fmt: skip
+
+
+def test_athena_typed_makes_duckdb_integer_sums_bigint() -> None:
+    # DuckDB types sum(smallint) and count_if as HUGEINT; Athena types both as bigint.
+    con = duckdb.connect()
+    try:
+        result = con.sql(
+            "SELECT sum(x::SMALLINT) AS total, count_if(x > 1) AS n, avg(x::SMALLINT) AS mean "
+            "FROM range(1, 4) AS t(x)"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    typed, columns = athena_typed(result)
+    assert columns == (("total", "bigint"), ("n", "bigint"), ("mean", "double"))
+    assert typed.to_pylist() == [{"total": 6, "n": 2, "mean": 2.0}]
+
+
+def test_athena_typed_keeps_fractional_decimals_as_double() -> None:
+    table = pa.table({"price": pa.array([1], pa.decimal128(10, 2))})
+    typed, columns = athena_typed(table)
+    assert columns == (("price", "double"),)
+    assert typed.column("price").type == pa.float64()
+
+
+def test_athena_typed_widens_unsigned_and_tiny_integers() -> None:
+    table = pa.table(
+        {
+            "tiny": pa.array([-1], pa.int8()),
+            "u8": pa.array([255], pa.uint8()),
+            "u16": pa.array([65535], pa.uint16()),
+            "u32": pa.array([2**32 - 1], pa.uint32()),
+        }
+    )
+    typed, columns = athena_typed(table)
+    assert [kind for _, kind in columns] == ["smallint", "smallint", "int", "bigint"]
+    assert typed.to_pylist() == [{"tiny": -1, "u8": 255, "u16": 65535, "u32": 2**32 - 1}]
+
+
+def test_athena_typed_truncates_timestamps_to_milliseconds() -> None:
+    table = pa.table({"at": pa.array([datetime(2024, 3, 1, 12, 0, 0, 123456)], pa.timestamp("us"))})
+    typed, _ = athena_typed(table)
+    assert typed.column("at").to_pylist() == [datetime(2024, 3, 1, 12, 0, 0, 123000)]
+
+
+def test_athena_typed_refuses_a_type_athena_tables_cannot_hold() -> None:
+    table = pa.table({"tags": pa.array([["a"]], pa.list_(pa.string()))})
+    with pytest.raises(TypeError, match="column tags: no Athena type"):
+        athena_typed(table)

@@ -1,0 +1,83 @@
+"""The landing_reconciles check: archived records = staged + quarantined, and it can fail."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from analytics_pipeline.datasets import dataset
+from analytics_pipeline.process import process_landing
+from analytics_pipeline.reconciliation import reconcile_dataset
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline_tests.lake_helpers import drop, ndjson
+
+IOT = dataset("iot_sensor_data")
+NOW = datetime(2024, 6, 1, 12)
+
+
+def _reading(minute: int) -> dict[str, str]:
+    return {
+        "deviceid": "1",
+        "datetime": f"2024-03-02 10:{minute:02d}:00",
+        "temperature": "20",
+        "humidity": "50",
+        "winddirection": "90",
+        "windintensity": "5",
+        "rainheight": "0",
+    }
+
+
+def _lake_with_one_mixed_file(lake_dir: Path, defs: dg.Definitions, instance) -> None:
+    body = ndjson([_reading(0), _reading(1)]) + "not json\n\n" + ndjson([_reading(2)])
+    drop(lake_dir, "iot_sensor_data", "gw/a.json", body)
+    assert not process_landing(defs, instance).failed_runs
+
+
+def test_each_ingest_run_reports_its_batch_reconciled(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _lake_with_one_mixed_file(lake_dir, defs, instance)
+    check = dg.AssetCheckKey(dg.AssetKey(["iot_sensor_data", "staged"]), "landing_reconciles")
+    [record] = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+    evaluation = record.event.dagster_event.event_specific_data
+    assert evaluation.passed
+    assert evaluation.metadata["landing_records"].value == 4
+    assert evaluation.metadata["staged_records"].value == 3
+    assert evaluation.metadata["quarantined_records"].value == 1
+
+
+def test_whole_dataset_check_passes_on_a_processed_lake(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance, store: LocalLakeStore
+) -> None:
+    _lake_with_one_mixed_file(lake_dir, defs, instance)
+    result = reconcile_dataset(store, IOT, start=date(2020, 1, 1), now=NOW, max_file_bytes=1 << 20)
+    assert result.passed, result.mismatches
+    assert (result.files, result.landing_records) == (1, 4)
+
+
+def test_whole_dataset_check_fails_naming_the_file_when_staged_data_is_lost(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance, store: LocalLakeStore
+) -> None:
+    _lake_with_one_mixed_file(lake_dir, defs, instance)
+    for staged in (lake_dir / "staged" / "iot_sensor_data").rglob("*.parquet"):
+        staged.unlink()
+    result = reconcile_dataset(store, IOT, start=date(2020, 1, 1), now=NOW, max_file_bytes=1 << 20)
+    assert not result.passed
+    assert result.mismatches == [
+        "iot_sensor_data/gw/a.json: 4 records, 1 placed (0 staged, 1 quarantined)"
+    ]
+
+
+def test_the_check_runs_from_dagster(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _lake_with_one_mixed_file(lake_dir, defs, instance)
+    check = dg.AssetCheckKey(dg.AssetKey(["iot_sensor_data", "staged"]), "landing_reconciles")
+    job = dg.define_asset_job("reconcile", selection=dg.AssetSelection.checks(check))
+    with_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = with_job.resolve_job_def("reconcile").execute_in_process(instance=instance)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    assert evaluation.metadata["scope"].value == "whole dataset"
