@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import validate_dt
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.store import LakeStore
 from analytics_pipeline.staging import SOURCE_COLUMNS, staged_schema
 
 
@@ -28,7 +28,7 @@ def staged_prefix(spec: DatasetSpec, dt: str) -> str:
     return f"staged/{spec.name}/dt={validate_dt(dt)}/"
 
 
-def read_staged_day(store: LocalLakeStore, spec: DatasetSpec, dt: str) -> tuple[pa.Table, int]:
+def read_staged_day(store: LakeStore, spec: DatasetSpec, dt: str) -> tuple[pa.Table, int]:
     """All staged rows of the day (in the staged schema) and how many files held them."""
     schema = staged_schema(spec)
     paths = [p for p in store.list_files(staged_prefix(spec, dt)) if p.endswith(".parquet")]
@@ -39,9 +39,7 @@ def read_staged_day(store: LocalLakeStore, spec: DatasetSpec, dt: str) -> tuple[
     return (pa.concat_tables(tables) if tables else schema.empty_table()), len(paths)
 
 
-def compact_day(
-    store: LocalLakeStore, spec: DatasetSpec, table: TableSpec, dt: str
-) -> CompactedDay:
+def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> CompactedDay:
     """Deduplicate by source record, keep the table's rows and columns, order deterministically."""
     staged, files = read_staged_day(store, spec, dt)
     con = duckdb.connect()

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.store import LakeStore
 
 if TYPE_CHECKING:
-    from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
+    from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.staging import parquet_bytes
 
 DIGEST_KEY = b"analytics_pipeline.content_sha256"
@@ -65,12 +65,12 @@ def content_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-def versions(store: LocalLakeStore, table: str, dt: str) -> list[str]:
+def versions(store: LakeStore, table: str, dt: str) -> list[str]:
     """Lake paths of the partition's version files, oldest first (version names sort by time)."""
     return [p for p in store.list_files(partition_prefix(table, dt)) if p.endswith(".parquet")]
 
 
-def write_partition(store: LocalLakeStore, table: str, dt: str, data: pa.Table) -> WrittenPartition:
+def write_partition(store: LakeStore, table: str, dt: str, data: pa.Table) -> WrittenPartition:
     """Write a new version of the day, unless the newest version already holds exactly this."""
     digest = content_digest(data)
     existing = versions(store, table, dt)
@@ -87,7 +87,7 @@ def write_partition(store: LocalLakeStore, table: str, dt: str, data: pa.Table) 
     return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
 
 
-def delete_older_versions(store: LocalLakeStore, table: str, dt: str, keep: str) -> list[str]:
+def delete_older_versions(store: LakeStore, table: str, dt: str, keep: str) -> list[str]:
     """Remove versions older than the registered one; newer ones may belong to a running write."""
     keep_version = keep.rsplit("/", 2)[-2]
     removed = []
@@ -99,7 +99,7 @@ def delete_older_versions(store: LocalLakeStore, table: str, dt: str, keep: str)
     return removed
 
 
-def _stored_digest(store: LocalLakeStore, path: str) -> str | None:
+def _stored_digest(store: LakeStore, path: str) -> str | None:
     metadata = pq.read_metadata(pa.BufferReader(store.read_bytes(path))).metadata or {}
     value = metadata.get(DIGEST_KEY)
     return value.decode() if value else None
@@ -114,7 +114,7 @@ class PublishedPartition:
 
 
 def publish_partition(
-    store: LocalLakeStore, catalog: DuckDBCatalog, table: TableDef, dt: str, path: str
+    store: LakeStore, catalog: Catalog, table: TableDef, dt: str, path: str
 ) -> PublishedPartition:
     """Repoint the table's day at `path`, then delete the versions it replaced."""
     status = catalog.ensure_table(table)

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.parsing import parse_landing_file
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.store import LakeStore
 from analytics_pipeline.staging import quarantine_path
 
 MAX_LISTED_MISMATCHES = 20
@@ -33,7 +33,7 @@ class Reconciliation:
 
 
 def reconcile_dataset(
-    store: LocalLakeStore, spec: DatasetSpec, *, start: date, now: datetime, max_file_bytes: int
+    store: LakeStore, spec: DatasetSpec, *, start: date, now: datetime, max_file_bytes: int
 ) -> Reconciliation:
     """Every archived file, re-counted, against everything in staged/ and quarantine/."""
     expected: dict[tuple[str, str], int] = {}
@@ -51,7 +51,7 @@ def reconcile_dataset(
 
 
 def reconcile_files(
-    store: LocalLakeStore,
+    store: LakeStore,
     spec: DatasetSpec,
     expected: dict[tuple[str, str], int],
     staged_paths: list[str],
@@ -74,7 +74,7 @@ def reconcile_files(
     return result
 
 
-def _staged_records_by_file(store: LocalLakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
+def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
     seen: set[tuple[str, str, int]] = set()
     for path in paths:
         table = pq.read_table(
@@ -92,7 +92,7 @@ def _staged_records_by_file(store: LocalLakeStore, paths: list[str]) -> Counter[
     return Counter((key, version) for key, version, _ in seen)
 
 
-def _quarantine_lines(store: LocalLakeStore, dataset: str, key: str, version: str) -> int:
+def _quarantine_lines(store: LakeStore, dataset: str, key: str, version: str) -> int:
     path = quarantine_path(dataset, key, version)
     if not store.exists(path):
         return 0

@@ -15,7 +15,7 @@ import dagster as dg
 
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.resources.store import LandingObject, LocalLakeStore
+from analytics_pipeline.resources.store import LakeStore, LandingObject
 from analytics_pipeline.settings import Settings
 
 RETRY_AFTER_SECONDS = 15 * 60
@@ -79,7 +79,7 @@ def build_landing_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Starts {job.name} for files arriving in landing/{spec.name}/.",
     )
-    def landing_sensor(context: dg.SensorEvaluationContext, store: LocalLakeStore):
+    def landing_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         now = time.time()
         plan = plan_landing_runs(
             store.list_landing(spec.name),

@@ -15,6 +15,42 @@ DEFAULT_PARTITIONS_START = "2020-01-01"
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """The AWS deployment's names, rendered from `terraform output` (see terraform/README.md).
+
+    Credentials and region come from the standard AWS chain; AWS_ENDPOINT_URL (read by
+    boto3 itself) points every client at an emulator such as moto's server.
+    """
+
+    landing_bucket: str
+    lake_bucket: str
+    athena_output: str
+    glue_database: str
+    athena_workgroup: str
+    landing_queue_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AwsSettings:
+        required = {
+            "landing_bucket": "ANALYTICS_LANDING_BUCKET",
+            "lake_bucket": "ANALYTICS_LAKE_BUCKET",
+            "athena_output": "ANALYTICS_ATHENA_OUTPUT",
+            "glue_database": "ANALYTICS_GLUE_DATABASE",
+            "athena_workgroup": "ANALYTICS_ATHENA_WORKGROUP",
+        }
+        missing = [name for name in required.values() if not environ.get(name)]
+        if missing:
+            raise ValueError(
+                f"ANALYTICS_PIPELINE_ENV=aws needs {', '.join(missing)} "
+                "(render them with `make aws-env` from terraform output)"
+            )
+        values = {field: environ[name] for field, name in required.items()}
+        if not values["athena_output"].startswith("s3://"):
+            raise ValueError("ANALYTICS_ATHENA_OUTPUT must be an s3:// URI")
+        return cls(**values, landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None)
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     lake_dir: Path
@@ -22,6 +58,7 @@ class Settings:
     ingest_batch_files: int
     max_landing_file_bytes: int
     landing_settle_seconds: float
+    aws: AwsSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,4 +79,5 @@ class Settings:
             ),
             # A producer may still be writing a file this young; wait before reading it.
             landing_settle_seconds=float(environ.get("ANALYTICS_LANDING_SETTLE_SECONDS", "1")),
+            aws=AwsSettings.from_env(environ) if env == "aws" else None,
         )

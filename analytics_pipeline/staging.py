@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES, DatasetSpec
 from analytics_pipeline.parsing import ParsedFile, Rejection, parse_landing_file
-from analytics_pipeline.resources.store import LandingObjectGone, LocalLakeStore
+from analytics_pipeline.resources.store import LakeStore, LandingObjectGone
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 # Bound memory on big batches: staged files are written every this many records.
@@ -84,7 +84,7 @@ def quarantine_path(dataset: str, key: str, version: str) -> str:
 
 
 def stage_landing_files(
-    store: LocalLakeStore,
+    store: LakeStore,
     spec: DatasetSpec,
     keys: list[str],
     *,
@@ -98,14 +98,13 @@ def stage_landing_files(
     read: list[FileOutcome] = []
     identities: list[str] = []
     parts = 0
-    for key in sorted(set(keys)):
+    for key, fetched in store.read_landing_many(spec.name, sorted(set(keys)), max_file_bytes):
         outcome = FileOutcome(key)
         report.files.append(outcome)
-        try:
-            data, version = store.read_landing(spec.name, key, max_file_bytes)
-        except LandingObjectGone:
+        if fetched is None:
             outcome.gone = True
             continue
+        data, version = fetched
         outcome.version = version
         identities.append(file_id(key, version))
         parsed = _parse(spec, key, data, max_file_bytes, start=start, now=now)
@@ -159,7 +158,7 @@ def _account(report: StageReport, outcome: FileOutcome, parsed: ParsedFile) -> N
 
 
 def _flush(
-    store: LocalLakeStore,
+    store: LakeStore,
     spec: DatasetSpec,
     report: StageReport,
     pending: dict[str, list[dict[str, Any]]],

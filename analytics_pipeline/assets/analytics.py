@@ -8,9 +8,9 @@ import pyarrow as pa
 
 from analytics_pipeline.assets.keys import analytics_key, rebuild_on_upstream_update, table_key
 from analytics_pipeline.partitions import publish_partition, validate_dt, write_partition
-from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
-from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.catalog import Catalog, TableDef
+from analytics_pipeline.resources.engine import QueryEngine
+from analytics_pipeline.resources.store import LakeStore
 
 PREVIEW_ROWS = 10
 
@@ -115,9 +115,9 @@ def build_analytics_asset(
     )
     def analytics_asset(
         context: dg.AssetExecutionContext,
-        store: LocalLakeStore,
-        catalog: DuckDBCatalog,
-        engine: DuckDBEngine,
+        store: LakeStore,
+        catalog: Catalog,
+        engine: QueryEngine,
     ) -> dg.MaterializeResult:
         dt = validate_dt(context.partition_key)
         sql = spec.sql(dt)

@@ -27,9 +27,9 @@ from analytics_pipeline.partitions import (
     write_partition,
 )
 from analytics_pipeline.reconciliation import Reconciliation, reconcile_dataset, reconcile_files
-from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
-from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.catalog import Catalog, TableDef
+from analytics_pipeline.resources.engine import QueryEngine
+from analytics_pipeline.resources.store import LakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline.staging import stage_landing_files
 
@@ -103,7 +103,7 @@ def _landing_reconciles_check(spec: DatasetSpec, settings: Settings) -> dg.Asset
         "exactly once. Each ingest run reports it for its batch; executing the check "
         "re-counts the whole dataset.",
     )
-    def landing_reconciles(store: LocalLakeStore) -> dg.AssetCheckResult:
+    def landing_reconciles(store: LakeStore) -> dg.AssetCheckResult:
         result = reconcile_dataset(
             store,
             spec,
@@ -121,7 +121,7 @@ def _landing_reconciles_check(spec: DatasetSpec, settings: Settings) -> dg.Asset
 def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
     def stage_op(
-        context: dg.OpExecutionContext, config: IngestConfig, store: LocalLakeStore
+        context: dg.OpExecutionContext, config: IngestConfig, store: LakeStore
     ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC).replace(tzinfo=None)
         report = stage_landing_files(
@@ -232,7 +232,7 @@ def _parquet_asset(
             ),
         ],
     )
-    def parquet_asset(context: dg.AssetExecutionContext, store: LocalLakeStore):
+    def parquet_asset(context: dg.AssetExecutionContext, store: LakeStore):
         dt = validate_dt(context.partition_key)
         day = compact_day(store, spec, table, dt)
         written = write_partition(store, table.name, dt, day.table)
@@ -311,9 +311,9 @@ def _table_asset(
     )
     def table_asset(
         context: dg.AssetExecutionContext,
-        store: LocalLakeStore,
-        catalog: DuckDBCatalog,
-        engine: DuckDBEngine,
+        store: LakeStore,
+        catalog: Catalog,
+        engine: QueryEngine,
     ):
         dt = validate_dt(context.partition_key)
         existing = versions(store, table.name, dt)
@@ -363,6 +363,6 @@ def _table_asset(
     return table_asset
 
 
-def _scalar(engine: DuckDBEngine, sql: str) -> int:
+def _scalar(engine: QueryEngine, sql: str) -> int:
     table = engine.run_query(sql).table
     return int(table.column(0)[0].as_py())

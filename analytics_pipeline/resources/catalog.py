@@ -44,7 +44,28 @@ class _State:
     partitions: dict[str, dict[str, str]]  # table -> dt -> location
 
 
-class DuckDBCatalog(dg.ConfigurableResource):
+class Catalog(dg.ConfigurableResource):
+    """What the assets need of a table catalog. Locations are the day's Parquet file."""
+
+    def ensure_table(self, table: TableDef) -> str:
+        """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
+        raise NotImplementedError
+
+    def register_partition(self, table: str, dt: str, location: str) -> str | None:
+        """Point the table's day at a new location; returns the location it replaced."""
+        raise NotImplementedError
+
+    def partition_location(self, table: str, dt: str) -> str | None:
+        raise NotImplementedError
+
+    def partitions(self, table: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def tables(self) -> list[str]:
+        raise NotImplementedError
+
+
+class DuckDBCatalog(Catalog):
     """One view per table, by the table's name, over the registered version of each day."""
 
     lake_dir: str

@@ -31,7 +31,14 @@ def athena_to_duckdb(sql: str) -> str:
     return statements[0]
 
 
-class DuckDBEngine(dg.ConfigurableResource):
+class QueryEngine(dg.ConfigurableResource):
+    """What the assets need of a query engine: run one Athena-dialect statement."""
+
+    def run_query(self, athena_sql: str) -> QueryResult:
+        raise NotImplementedError
+
+
+class DuckDBEngine(QueryEngine):
     """Runs queries against a read-only snapshot of the local catalog."""
 
     lake_dir: str

@@ -51,7 +51,57 @@ def safe_relative(path: str) -> PurePosixPath:
     return pure
 
 
-class LocalLakeStore(dg.ConfigurableResource):
+class LakeStore(dg.ConfigurableResource):
+    """What the assets need of an object store. Paths are lake-relative ('staged/x/...')."""
+
+    def ensure_layout(self) -> None:
+        raise NotImplementedError
+
+    def list_landing(self, dataset: str) -> Iterator[LandingObject]:
+        raise NotImplementedError
+
+    def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
+        """The object's bytes (at most max_bytes + 1) and its content version (md5 / ETag)."""
+        raise NotImplementedError
+
+    def read_landing_many(
+        self, dataset: str, keys: list[str], max_bytes: int
+    ) -> Iterator[tuple[str, tuple[bytes, str] | None]]:
+        """(key, (bytes, version)) in the order given; None for a key already gone.
+
+        One at a time here; a remote store overlaps the reads (many small objects are
+        dominated by round trips, not bytes).
+        """
+        for key in keys:
+            try:
+                yield key, self.read_landing(dataset, key, max_bytes)
+            except LandingObjectGone:
+                yield key, None
+
+    def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
+        raise NotImplementedError
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read_bytes(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def list_files(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix: str) -> None:
+        raise NotImplementedError
+
+    def location(self, path: str) -> str:
+        """Where a query engine or catalog finds the object (a local path or an s3:// URI)."""
+        raise NotImplementedError
+
+
+class LocalLakeStore(LakeStore):
     """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
 
     lake_dir: str
