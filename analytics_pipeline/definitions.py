@@ -43,7 +43,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs.append(dataset_defs.ingest_job)
         checks += dataset_defs.checks
         sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
-    assets += [build_analytics_asset(spec, daily) for spec in ANALYTICS]
+    assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
     refresh_job = analytics_job()
     sensors.append(
         dg.AutomationConditionSensorDefinition(

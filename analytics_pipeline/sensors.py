@@ -97,3 +97,67 @@ def build_landing_sensor(
         return [ingest_run_request(spec, batch, now) for batch in plan.batches]
 
     return landing_sensor
+
+
+def build_queue_sensor(
+    specs: list[DatasetSpec], jobs: dict[str, dg.JobDefinition], settings: Settings
+) -> dg.SensorDefinition:
+    """AWS with a queue: S3 event notifications from SQS become ingest runs.
+
+    A message is deleted only once the run that handles it exists: the tick that receives it
+    keeps its receipt handles in the cursor under the run key, and a later tick deletes them
+    when it finds that run. A message whose run never appears becomes visible again after
+    the queue's visibility timeout and is handled again (staging is idempotent).
+    """
+    from analytics_pipeline.arrivals import delete_arrivals, receive_landing_arrivals
+
+    assert settings.aws is not None and settings.aws.landing_queue_url
+    queue_url = settings.aws.landing_queue_url
+    by_name = {spec.name: spec for spec in specs}
+
+    @dg.sensor(
+        name="landing_queue_sensor",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts ingest runs for S3 ObjectCreated notifications read from SQS.",
+    )
+    def landing_queue_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
+        client = store.sqs_client()  # type: ignore[attr-defined]
+        pending: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
+        for run_key, handles in list(pending.items()):
+            if context.instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key})):
+                delete_arrivals(client, queue_url, handles)
+                del pending[run_key]
+        arrivals = receive_landing_arrivals(client, queue_url, max_messages=100)
+        for message in arrivals.poison:
+            context.log.warning(f"ignored a message that is not an S3 notification: {message}")
+        requests = []
+        now = time.time()
+        for dataset, objects in sorted(arrivals.objects.items()):
+            spec = by_name.get(dataset)
+            if spec is None:
+                context.log.warning(f"notification for unknown dataset {dataset!r}: ignored")
+                continue
+            for start in range(0, len(objects), settings.ingest_batch_files):
+                batch = objects[start : start + settings.ingest_batch_files]
+                request = ingest_run_request(spec, batch, now)
+                requests.append(
+                    dg.RunRequest(
+                        run_key=request.run_key,
+                        run_config=request.run_config,
+                        tags=request.tags,
+                        job_name=jobs[dataset].name,
+                    )
+                )
+        if requests:
+            # All of this tick's handles wait on its first run: the daemon submits a tick's
+            # requests together, so one existing run means the tick's requests were made.
+            handles = [h for h in arrivals.receipt_handles]
+            pending.setdefault(requests[0].run_key or "", []).extend(handles)
+        elif arrivals.receipt_handles:
+            delete_arrivals(client, queue_url, arrivals.receipt_handles)  # nothing to run
+        context.update_cursor(json.dumps(pending))
+        return requests or dg.SkipReason("no new S3 notifications")
+
+    return landing_queue_sensor

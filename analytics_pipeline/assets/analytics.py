@@ -6,7 +6,12 @@ from importlib import resources
 import dagster as dg
 import pyarrow as pa
 
-from analytics_pipeline.assets.keys import analytics_key, rebuild_on_upstream_update, table_key
+from analytics_pipeline.assets.keys import (
+    analytics_key,
+    engine_kind,
+    rebuild_on_upstream_update,
+    table_key,
+)
 from analytics_pipeline.partitions import publish_partition, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
@@ -101,14 +106,14 @@ def _athena_type(f: pa.Field) -> tuple[pa.DataType, str]:
 
 
 def build_analytics_asset(
-    spec: AnalyticsSpec, partitions_def: dg.PartitionsDefinition
+    spec: AnalyticsSpec, partitions_def: dg.PartitionsDefinition, env: str = "local"
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=analytics_key(spec.name),
         deps=[table_key(t) for t in spec.tables],
         partitions_def=partitions_def,
         group_name="analytics",
-        kinds={"sql", "duckdb"},
+        kinds={"sql", engine_kind(env)},
         automation_condition=rebuild_on_upstream_update(),
         description=f"{spec.description} SQL: analytics_pipeline/sql/{spec.name}.sql",
         metadata={"dagster/table_name": spec.name},

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics_pipeline.assets.keys import (
+    catalog_kind,
     ingest_job_name,
     landing_key,
     parquet_key,
@@ -75,7 +76,7 @@ def build_dataset_definitions(
     ]
     for table in spec.tables:
         assets.append(_parquet_asset(spec, table, partitions_def))
-        assets.append(_table_asset(spec, table, partitions_def))
+        assets.append(_table_asset(spec, table, partitions_def, settings.env))
     return DatasetDefinitions(
         assets, _ingest_job(spec, settings), [_landing_reconciles_check(spec, settings)]
     )
@@ -275,7 +276,7 @@ def _parquet_asset(
 
 
 def _table_asset(
-    spec: DatasetSpec, table: TableSpec, partitions_def: dg.PartitionsDefinition
+    spec: DatasetSpec, table: TableSpec, partitions_def: dg.PartitionsDefinition, env: str
 ) -> dg.AssetsDefinition:
     key = table_key(table.name)
     checks = [
@@ -299,7 +300,7 @@ def _table_asset(
         deps=[parquet_key(table.name)],
         partitions_def=partitions_def,
         group_name=spec.name,
-        kinds={"duckdb"},
+        kinds={catalog_kind(env)},
         automation_condition=rebuild_on_upstream_update(),
         description=f"The {table.name} table in the catalog, each day pointed at its newest "
         "Parquet version; older versions are deleted after the switch.",

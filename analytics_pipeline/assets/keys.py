@@ -47,3 +47,12 @@ def rebuild_on_upstream_update() -> dg.AutomationCondition:
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("rebuild_on_upstream_update")
+
+
+def catalog_kind(env: str) -> str:
+    """The UI's kind tag for where tables live in this deployment."""
+    return "glue" if env == "aws" else "duckdb"
+
+
+def engine_kind(env: str) -> str:
+    return "athena" if env == "aws" else "duckdb"
