@@ -16,6 +16,7 @@ help:
 	@echo "make dev      Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_PORT), sensors running"
 	@echo "make process  process everything in $(ANALYTICS_LAKE_DIR)/landing to completion"
 	@echo "make test     lint, type check and the whole test suite"
+	@echo "make bench    ingest/query benchmarks against a floor measured in the same run"
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -47,6 +48,9 @@ typecheck: install
 
 test: install lint typecheck
 	$(RUN) pytest -q
+
+bench: install dagster-home
+	$(RUN) python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .lake .dagster_home

@@ -66,20 +66,27 @@ def parse_landing_file(
         _add(parsed, spec, 1, obj, text, start=start, now=now)
         return parsed
     for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip(_JSON_WHITESPACE):
-            parsed.blank_lines += 1
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as err:
-            reason = f"malformed JSON at line {number}: {_json_error(err)}"
-            parsed.rejections.append(Rejection(source_key, number, reason, line))
-            continue
-        _add(parsed, spec, number, obj, line, start=start, now=now)
+        parse_ndjson_line(parsed, spec, number, line, start=start, now=now)
     if text.endswith("\n"):
         parsed.blank_lines -= 1  # the final newline ends the last line; it is not a blank line
     return parsed
+
+
+def parse_ndjson_line(
+    parsed: ParsedFile, spec: DatasetSpec, number: int, line: str, *, start: date, now: datetime
+) -> None:
+    """One NDJSON line (split on LF only) into parsed: a record, a rejection or a blank line."""
+    line = line.removesuffix("\r")
+    if not line.strip(_JSON_WHITESPACE):
+        parsed.blank_lines += 1
+        return
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as err:
+        reason = f"malformed JSON at line {number}: {_json_error(err)}"
+        parsed.rejections.append(Rejection(parsed.source_key, number, reason, line))
+        return
+    _add(parsed, spec, number, obj, line, start=start, now=now)
 
 
 def _add(

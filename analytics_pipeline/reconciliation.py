@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -75,21 +76,21 @@ def reconcile_files(
 
 
 def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
-    seen: set[tuple[str, str, int]] = set()
-    for path in paths:
-        table = pq.read_table(
-            pa.BufferReader(store.read_bytes(path)),
-            columns=["_source_key", "_source_version", "_source_line"],
-        )
-        seen.update(
-            zip(
-                table.column(0).to_pylist(),
-                table.column(1).to_pylist(),
-                table.column(2).to_pylist(),
-                strict=True,
-            )
-        )
-    return Counter((key, version) for key, version, _ in seen)
+    """Distinct staged lines per (key, version); counted in DuckDB, not a Python set of rows."""
+    columns = ["_source_key", "_source_version", "_source_line"]
+    tables = [pq.read_table(pa.BufferReader(store.read_bytes(p)), columns=columns) for p in paths]
+    if not tables:
+        return Counter()
+    con = duckdb.connect()
+    try:
+        con.register("staged", pa.concat_tables(tables))
+        rows = con.execute(
+            "SELECT _source_key, _source_version, count(DISTINCT _source_line) "
+            "FROM staged GROUP BY _source_key, _source_version"
+        ).fetchall()
+    finally:
+        con.close()
+    return Counter({(key, version): n for key, version, n in rows})
 
 
 def _quarantine_lines(store: LakeStore, dataset: str, key: str, version: str) -> int:

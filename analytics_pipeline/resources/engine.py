@@ -20,7 +20,7 @@ class QueryResult:
     executed_sql: str  # what the engine actually ran (transpiled locally)
     engine: str
     seconds: float
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, float | str] = field(default_factory=dict)
 
 
 def athena_to_duckdb(sql: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
 
@@ -105,10 +106,14 @@ class LocalLakeStore(LakeStore):
     """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
 
     lake_dir: str
+    _root: Path | None = PrivateAttr(default=None)
 
     @property
     def root(self) -> Path:
-        return Path(self.lake_dir).resolve()
+        # Resolving the path costs syscalls; with one object per file it dominated staging.
+        if self._root is None:
+            self._root = Path(self.lake_dir).resolve()
+        return self._root
 
     def ensure_layout(self) -> None:
         for area in LAKE_AREAS:

@@ -1,0 +1,398 @@
+"""The table catalog on AWS: Glue Data Catalog tables over the lake's Parquet, one partition a day.
+
+A day is rewritten under a fresh version prefix (parquet/<table>/dt=D/<version>/) and then
+repointed with UpdatePartition, so Athena readers switch versions atomically. Glue stores a
+partition's directory; the file URI the caller registered is kept in the partition's
+parameters so the Catalog interface hands back exactly what it was given.
+
+Partition projection is one switch per table (`projected_tables`). With it, Athena ignores
+every partition registered in Glue and reads `storage.location.template`, a fixed
+`.../dt=${dt}/` that cannot name a version: it would read every version under the day at
+once. So a projected table must keep a fixed, non-versioned layout (one object per day,
+replaced by a single PUT, or the files the Athena scale path writes), and registering a
+versioned location for it is refused with ProjectionLayoutError instead of silently serving
+duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import PrivateAttr
+
+from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.partitions import validate_dt, validate_identifier
+from analytics_pipeline.resources.catalog import Catalog, TableDef, _check_compatible
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+# Where the registered file URI is kept (Glue itself only knows the directory).
+LOCATION_PARAMETER = "analytics_pipeline.location"
+
+# Glue API limits (see TRAPS.md).
+CREATE_PARTITIONS_PER_CALL = 100
+UPDATE_PARTITIONS_PER_CALL = 100
+DELETE_PARTITIONS_PER_CALL = 25
+GET_PARTITIONS_PER_CALL = 1000
+MAX_EXPRESSION_CHARS = 2048
+
+
+class GlueCatalogError(RuntimeError):
+    """Glue refused a partition for a reason other than it already existing."""
+
+
+class ProjectionLayoutError(ValueError):
+    """A versioned location for a table whose partitions Athena projects from a fixed template."""
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def dt_expressions(dts: Iterable[str], limit: int = MAX_EXPRESSION_CHARS) -> list[str]:
+    """`dt IN (...)` GetPartitions expressions, as few as fit Glue's 2,048-character limit."""
+    expressions: list[str] = []
+    current: list[str] = []
+    for dt in sorted(set(dts)):
+        literal = f"'{validate_dt(dt)}'"
+        if current and len(_in_expression([*current, literal])) > limit:
+            expressions.append(_in_expression(current))
+            current = []
+        current.append(literal)
+    if current:
+        expressions.append(_in_expression(current))
+    return expressions
+
+
+def _in_expression(literals: list[str]) -> str:
+    return f"dt IN ({','.join(literals)})"
+
+
+class GlueCatalog(Catalog):
+    """Tables and daily partitions in the Glue Data Catalog, over s3://<lake_bucket>/parquet/."""
+
+    database: str
+    lake_bucket: str
+    region_name: str | None = None
+    # Tables whose days Athena projects (projection.dt.*) instead of reading Glue partitions.
+    projected_tables: list[str] = []
+    # The first day a projected table can hold (projection.dt.range start).
+    projection_start: str = "2020-01-01"
+
+    _client: Any = PrivateAttr(default=None)
+
+    def glue_client(self) -> Any:
+        if self._client is None:
+            # Adaptive retries: a backfill registers hundreds of partitions in bursts.
+            config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+            self._client = boto3.client("glue", region_name=self.region_name, config=config)
+        return self._client
+
+    # tables
+
+    def table_location(self, table: str) -> str:
+        return f"s3://{self.lake_bucket}/parquet/{validate_identifier(table)}/"
+
+    def is_projected(self, table: str) -> bool:
+        return table in self.projected_tables
+
+    def table_input(self, table: TableDef) -> dict[str, Any]:
+        """The Glue TableInput for a table of the lake: external, Parquet, partitioned by dt."""
+        name = validate_identifier(table.name)
+        for column, kind in table.columns:
+            validate_identifier(column)
+            if kind not in ARROW_TYPES:
+                raise ValueError(f"table {name}: unknown type {kind!r} for {column}")
+        parameters = {
+            "classification": "parquet",
+            "EXTERNAL": "TRUE",
+            # What Athena INSERT INTO (the scale path) writes; the in-process path writes snappy.
+            "parquet.compression": "SNAPPY",
+        }
+        if self.is_projected(name):
+            parameters.update(
+                {
+                    "projection.enabled": "true",
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": f"{validate_dt(self.projection_start)},NOW+1DAYS",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "storage.location.template": f"{self.table_location(name)}dt=${{dt}}/",
+                }
+            )
+        return {
+            "Name": name,
+            "Description": table.description,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": parameters,
+            "PartitionKeys": [
+                {"Name": "dt", "Type": "string", "Comment": "event date, YYYY-MM-DD (UTC)"}
+            ],
+            "StorageDescriptor": self._storage_descriptor(table, self.table_location(name)),
+        }
+
+    def ensure_table(self, table: TableDef) -> str:
+        """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
+        wanted = self.table_input(table)
+        glue = self.glue_client()
+        existing = self._get_table(table.name)
+        if existing is None:
+            try:
+                glue.create_table(DatabaseName=self.database, TableInput=wanted)
+            except ClientError as error:
+                if _code(error) != "EntityNotFoundException":
+                    raise
+                # Terraform owns the database; against a bare emulator, create it.
+                glue.create_database(DatabaseInput={"Name": self.database})
+                glue.create_table(DatabaseName=self.database, TableInput=wanted)
+            return "created"
+        current = TableDef(
+            existing["Name"],
+            tuple((c["Name"], c["Type"]) for c in existing["StorageDescriptor"].get("Columns", [])),
+            existing.get("Description", ""),
+        )
+        if current.columns != table.columns:
+            _check_compatible(current, table)
+        merged = self._merged_parameters(existing.get("Parameters", {}), wanted["Parameters"])
+        if (
+            current == table
+            and merged == existing.get("Parameters", {})
+            and existing["StorageDescriptor"].get("Location") == self.table_location(table.name)
+            and existing.get("PartitionKeys") == wanted["PartitionKeys"]
+        ):
+            return "unchanged"
+        glue.update_table(DatabaseName=self.database, TableInput={**wanted, "Parameters": merged})
+        return "updated"
+
+    def tables(self) -> list[str]:
+        paginator = self.glue_client().get_paginator("get_tables")
+        return sorted(
+            t["Name"]
+            for page in paginator.paginate(DatabaseName=self.database)
+            for t in page["TableList"]
+        )
+
+    # partitions
+
+    def register_partition(self, table: str, dt: str, location: str) -> str | None:
+        """Point the table's day at a new location; returns the location it replaced."""
+        directory = self._partition_directory(table, dt, location)
+        if self.is_projected(table):
+            # Athena reads the template, not Glue: there is nothing to register.
+            return None
+        glue = self.glue_client()
+        storage = self._table_storage(table)
+        partition = self._partition_input(storage, dt, directory, location)
+        existing = self._get_partition(table, dt)
+        if existing is None:
+            errors = glue.batch_create_partition(
+                DatabaseName=self.database, TableName=table, PartitionInputList=[partition]
+            ).get("Errors", [])
+            if not errors:
+                return None
+            self._raise_unless_already_exists(table, errors)
+            # Another writer created it between our read and our create: repoint it.
+            existing = self._get_partition(table, dt)
+        glue.update_partition(
+            DatabaseName=self.database,
+            TableName=table,
+            PartitionValueList=[dt],
+            PartitionInput=partition,
+        )
+        return _registered_location(existing) if existing else None
+
+    def register_partitions(self, table: str, locations: dict[str, str]) -> dict[str, str | None]:
+        """Register many days at once (a backfill); returns each day's replaced location."""
+        directories = {
+            dt: self._partition_directory(table, dt, loc) for dt, loc in locations.items()
+        }
+        previous: dict[str, str | None] = dict.fromkeys(locations)
+        if self.is_projected(table) or not locations:
+            return previous
+        glue = self.glue_client()
+        storage = self._table_storage(table)
+        inputs = {
+            dt: self._partition_input(storage, dt, directories[dt], locations[dt])
+            for dt in sorted(locations)
+        }
+        existing: list[str] = []
+        for chunk in _chunks(list(inputs), CREATE_PARTITIONS_PER_CALL):
+            errors = glue.batch_create_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                PartitionInputList=[inputs[dt] for dt in chunk],
+            ).get("Errors", [])
+            self._raise_unless_already_exists(table, errors)
+            existing += [e["PartitionValues"][0] for e in errors]
+        for chunk in _chunks(sorted(existing), GET_PARTITIONS_PER_CALL):
+            found = glue.batch_get_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                PartitionsToGet=[{"Values": [dt]} for dt in chunk],
+            )["Partitions"]
+            previous.update({p["Values"][0]: _registered_location(p) for p in found})
+        for chunk in _chunks(sorted(existing), UPDATE_PARTITIONS_PER_CALL):
+            response = glue.batch_update_partition(
+                DatabaseName=self.database,
+                TableName=table,
+                Entries=[
+                    {"PartitionValueList": [dt], "PartitionInput": inputs[dt]} for dt in chunk
+                ],
+            )
+            if response.get("Errors"):
+                failed = response["Errors"][0]
+                raise GlueCatalogError(
+                    f"table {self.database}.{table}: could not repoint "
+                    f"dt={failed['PartitionValueList'][0]}: "
+                    f"{failed['ErrorDetail'].get('ErrorMessage', failed['ErrorDetail'])}"
+                )
+        return previous
+
+    def delete_partitions(self, table: str, dts: Iterable[str]) -> None:
+        """Deregister days (their objects stay); days that are not registered are fine."""
+        glue = self.glue_client()
+        for chunk in _chunks(sorted({validate_dt(dt) for dt in dts}), DELETE_PARTITIONS_PER_CALL):
+            errors = glue.batch_delete_partition(
+                DatabaseName=self.database,
+                TableName=validate_identifier(table),
+                PartitionsToDelete=[{"Values": [dt]} for dt in chunk],
+            ).get("Errors", [])
+            real = [e for e in errors if e["ErrorDetail"]["ErrorCode"] != "EntityNotFoundException"]
+            if real:
+                raise GlueCatalogError(
+                    f"table {self.database}.{table}: could not delete dt="
+                    f"{real[0]['PartitionValues'][0]}: {real[0]['ErrorDetail']}"
+                )
+
+    def partition_location(self, table: str, dt: str) -> str | None:
+        partition = self._get_partition(validate_identifier(table), validate_dt(dt))
+        return _registered_location(partition) if partition else None
+
+    def partitions(self, table: str, dts: Iterable[str] | None = None) -> dict[str, str]:
+        """Registered days and their locations; `dts` limits the listing to those days."""
+        paginator = self.glue_client().get_paginator("get_partitions")
+        expressions: list[str | None] = [None] if dts is None else list(dt_expressions(dts))
+        found: dict[str, str] = {}
+        for expression in expressions:
+            kwargs: dict[str, Any] = {
+                "DatabaseName": self.database,
+                "TableName": validate_identifier(table),
+            }
+            if expression is not None:
+                kwargs["Expression"] = expression
+            for page in paginator.paginate(**kwargs):
+                for partition in page["Partitions"]:
+                    found[partition["Values"][0]] = _registered_location(partition)
+        return dict(sorted(found.items()))
+
+    # helpers
+
+    def _storage_descriptor(self, table: TableDef, location: str) -> dict[str, Any]:
+        return {
+            "Columns": [{"Name": c, "Type": kind} for c, kind in table.columns],
+            "Location": location,
+            "InputFormat": PARQUET_INPUT_FORMAT,
+            "OutputFormat": PARQUET_OUTPUT_FORMAT,
+            "SerdeInfo": {
+                "SerializationLibrary": PARQUET_SERDE,
+                "Parameters": {"serialization.format": "1"},
+            },
+        }
+
+    def _partition_directory(self, table: str, dt: str, location: str) -> str:
+        """The directory Glue must point at: the version folder holding the registered file."""
+        prefix = f"{self.table_location(table)}dt={validate_dt(dt)}/"
+        if not location.startswith(prefix) or ".." in location[len(prefix) :].split("/"):
+            raise ValueError(
+                f"table {table}: partition dt={dt} location {location!r} is not under {prefix}"
+            )
+        rest = location[len(prefix) :]
+        if self.is_projected(table) and "/" in rest:
+            raise ProjectionLayoutError(
+                f"table {table} uses partition projection: Athena reads every object under "
+                f"{prefix}, so a versioned location {location!r} would be read together with "
+                f"the day's other versions. Write this table's days directly under {prefix} "
+                "(one object per day, replaced in one PUT), or remove the table from "
+                "projected_tables to register versions in Glue"
+            )
+        return location if location.endswith("/") else location.rsplit("/", 1)[0] + "/"
+
+    def _partition_input(
+        self, storage: dict[str, Any], dt: str, directory: str, location: str
+    ) -> dict[str, Any]:
+        return {
+            "Values": [dt],
+            "StorageDescriptor": {**storage, "Location": directory},
+            "Parameters": {LOCATION_PARAMETER: location},
+        }
+
+    def _table_storage(self, table: str) -> dict[str, Any]:
+        existing = self._get_table(validate_identifier(table))
+        if existing is None:
+            raise KeyError(f"table {table!r} is not in Glue database {self.database}; create it")
+        storage = existing["StorageDescriptor"]
+        keys = ("Columns", "InputFormat", "OutputFormat", "SerdeInfo")
+        return {k: storage[k] for k in keys if k in storage}
+
+    def _get_table(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.glue_client().get_table(DatabaseName=self.database, Name=name)["Table"]
+        except ClientError as error:
+            if _code(error) == "EntityNotFoundException":
+                return None
+            raise
+
+    def _get_partition(self, table: str, dt: str) -> dict[str, Any] | None:
+        try:
+            return self.glue_client().get_partition(
+                DatabaseName=self.database, TableName=table, PartitionValues=[dt]
+            )["Partition"]
+        except ClientError as error:
+            if _code(error) == "EntityNotFoundException":
+                return None
+            raise
+
+    def _merged_parameters(self, current: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
+        # Keep parameters others set (Athena, Lake Formation); ours win; a projection switched
+        # off loses its projection.* and template keys, or Athena would keep projecting.
+        kept = {
+            k: v
+            for k, v in current.items()
+            if not (k.startswith("projection.") or k == "storage.location.template")
+        }
+        return {**kept, **wanted}
+
+    def _raise_unless_already_exists(self, table: str, errors: list[dict[str, Any]]) -> None:
+        for error in errors:
+            detail = error["ErrorDetail"]
+            if detail.get("ErrorCode") != "AlreadyExistsException":
+                raise GlueCatalogError(
+                    f"table {self.database}.{table}: could not create partition "
+                    f"dt={error['PartitionValues'][0]}: {detail.get('ErrorCode')}: "
+                    f"{detail.get('ErrorMessage')}"
+                )
+
+
+def _registered_location(partition: dict[str, Any]) -> str:
+    """The location as registered: the file URI we stored, else Glue's directory."""
+    stored = (partition.get("Parameters") or {}).get(LOCATION_PARAMETER)
+    return stored or partition["StorageDescriptor"]["Location"]
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+__all__ = [
+    "GlueCatalog",
+    "GlueCatalogError",
+    "ProjectionLayoutError",
+    "dt_expressions",
+]

@@ -1,0 +1,195 @@
+"""The Arrow fast path gives exactly what the row-level path gives, and uses it only for misfits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analytics_pipeline import fast_parsing
+from analytics_pipeline.datasets import dataset
+from analytics_pipeline.fast_parsing import ParsedTable, parse_landing_table, supports_fast_path
+from analytics_pipeline.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.staging import stage_landing_files, staged_schema
+from analytics_pipeline_tests.lake_helpers import drop, quarantine_lines
+
+START = date(2020, 1, 1)
+NOW = datetime(2024, 6, 1, 12)
+IOT = dataset("iot_sensor_data")
+READING = {
+    "deviceid": "7",
+    "datetime": "2024-05-01 10:00:00",
+    "temperature": "21",
+    "humidity": "50",
+    "winddirection": "180",
+    "windintensity": "3",
+    "rainheight": "0",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fast_path_for_small_files() -> Iterator[None]:
+    # Small examples must take the Arrow path too, and its retry in chunks.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", 0)
+        mp.setattr(fast_parsing, "RETRY_CHUNK_LINES", 3)
+        yield
+
+
+def fast(data: bytes) -> ParsedTable:
+    return parse_landing_table(IOT, "k.ndjson", data, start=START, now=NOW)
+
+
+def rows(data: bytes) -> ParsedFile:
+    return parse_landing_file(IOT, "k.ndjson", data, start=START, now=NOW)
+
+
+def compact(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# Values the row-level validator and Arrow's reader or casts disagree about, or nearly do.
+TRICKY_VALUES: list[Any] = [
+    7, 7.0, 7e0, True, None, [], {}, "", " 7", "7 ", "+7", "-7", "007", "\u0661\u0662",
+    "99999", "-32768", "32768", "12345678901234567890", "7.0", "1e3", "null", "n/a",
+]  # fmt: skip
+TRICKY_TIMES: list[Any] = [
+    "2024-05-01 10:00:00", "2024-02-30 10:00:00", "2024-02-29 23:59:59", "2023-02-29 00:00:00",
+    "2024-05-01 24:00:00", "2024-05-01 23:60:00", "2024-05-01 23:59:60", "2024-5-1 1:2:3",
+    "2024-05-01T10:00:00", "2024-05-01 10:00:00 ", "2019-12-31 23:59:59", "2024-06-02 23:59:59",
+    "2024-06-03 00:00:00", "0999-01-01 00:00:00", 1714557600, None,
+]  # fmt: skip
+RAW_LINES = [
+    "",
+    " ",
+    "\t",
+    "\r",
+    "null",
+    "[]",
+    "5",
+    '"s"',
+    "{",
+    "}",
+    "{}",
+    "nul",
+    "{,}",
+    compact(READING) + " " + compact(READING),
+    compact(READING) + "\r" + compact(READING),
+    compact(READING) + "x",
+    compact(READING)[:-1] + ',"deviceid":"8"}',  # duplicate key: json.loads keeps the last
+    compact(READING)[:-1] + ',"dev\\u0069ceid":"8"}',  # the same, spelt with an escape
+    compact(READING)[:-1] + ',"x":NaN}',
+    compact(READING)[:-1] + ',"x":1e999}',
+    compact(READING)[:-1] + ',"x":' + "[" * 40 + "]" * 40 + "}",
+    compact(READING)[:-1] + ',"x":"' + "{" * 600 + '"}',
+    compact(READING)[:-1] + ',"x":"\\ud800"}',
+    compact(READING)[:-1] + ',"x":"a}b"}',
+    compact(READING)[:-1] + ",}",
+    compact(READING).replace('"7"', '"\\u0037"'),
+    compact(READING).replace(":", ": \r"),
+    compact(READING).replace('"21"', '"2\x01"'),
+]
+
+
+@st.composite
+def ndjson_line(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["good", "good", "value", "time", "missing", "raw", "extra"]))
+    obj: dict[str, Any] = dict(READING)
+    obj["deviceid"] = str(draw(st.integers(-5, 2**31 + 5)))
+    if kind == "value":
+        obj[draw(st.sampled_from(sorted(READING)))] = draw(st.sampled_from(TRICKY_VALUES))
+    elif kind == "time":
+        obj["datetime"] = draw(st.sampled_from(TRICKY_TIMES))
+    elif kind == "missing":
+        del obj[draw(st.sampled_from(sorted(READING)))]
+    elif kind == "raw":
+        return draw(st.sampled_from(RAW_LINES))
+    elif kind == "extra":
+        obj[draw(st.text(max_size=3))] = draw(st.one_of(st.text(max_size=5), st.integers()))
+    pad = draw(st.sampled_from(["", " ", "\t", "\r"]))
+    spaced = draw(st.booleans())
+    return pad + (json.dumps(obj) if spaced else compact(obj)) + pad
+
+
+@st.composite
+def ndjson_file(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(ndjson_line(), min_size=1, max_size=12))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\n\n"]))
+    bom = "\ufeff" if draw(st.booleans()) else ""
+    return (bom + text).encode("utf-8", errors="surrogatepass")
+
+
+@given(ndjson_file())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_path_gives_exactly_the_row_level_records_and_rejections(data: bytes) -> None:
+    expected = rows(data)
+    got = fast(data)
+    assert got.rejections == expected.rejections
+    assert got.table.to_pylist() == expected.records
+    assert got.blank_lines == expected.blank_lines
+
+
+def test_row_level_path_parses_only_the_lines_arrow_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    row_level = fast_parsing.parse_ndjson_line
+
+    def counted(parsed: ParsedFile, spec: Any, number: int, line: str, **kw: Any) -> None:
+        calls.append(number)
+        row_level(parsed, spec, number, line, **kw)
+
+    monkeypatch.setattr(fast_parsing, "parse_ndjson_line", counted)
+    lines = [compact(READING)] * 500
+    lines[249] = compact({**READING, "temperature": "n/a"})
+    got = fast(("\n".join(lines) + "\n").encode())
+    assert calls == [250]
+    assert got.table.num_rows == 499
+    assert [r.line for r in got.rejections] == [250]
+
+
+def test_file_that_is_not_utf8_is_one_whole_file_rejection_as_row_level() -> None:
+    data = (compact(READING) + "\n").encode() * 10 + b"\xff\xfe\n"
+    got = fast(data)
+    assert got.table.num_rows == 0
+    assert got.rejections == rows(data).rejections
+    assert got.rejections[0].line is None
+
+
+def test_fast_path_applies_to_flat_ndjson_with_checkable_types_only() -> None:
+    assert supports_fast_path(IOT)
+    assert not supports_fast_path(dataset("products"))  # one object per file
+    assert not supports_fast_path(dataset("app_events"))  # nested, epoch millis
+    assert not supports_fast_path(dataset("web_requests"))  # ISO 8601 timestamps
+
+
+def test_staging_a_big_file_writes_arrow_rows_in_the_staged_schema(
+    lake_dir: Path, store: LocalLakeStore
+) -> None:
+    lines = [
+        compact({**READING, "datetime": f"2024-05-0{1 + i % 2} 10:{i % 60:02d}:00"})
+        for i in range(2000)
+    ]
+    lines[10] = compact({**READING, "humidity": "wet"})
+    drop(lake_dir, "iot_sensor_data", "big.ndjson", "\r\n".join(lines) + "\r\n")
+    report = stage_landing_files(
+        store, IOT, ["big.ndjson"], start=START, now=NOW, max_file_bytes=1 << 24
+    )
+    assert (report.records, report.staged, report.rejected) == (2000, 1999, 1)
+    assert dict(report.staged_rows_by_dt) == {"2024-05-01": 999, "2024-05-02": 1000}
+    tables = [pq.read_table(lake_dir / p) for p in report.staged_paths]
+    assert all(t.schema.remove_metadata().equals(staged_schema(IOT)) for t in tables)
+    lines_staged = sorted(n for t in tables for n in t.column("_source_line").to_pylist())
+    assert lines_staged == [n for n in range(1, 2001) if n != 11]
+    [rejected] = quarantine_lines(lake_dir, "iot_sensor_data")
+    assert rejected["line"] == 11
+    assert rejected["reason"] == "wrong type in field humidity: expected smallint, got string 'wet'"

@@ -1,0 +1,1 @@
+"""Ingest benchmarks: `make bench` (python -m benchmarks.run)."""
