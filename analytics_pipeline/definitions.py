@@ -11,7 +11,7 @@ from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.schedules import analytics_job, build_analytics_schedule
-from analytics_pipeline.sensors import build_landing_sensor
+from analytics_pipeline.sensors import build_landing_sensor, build_queue_sensor
 from analytics_pipeline.settings import Settings
 
 
@@ -31,18 +31,49 @@ def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
+def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    # Imported here so the local deployment never needs AWS configuration to load.
+    from analytics_pipeline.resources.athena_engine import AthenaEngine
+    from analytics_pipeline.resources.glue_catalog import GlueCatalog
+    from analytics_pipeline.resources.s3_store import S3LakeStore
+
+    aws = settings.aws
+    if aws is None:
+        raise ValueError("the aws deployment needs its ANALYTICS_* settings")
+    return {
+        "store": S3LakeStore(landing_bucket=aws.landing_bucket, lake_bucket=aws.lake_bucket),
+        "catalog": GlueCatalog(database=aws.glue_database, lake_bucket=aws.lake_bucket),
+        "engine": AthenaEngine(
+            database=aws.glue_database,
+            workgroup=aws.athena_workgroup,
+            output_location=aws.athena_output,
+        ),
+    }
+
+
+RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
     assets: list = []
     jobs: list = []
     sensors: list = []
     checks: list = []
+    uses_queue = bool(settings.aws and settings.aws.landing_queue_url)
     for spec in DATASETS:
         dataset_defs = build_dataset_definitions(spec, daily, settings)
         assets += dataset_defs.assets
         jobs.append(dataset_defs.ingest_job)
         checks += dataset_defs.checks
-        sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
+        if not uses_queue:
+            sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
+    if uses_queue:
+        sensors.append(
+            build_queue_sensor(
+                list(DATASETS), {job.name.removeprefix("ingest_"): job for job in jobs}, settings
+            )
+        )
     assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
     refresh_job = analytics_job()
     sensors.append(
@@ -55,18 +86,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "changes, including old days that late data touched.",
         )
     )
-    resources_by_env = {"local": local_resources}
-    if settings.env not in resources_by_env:
-        raise NotImplementedError(
-            f"ANALYTICS_PIPELINE_ENV={settings.env}: only 'local' is available in this build"
-        )
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[*jobs, refresh_job],
         sensors=sensors,
         schedules=[build_analytics_schedule(refresh_job)],
-        resources=resources_by_env[settings.env](settings),
+        resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )

@@ -124,10 +124,14 @@ def build_queue_sensor(
     )
     def landing_queue_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         client = store.sqs_client()  # type: ignore[attr-defined]
-        pending: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
-        for run_key, handles in list(pending.items()):
+        pending: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
+        for run_key, entry in list(pending.items()):
             if context.instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key})):
-                delete_arrivals(client, queue_url, handles)
+                for failure in delete_arrivals(client, queue_url, entry["handles"]):
+                    context.log.warning(f"could not delete an SQS message: {failure}")
+                del pending[run_key]
+            elif time.time() - entry["at"] > RETRY_AFTER_SECONDS:
+                # Its messages are visible again by now and are being handled afresh.
                 del pending[run_key]
         arrivals = receive_landing_arrivals(client, queue_url, max_messages=100)
         for message in arrivals.poison:
@@ -153,10 +157,10 @@ def build_queue_sensor(
         if requests:
             # All of this tick's handles wait on its first run: the daemon submits a tick's
             # requests together, so one existing run means the tick's requests were made.
-            handles = [h for h in arrivals.receipt_handles]
-            pending.setdefault(requests[0].run_key or "", []).extend(handles)
+            pending[requests[0].run_key or ""] = {"at": now, "handles": arrivals.receipt_handles}
         elif arrivals.receipt_handles:
-            delete_arrivals(client, queue_url, arrivals.receipt_handles)  # nothing to run
+            # Nothing to run (test events, unknown datasets): done with these messages.
+            delete_arrivals(client, queue_url, arrivals.receipt_handles)
         context.update_cursor(json.dumps(pending))
         return requests or dg.SkipReason("no new S3 notifications")
 

@@ -351,8 +351,9 @@ def _table_asset(
             )
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": served,
-                "dagster/partition_row_count": served,
+                "dagster/row_count": file_rows,
+                "dagster/partition_row_count": file_rows,
+                "catalog_rows": -1 if served is None else served,
                 "location": published.location,
                 "previous_location": published.previous_location or "",
                 "table_status": published.table_status,
@@ -364,6 +365,10 @@ def _table_asset(
     return table_asset
 
 
-def _scalar(engine: QueryEngine, sql: str) -> int:
+def _scalar(engine: QueryEngine, sql: str) -> int | None:
+    """The query's single value; None when the engine returned no row (the check then fails)."""
     table = engine.run_query(sql).table
-    return int(table.column(0)[0].as_py())
+    if table.num_rows == 0 or table.num_columns == 0:
+        return None
+    value = table.column(0)[0].as_py()
+    return None if value is None else int(value)
