@@ -9,7 +9,7 @@ export DAGSTER_PORT ?= 3000
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install dagster-home demo sample-data process dev test lint typecheck bench clean
+.PHONY: help install dagster-home demo sample-data process dev test lint typecheck bench clean aws-env terraform-check
 
 help:
 	@echo "make demo     sample data for every dataset -> the whole lake, headless; prints tables"
@@ -51,6 +51,12 @@ test: install lint typecheck
 
 bench: install dagster-home
 	$(RUN) python -m benchmarks.run $(BENCH_ARGS)
+
+aws-env:  # `make -s aws-env > .env.aws` after terraform apply
+	@terraform -chdir=terraform output -json | python3 scripts/terraform_env.py
+
+terraform-check:
+	bash scripts/terraform_checks.sh
 
 clean:
 	rm -rf .lake .dagster_home

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.settings import Settings
 
@@ -67,8 +66,9 @@ def _run_landing_sensors(
     cursors: dict[str, str | None],
 ) -> int:
     requested = 0
-    for spec in DATASETS:
-        name = f"{spec.name}_landing_sensor"
+    names = [s.name for s in defs.sensors or [] if s.name.endswith("landing_sensor")]
+    names += [s.name for s in defs.sensors or [] if s.name == "landing_queue_sensor"]
+    for name in names:
         sensor = defs.resolve_sensor_def(name)
         context = dg.build_sensor_context(
             instance=instance,
@@ -83,7 +83,8 @@ def _run_landing_sensors(
             result = job.execute_in_process(
                 run_config={**request.run_config, **QUIET_LOGGING},
                 instance=instance,
-                tags=request.tags,
+                # The run key tag is how the queue sensor knows the run exists.
+                tags={**request.tags, "dagster/run_key": request.run_key or ""},
                 raise_on_error=False,
             )
             summary.ingest_runs += 1

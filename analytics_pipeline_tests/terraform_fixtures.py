@@ -1,0 +1,257 @@
+"""terraform/ applied to a local moto server: the real configuration plus a provider override.
+
+`applied_terraform` (module scope) copies terraform/ into a temporary directory, adds
+`moto_override.tf` (endpoints at the moto server, fake credentials), runs init and apply,
+and yields the endpoint and `terraform output` values; it destroys everything afterwards.
+Use it from a test module with `from analytics_pipeline_tests.terraform_fixtures import
+applied_terraform  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
+from moto.server import ThreadedMotoServer
+from moto.sqs.models import Queue
+
+from analytics_pipeline.settings import PROJECT_ROOT
+
+TERRAFORM_DIR = PROJECT_ROOT / "terraform"
+TERRAFORM = shutil.which("terraform")
+PLUGIN_DIR = Path("/opt/tf-plugins")
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# terraform init/validate take seconds and apply against moto well under a minute; a moto
+# answer the provider keeps retrying would otherwise hang the suite.
+TERRAFORM_TIMEOUT_SECONDS = 300
+
+# Throwaway buckets: destroy may empty them.
+APPLY_ARGS = ("-auto-approve", "-input=false", "-no-color", "-var=force_destroy_buckets=true")
+
+requires_terraform = pytest.mark.skipif(
+    TERRAFORM is None,
+    reason="the terraform binary is not on PATH (install Terraform >= 1.5 to run these checks)",
+)
+
+# Services the configuration calls; all served by the one moto server.
+_ENDPOINT_SERVICES = ("athena", "glue", "iam", "s3", "sqs", "sts")
+
+_MOTO_OVERRIDE = """\
+# Written by the tests only: terraform merges this into providers.tf's provider block.
+provider "aws" {{
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  s3_use_path_style           = true
+  max_retries                 = 2
+
+  endpoints {{
+{endpoints}
+  }}
+}}
+"""
+
+
+def terraform_env(home: Path) -> dict[str, str]:
+    """Offline, non-interactive terraform: no update check, no user CLI config."""
+    home.mkdir(parents=True, exist_ok=True)
+    cli_config = home / "terraformrc"
+    cli_config.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+    env.update(
+        {
+            "CHECKPOINT_DISABLE": "1",
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "TF_CLI_CONFIG_FILE": str(cli_config),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            **FAKE_CREDENTIALS,
+        }
+    )
+    return env
+
+
+def init_args() -> list[str]:
+    """init from the local provider mirror when there is one, else from the registry."""
+    args = ["init", "-backend=false", "-input=false", "-no-color"]
+    if PLUGIN_DIR.is_dir():
+        args.append(f"-plugin-dir={PLUGIN_DIR}")
+    return args
+
+
+def run_terraform(
+    workdir: Path, env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    assert TERRAFORM is not None
+    result = subprocess.run(
+        [TERRAFORM, f"-chdir={workdir}", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TERRAFORM_TIMEOUT_SECONDS,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"terraform {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def copy_configuration(dest: Path) -> Path:
+    """The configuration's own files only: no .terraform/, state or lock from a local run."""
+    shutil.copytree(
+        TERRAFORM_DIR,
+        dest,
+        ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "*_override.tf", "*.md"),
+    )
+    return dest
+
+
+def moto_override(endpoint_url: str) -> str:
+    endpoints = "\n".join(f'    {s:<6} = "{endpoint_url}"' for s in _ENDPOINT_SERVICES)
+    return _MOTO_OVERRIDE.format(endpoints=endpoints)
+
+
+def load_terraform_env_script() -> ModuleType:
+    """scripts/terraform_env.py (not a package: it runs with the bare system Python)."""
+    path = PROJECT_ROOT / "scripts" / "terraform_env.py"
+    spec = importlib.util.spec_from_file_location("terraform_env", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _attributes_with_redrive_allow_policy(self: Queue) -> dict[str, Any]:
+    result: dict[str, Any] = _MOTO_QUEUE_ATTRIBUTES.fget(self)  # type: ignore[misc]
+    # As SQS does, an attribute set to "" (how the provider removes it) is absent.
+    if not result.get("RedriveAllowPolicy"):
+        result.pop("RedriveAllowPolicy", None)
+    # SQS answers compact JSON; moto's spaced JSON reads as a change on every plan.
+    if result.get("RedrivePolicy"):
+        result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+    return result
+
+
+_MOTO_QUEUE_ATTRIBUTES: property = Queue.attributes  # type: ignore[assignment]
+_INSECURE_TRANSPORT = {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _bucket_permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:
+    """A bucket policy evaluated for a request over TLS, as every SDK request to S3 is."""
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    policy = json.loads(self.policy)
+    statements = policy["Statement"]
+    statements = statements if isinstance(statements, list) else [statements]
+    kept = [s for s in statements if s.get("Condition") != _INSECURE_TRANSPORT]
+    if not kept:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps({**policy, "Statement": kept})).is_action_permitted(
+        action, resource
+    )
+
+
+@pytest.fixture(scope="module")
+def moto_gaps_patched() -> Iterator[None]:
+    """Test-only fixes of the in-process moto server, for what the real configuration sets.
+
+    - SQS: moto 5.2 stores a queue's RedriveAllowPolicy but neither returns it nor accepts
+      its name in GetQueueAttributes, so the provider waits forever to read it back; and it
+      returns RedrivePolicy with spaces, which every later plan shows as a change.
+    - S3: moto evaluates bucket-policy conditions it does not support (Bool) as true, and a
+      Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
+      object request. Requests here are taken as made over TLS: the statement is dropped.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Queue, "BASE_ATTRIBUTES", [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"])
+        patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
+        patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
+        patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
+        yield
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(moto_gaps_patched: None) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@dataclass
+class AppliedTerraform:
+    """terraform/ applied to a moto server: where it is, and what `terraform output` said."""
+
+    endpoint_url: str
+    outputs: dict[str, Any]
+    workdir: Path
+    env: dict[str, str] = field(repr=False)
+    destroyed: bool = False
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def pipeline_environment(self) -> dict[str, str]:
+        """What a pipeline process needs: the rendered ANALYTICS_* variables, moto, fake keys."""
+        rendered = load_terraform_env_script().environment(self.outputs)
+        return {
+            **rendered,
+            "AWS_DEFAULT_REGION": rendered["AWS_REGION"],
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            **FAKE_CREDENTIALS,
+        }
+
+    def destroy(self) -> subprocess.CompletedProcess[str]:
+        result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS)
+        self.destroyed = True
+        return result
+
+
+@pytest.fixture(scope="module")
+def applied_terraform(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppliedTerraform]:
+    if TERRAFORM is None:
+        pytest.skip("the terraform binary is not on PATH")
+    root = tmp_path_factory.mktemp("terraform-moto")
+    workdir = copy_configuration(root / "terraform")
+    (workdir / "moto_override.tf").write_text(moto_override(moto_endpoint))
+    env = terraform_env(root / "home")
+    run_terraform(workdir, env, *init_args())
+    run_terraform(workdir, env, "apply", *APPLY_ARGS)
+    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
+    applied = AppliedTerraform(
+        endpoint_url=moto_endpoint,
+        outputs={name: entry["value"] for name, entry in document.items()},
+        workdir=workdir,
+        env=env,
+    )
+    yield applied
+    if not applied.destroyed:
+        applied.destroy()

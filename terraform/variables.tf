@@ -1,0 +1,137 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name (lower case, digits and hyphens); buckets are <name_prefix>-<environment>-<purpose>-<account id>-<region>."
+  type        = string
+  default     = "analytics"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.name_prefix))
+    error_message = "name_prefix must be 2-20 characters of lower-case letters, digits and hyphens, starting with a letter (bucket names are limited to 63 characters)."
+  }
+}
+
+variable "environment" {
+  description = "Deployment environment, e.g. dev, staging or prod; part of every name."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lower-case letters or digits, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region of every resource."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "tags" {
+  description = "Extra tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "archive_retention_days" {
+  description = "Days a processed landing file is kept under archive/ in the lake bucket before it expires."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.archive_retention_days >= 1
+    error_message = "archive_retention_days must be at least 1."
+  }
+}
+
+variable "athena_results_retention_days" {
+  description = "Days Athena query results are kept in the results bucket before they expire."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.athena_results_retention_days >= 1
+    error_message = "athena_results_retention_days must be at least 1."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days an overwritten or deleted object version is kept (buckets are versioned) before it expires."
+  type        = number
+  default     = 30
+}
+
+variable "access_log_retention_days" {
+  description = "Days S3 server access logs are kept in the log bucket."
+  type        = number
+  default     = 90
+}
+
+variable "abort_incomplete_multipart_days" {
+  description = "Days after which an incomplete multipart upload is aborted (its parts cost storage until then)."
+  type        = number
+  default     = 2
+}
+
+variable "bytes_scanned_cutoff_per_query" {
+  description = "Athena cancels a query of this workgroup once it has scanned this many bytes (at least 10 MB; default 100 GB, about $0.50 at $5 per TB)."
+  type        = number
+  default     = 107374182400
+
+  validation {
+    condition     = var.bytes_scanned_cutoff_per_query >= 10485760
+    error_message = "bytes_scanned_cutoff_per_query must be at least 10485760 (10 MB), Athena's minimum."
+  }
+}
+
+variable "partition_projection_tables" {
+  description = "Tables whose days Athena projects from s3://<lake>/parquet/<table>/dt=<day>/ instead of reading Glue partitions. Off (empty) by default: the pipeline writes each day under a versioned prefix and repoints the Glue partition, which projection would ignore (see README.md)."
+  type        = set(string)
+  default     = []
+}
+
+variable "partition_projection_start" {
+  description = "First day (YYYY-MM-DD) a projected table can hold (projection.dt.range start); the pipeline's ANALYTICS_PARTITIONS_START."
+  type        = string
+  default     = "2020-01-01"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.partition_projection_start))
+    error_message = "partition_projection_start must be a date, YYYY-MM-DD."
+  }
+}
+
+variable "queue_visibility_timeout_seconds" {
+  description = "Seconds a received arrival notification stays hidden before another sensor tick may receive it again."
+  type        = number
+  default     = 300
+}
+
+variable "queue_max_receive_count" {
+  description = "Receives after which an arrival notification moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+variable "pipeline_trusted_principal_arns" {
+  description = "IAM principals (role or user ARNs) that may assume the pipeline role; empty means any principal of this account whose own policy allows it."
+  type        = list(string)
+  default     = []
+}
+
+variable "pipeline_trusted_services" {
+  description = "AWS services that may assume the pipeline role where the pipeline runs (e.g. ecs-tasks.amazonaws.com, ec2.amazonaws.com)."
+  type        = list(string)
+  default     = ["ecs-tasks.amazonaws.com"]
+}
+
+variable "analyst_trusted_principal_arns" {
+  description = "IAM principals (role or user ARNs) that may assume the analyst role; empty means any principal of this account whose own policy allows it."
+  type        = list(string)
+  default     = []
+}
+
+variable "force_destroy_buckets" {
+  description = "Let `terraform destroy` delete buckets that still hold objects (for throwaway environments only)."
+  type        = bool
+  default     = false
+}
