@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries.bucket import TokenBucket
-from moto import mock_aws
 
 from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets import dataset
@@ -38,17 +36,6 @@ from analytics_pipeline_tests.lake_helpers import drop, ndjson
 LANDING = "analytics-landing"
 LAKE = "analytics-lake"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield
 
 
 @pytest.fixture
