@@ -10,7 +10,6 @@ sample re-delivered is not counted twice.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from analytics_pipeline.process import ProcessSummary, process_landing
+from analytics_pipeline.process import ProcessSummary, headless_definitions, process_landing
 from analytics_pipeline.resources.catalog import CATALOG_FILE, DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.sample_data import SampleSummary, generate
@@ -42,11 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = generate(settings.lake_dir, end_date=end_date, days=args.days)
     _print_lines(sample.lines())
 
-    # The demo is the producer and has finished writing every file (each one renamed into
-    # place whole), so the landing sensors need not wait for files to settle.
-    from analytics_pipeline.definitions import build_definitions
-
-    defs = build_definitions(dataclasses.replace(settings, landing_settle_seconds=0))
+    defs = headless_definitions(settings)
     with dg.DagsterInstance.get() as instance:
         log_path = Path(instance.root_directory) / "logs" / "demo.log"
         print(f"\nprocessing landing/ in-process (Dagster's run logs: {log_path}) ...", flush=True)

@@ -54,14 +54,14 @@ def parse_landing_file(
     if text is None:
         return parsed
     if not text.strip(_JSON_WHITESPACE):
-        parsed.rejections.append(Rejection(source_key, None, "empty file", _preview(data)))
+        parsed.rejections.append(Rejection(source_key, None, "empty file", raw_preview(data)))
         return parsed
     if spec.layout == "json":
         try:
             obj = json.loads(text)
         except (ValueError, RecursionError) as err:
             reason = f"malformed JSON: {_json_error(err)}"
-            parsed.rejections.append(Rejection(source_key, None, reason, _preview(data)))
+            parsed.rejections.append(Rejection(source_key, None, reason, raw_preview(data)))
             return parsed
         _add(parsed, spec, 1, obj, text, start=start, now=now)
         return parsed
@@ -115,11 +115,12 @@ def _decode(parsed: ParsedFile, data: bytes) -> str | None:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         reason = f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
-        parsed.rejections.append(Rejection(parsed.source_key, None, reason, _preview(data)))
+        parsed.rejections.append(Rejection(parsed.source_key, None, reason, raw_preview(data)))
         return None
 
 
-def _preview(data: bytes) -> str:
+def raw_preview(data: bytes) -> str:
+    """A whole-file reject's `raw`: its first 1 KiB, undecodable bytes replaced."""
     return data[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace")
 
 

@@ -132,13 +132,19 @@ def _record(result: dg.ExecuteInProcessResult, summary: ProcessSummary) -> None:
             summary.materialized[event.asset_key.to_user_string()] += 1
 
 
+def headless_definitions(settings: Settings) -> dg.Definitions:
+    """Definitions for a run that takes everything in landing/ now.
+
+    The settle time is for files arriving while the daemon watches; here every file is
+    complete, and it would make a `make process` right after a copy do nothing.
+    """
+    return build_definitions(replace(settings, landing_settle_seconds=0))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    # Everything in landing/ now is taken: the settle time is for files arriving while the
-    # daemon watches, and would make a `make process` right after a copy do nothing.
-    settings = replace(Settings.from_env(), landing_settle_seconds=0)
-    defs = build_definitions(settings)
+    defs = headless_definitions(Settings.from_env())
 
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:

@@ -56,7 +56,9 @@ def plan_landing_runs(
     return LandingPlan(batches, next_cursor, waiting)
 
 
-def ingest_run_request(spec: DatasetSpec, batch: list[LandingObject], now: float) -> dg.RunRequest:
+def ingest_run_request(
+    spec: DatasetSpec, batch: list[LandingObject], now: float, job_name: str | None = None
+) -> dg.RunRequest:
     # The run key carries content identity (size, mtime) and the request time, so a
     # re-delivered file or a retry is never skipped as an already-completed run.
     signatures = "\n".join(sorted(o.signature for o in batch)) + f"\n{now}"
@@ -66,6 +68,7 @@ def ingest_run_request(spec: DatasetSpec, batch: list[LandingObject], now: float
             "ops": {stage_op_name(spec.name): {"config": {"keys": [o.key for o in batch]}}}
         },
         tags={"dataset": spec.name, "landing_files": str(len(batch))},
+        job_name=job_name,
     )
 
 
@@ -145,15 +148,7 @@ def build_queue_sensor(
                 continue
             for start in range(0, len(objects), settings.ingest_batch_files):
                 batch = objects[start : start + settings.ingest_batch_files]
-                request = ingest_run_request(spec, batch, now)
-                requests.append(
-                    dg.RunRequest(
-                        run_key=request.run_key,
-                        run_config=request.run_config,
-                        tags=request.tags,
-                        job_name=jobs[dataset].name,
-                    )
-                )
+                requests.append(ingest_run_request(spec, batch, now, jobs[dataset].name))
         if requests:
             # All of this tick's handles wait on its first run: the daemon submits a tick's
             # requests together, so one existing run means the tick's requests were made.

@@ -29,7 +29,7 @@ from analytics_pipeline.fast_parsing import (
     parse_landing_table,
     supports_fast_path,
 )
-from analytics_pipeline.parsing import ParsedFile, Rejection, parse_landing_file
+from analytics_pipeline.parsing import ParsedFile, Rejection, parse_landing_file, raw_preview
 from analytics_pipeline.resources.store import LakeStore, LandingObjectGone
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
@@ -229,9 +229,7 @@ def _parse(
     if len(data) > max_file_bytes:
         parsed = ParsedFile(key)
         reason = f"file is larger than the limit of {max_file_bytes} bytes"
-        parsed.rejections.append(
-            Rejection(key, None, reason, data[:1024].decode("utf-8", errors="replace"))
-        )
+        parsed.rejections.append(Rejection(key, None, reason, raw_preview(data)))
         return parsed
     if supports_fast_path(spec) and len(data) >= FAST_PATH_MIN_BYTES:
         return parse_landing_table(spec, key, data, start=start, now=now)

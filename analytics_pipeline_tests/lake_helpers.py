@@ -42,3 +42,32 @@ def quarantine_lines(lake_dir: Path, dataset: str) -> list[dict[str, Any]]:
 def landing_files(lake_dir: Path, dataset: str) -> list[str]:
     base = lake_dir / "landing" / dataset
     return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+
+
+def iot_reading(**changes: Any) -> dict[str, Any]:
+    """A valid iot_sensor_data record, every value a string as the stations send them."""
+    return {
+        "deviceid": "7",
+        "datetime": "2024-05-01 10:00:00",
+        "temperature": "21",
+        "humidity": "50",
+        "winddirection": "180",
+        "windintensity": "3",
+        "rainheight": "0",
+        **changes,
+    }
+
+
+def web_request(**changes: Any) -> dict[str, Any]:
+    """A valid web_requests log line."""
+    return {
+        "timestamp": "2024-05-01T10:00:00+00:00",
+        "session_id": "s1",
+        "request_id": "r1",
+        "client_id": "c1",
+        "reseller_id": "x1",
+        "user_id": "u1",
+        "product_id": "p1",
+        "path": "/home",
+        **changes,
+    }

@@ -22,7 +22,7 @@ from analytics_pipeline.partitions import publish_partition, versions, write_par
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import StageReport, stage_landing_files
-from analytics_pipeline_tests.lake_helpers import drop, landing_files, ndjson, query
+from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files, ndjson, query
 
 NOW = datetime(2024, 6, 1, 12)
 START = date(2020, 1, 1)
@@ -59,15 +59,7 @@ def run_killed(lake_dir: Path, body: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def reading(deviceid: int, when: str, temperature: int = 20) -> dict[str, Any]:
-    return {
-        "deviceid": str(deviceid),
-        "datetime": when,
-        "temperature": str(temperature),
-        "humidity": "50",
-        "winddirection": "180",
-        "windintensity": "3",
-        "rainheight": "0",
-    }
+    return iot_reading(deviceid=str(deviceid), datetime=when, temperature=str(temperature))
 
 
 def stage(store: LocalLakeStore, keys: list[str]) -> StageReport:

@@ -19,20 +19,12 @@ from analytics_pipeline.fast_parsing import ParsedTable, parse_landing_table, su
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import stage_landing_files, staged_schema
-from analytics_pipeline_tests.lake_helpers import drop, quarantine_lines
+from analytics_pipeline_tests.lake_helpers import drop, iot_reading, quarantine_lines
 
 START = date(2020, 1, 1)
 NOW = datetime(2024, 6, 1, 12)
 IOT = dataset("iot_sensor_data")
-READING = {
-    "deviceid": "7",
-    "datetime": "2024-05-01 10:00:00",
-    "temperature": "21",
-    "humidity": "50",
-    "winddirection": "180",
-    "windintensity": "3",
-    "rainheight": "0",
-}
+READING = iot_reading()
 
 
 @pytest.fixture(autouse=True, scope="module")

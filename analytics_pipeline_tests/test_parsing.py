@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import DATASETS, DatasetSpec, dataset
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
 
 START = date(2020, 1, 1)
 NOW = datetime(2024, 6, 1, 12, 0)
@@ -23,25 +24,8 @@ WEB = dataset("web_requests")
 NDJSON_SPECS = [s for s in DATASETS if s.layout == "ndjson"]
 
 PRODUCT = {"id": 1, "date": "2024-05-01", "product": "A"}
-READING = {
-    "deviceid": "7",
-    "datetime": "2024-05-01 10:00:00",
-    "temperature": "21",
-    "humidity": "50",
-    "winddirection": "180",
-    "windintensity": "3",
-    "rainheight": "0",
-}
-REQUEST = {
-    "timestamp": "2024-05-01T10:00:00+00:00",
-    "session_id": "s1",
-    "request_id": "r1",
-    "client_id": "c1",
-    "reseller_id": "x1",
-    "user_id": "u1",
-    "product_id": "p1",
-    "path": "/home",
-}
+READING = iot_reading()
+REQUEST = web_request()
 VALID = {"products": PRODUCT, "iot_sensor_data": READING, "web_requests": REQUEST}
 VALID["app_events"] = {
     "event_type": "_userauth.sign_up",

@@ -11,22 +11,20 @@ from analytics_pipeline.datasets import dataset
 from analytics_pipeline.process import process_landing
 from analytics_pipeline.reconciliation import reconcile_dataset
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline_tests.lake_helpers import drop, ndjson
+from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 IOT = dataset("iot_sensor_data")
 NOW = datetime(2024, 6, 1, 12)
 
 
 def _reading(minute: int) -> dict[str, str]:
-    return {
-        "deviceid": "1",
-        "datetime": f"2024-03-02 10:{minute:02d}:00",
-        "temperature": "20",
-        "humidity": "50",
-        "winddirection": "90",
-        "windintensity": "5",
-        "rainheight": "0",
-    }
+    return iot_reading(
+        deviceid="1",
+        datetime=f"2024-03-02 10:{minute:02d}:00",
+        temperature="20",
+        winddirection="90",
+        windintensity="5",
+    )
 
 
 def _lake_with_one_mixed_file(lake_dir: Path, defs: dg.Definitions, instance) -> None:

@@ -12,7 +12,13 @@ import pyarrow.parquet as pq
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import StageReport, stage_landing_files
-from analytics_pipeline_tests.lake_helpers import drop, landing_files, ndjson, quarantine_lines
+from analytics_pipeline_tests.lake_helpers import (
+    drop,
+    iot_reading,
+    landing_files,
+    ndjson,
+    quarantine_lines,
+)
 
 NOW = datetime(2024, 6, 1, 12)
 START = date(2020, 1, 1)
@@ -21,15 +27,7 @@ PRODUCTS = dataset("products")
 
 
 def reading(deviceid: int, when: str, temperature: int = 20) -> dict[str, Any]:
-    return {
-        "deviceid": str(deviceid),
-        "datetime": when,
-        "temperature": str(temperature),
-        "humidity": "50",
-        "winddirection": "180",
-        "windintensity": "3",
-        "rainheight": "0",
-    }
+    return iot_reading(deviceid=str(deviceid), datetime=when, temperature=str(temperature))
 
 
 def stage(

@@ -15,6 +15,7 @@ from analytics_pipeline.datasets import DatasetSpec, dataset
 from analytics_pipeline.datasets.spec import INTEGER_RANGES
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
 from analytics_pipeline.validation import RecordError, validate_record
+from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
 
 START = date(2020, 1, 1)
 NOW = datetime(2024, 6, 1, 12, 0)
@@ -33,16 +34,7 @@ def product(**changes: Any) -> dict[str, Any]:
 
 
 def reading(**changes: Any) -> dict[str, Any]:
-    return {
-        "deviceid": "7",
-        "datetime": "2024-05-01 10:00:00",
-        "temperature": "21",
-        "humidity": "50",
-        "winddirection": "180",
-        "windintensity": "3",
-        "rainheight": "0",
-        **changes,
-    }
+    return iot_reading(**changes)
 
 
 def event(attributes: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
@@ -57,17 +49,7 @@ def event(attributes: dict[str, Any] | None = None, **changes: Any) -> dict[str,
 
 
 def request(**changes: Any) -> dict[str, Any]:
-    return {
-        "timestamp": "2024-05-01T10:00:00+00:00",
-        "session_id": "s1",
-        "request_id": "r1",
-        "client_id": "c1",
-        "reseller_id": "x1",
-        "user_id": "u1",
-        "product_id": "p1",
-        "path": "/home",
-        **changes,
-    }
+    return web_request(**changes)
 
 
 VALID = {

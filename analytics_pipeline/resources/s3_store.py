@@ -12,7 +12,6 @@ come from the standard AWS chain, as for `S3Resource`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import threading
 from collections import deque
@@ -37,6 +36,7 @@ from analytics_pipeline.resources.store import (
     LandingObject,
     LandingObjectGone,
     UnsafePathError,
+    content_version,
     safe_relative,
 )
 
@@ -203,7 +203,7 @@ class S3LakeStore(LakeStore):
                     ) from error
         with self._lock:
             self._read_etags[(dataset, key)] = response["ETag"]
-        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return data, content_version(data)
 
     def read_landing_many(
         self, dataset: str, keys: list[str], max_bytes: int

@@ -30,6 +30,11 @@ class LandingObject:
         return f"{self.key}:{self.size}:{self.modified:.6f}"
 
 
+def content_version(data: bytes) -> str:
+    """A landing file's content identity: the md5 of its bytes (an S3 ETag, for plain PUTs)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 class LandingObjectGone(FileNotFoundError):
     """The landing object was archived (or removed) by someone else first."""
 
@@ -150,7 +155,7 @@ class LocalLakeStore(LakeStore):
                 data = handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return data, content_version(data)
 
     def landing_size(self, dataset: str, key: str) -> int:
         try:
