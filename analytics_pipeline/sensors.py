@@ -127,15 +127,16 @@ def build_queue_sensor(
     )
     def landing_queue_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         client = store.sqs_client()  # type: ignore[attr-defined]
-        pending: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
-        for run_key, entry in list(pending.items()):
-            if context.instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key})):
+        # One entry per tick that requested runs: its run keys and its messages' handles.
+        pending: list[dict] = json.loads(context.cursor) if context.cursor else []
+        for entry in list(pending):
+            if all(_run_exists(context.instance, key) for key in entry["runs"]):
                 for failure in delete_arrivals(client, queue_url, entry["handles"]):
                     context.log.warning(f"could not delete an SQS message: {failure}")
-                del pending[run_key]
+                pending.remove(entry)
             elif time.time() - entry["at"] > RETRY_AFTER_SECONDS:
                 # Its messages are visible again by now and are being handled afresh.
-                del pending[run_key]
+                pending.remove(entry)
         arrivals = receive_landing_arrivals(client, queue_url, max_messages=100)
         for message in arrivals.poison:
             context.log.warning(f"ignored a message that is not an S3 notification: {message}")
@@ -150,9 +151,15 @@ def build_queue_sensor(
                 batch = objects[start : start + settings.ingest_batch_files]
                 requests.append(ingest_run_request(spec, batch, now, jobs[dataset].name))
         if requests:
-            # All of this tick's handles wait on its first run: the daemon submits a tick's
-            # requests together, so one existing run means the tick's requests were made.
-            pending[requests[0].run_key or ""] = {"at": now, "handles": arrivals.receipt_handles}
+            # A tick's messages are deleted only once every run it requested exists: the
+            # daemon may stop part way through submitting a tick's requests.
+            pending.append(
+                {
+                    "at": now,
+                    "runs": [r.run_key for r in requests],
+                    "handles": arrivals.receipt_handles,
+                }
+            )
         elif arrivals.receipt_handles:
             # Nothing to run (test events, unknown datasets): done with these messages.
             delete_arrivals(client, queue_url, arrivals.receipt_handles)
@@ -160,3 +167,7 @@ def build_queue_sensor(
         return requests or dg.SkipReason("no new S3 notifications")
 
     return landing_queue_sensor
+
+
+def _run_exists(instance: dg.DagsterInstance, run_key: str) -> bool:
+    return bool(instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1))
