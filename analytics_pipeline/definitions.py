@@ -11,7 +11,11 @@ from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.schedules import analytics_job, build_analytics_schedule
-from analytics_pipeline.sensors import build_landing_sensor, build_queue_sensor
+from analytics_pipeline.sensors import (
+    build_landing_sensor,
+    build_queue_sensor,
+    check_time_ordered_datasets,
+)
 from analytics_pipeline.settings import Settings
 
 
@@ -61,6 +65,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     sensors: list = []
     checks: list = []
     uses_queue = bool(settings.aws and settings.aws.landing_queue_url)
+    check_time_ordered_datasets(settings, [spec.name for spec in DATASETS])
     for spec in DATASETS:
         dataset_defs = build_dataset_definitions(spec, daily, settings)
         assets += dataset_defs.assets

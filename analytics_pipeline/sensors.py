@@ -3,6 +3,11 @@
 The cursor remembers which landing files (by key, size and mtime) already have a run
 requested, so a tick requests each arrival once. A file still in landing long after its
 run was requested (the run failed or was lost) is requested again; staging is idempotent.
+
+On AWS, a dataset named in ANALYTICS_LANDING_KEYS_TIME_ORDERED has the same sensor in its
+time-ordered mode: it lists from a StartAfter cursor instead of the whole prefix
+(`arrivals.plan_time_ordered_tick`), so a tick costs the same however many objects the
+landing bucket holds.
 """
 
 import hashlib
@@ -13,12 +18,20 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from analytics_pipeline.arrivals import (
+    FAILED,
+    IN_PROGRESS,
+    RETRY_AFTER_SECONDS,
+    SUCCEEDED,
+    TimeOrderedCursor,
+    plan_time_ordered_tick,
+)
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.resources.store import LakeStore, LandingObject
 from analytics_pipeline.settings import Settings
 
-RETRY_AFTER_SECONDS = 15 * 60
+__all__ = ["RETRY_AFTER_SECONDS", "build_landing_sensor", "build_queue_sensor"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,9 @@ def ingest_run_request(
 def build_landing_sensor(
     spec: DatasetSpec, job: dg.JobDefinition, settings: Settings
 ) -> dg.SensorDefinition:
+    if settings.keys_time_ordered(spec.name):
+        return build_time_ordered_landing_sensor(spec, job, settings)
+
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
         job=job,
@@ -84,9 +100,12 @@ def build_landing_sensor(
     )
     def landing_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         now = time.time()
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        if "pending" in cursor:  # left by the time-ordered mode: keep what it requested
+            cursor = TimeOrderedCursor.from_json(context.cursor).requested_at()
         plan = plan_landing_runs(
             store.list_landing(spec.name),
-            json.loads(context.cursor) if context.cursor else {},
+            cursor,
             now=now,
             settle_seconds=settings.landing_settle_seconds,
             batch_files=settings.ingest_batch_files,
@@ -100,6 +119,87 @@ def build_landing_sensor(
         return [ingest_run_request(spec, batch, now) for batch in plan.batches]
 
     return landing_sensor
+
+
+def check_time_ordered_datasets(settings: Settings, names: Iterable[str]) -> None:
+    """ANALYTICS_LANDING_KEYS_TIME_ORDERED may only name datasets that exist."""
+    unknown = sorted(set(settings.landing_keys_time_ordered) - {"*", *names})
+    if unknown:
+        raise ValueError(
+            f"ANALYTICS_LANDING_KEYS_TIME_ORDERED names unknown datasets {unknown}; "
+            f"known: {sorted(names)} (or 1 for all)"
+        )
+
+
+def build_time_ordered_landing_sensor(
+    spec: DatasetSpec, job: dg.JobDefinition, settings: Settings
+) -> dg.SensorDefinition:
+    """The landing sensor over time-ordered keys on S3: lists from a StartAfter cursor kept
+    ANALYTICS_LANDING_REORDER_SECONDS behind the newest key, tracks its runs, and requests
+    again what a finished or lost run left in landing (see plan_time_ordered_tick)."""
+
+    @dg.sensor(
+        name=f"{spec.name}_landing_sensor",
+        job=job,
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Starts {job.name} for objects arriving in landing/{spec.name}/, "
+        "listed from a cursor (keys are time-ordered).",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
+        if not hasattr(store, "s3_client"):
+            raise TypeError("the time-ordered landing sensor needs the S3 store")
+        now = time.time()
+        plan = plan_time_ordered_tick(
+            store.s3_client(),
+            store.landing_bucket,  # type: ignore[attr-defined]
+            spec.name,
+            TimeOrderedCursor.from_json(context.cursor),
+            now=now,
+            settle_seconds=settings.landing_settle_seconds,
+            reorder_seconds=settings.landing_reorder_seconds,
+            batch_files=settings.ingest_batch_files,
+            run_states=lambda keys: run_states(context.instance, keys),
+        )
+        requests = [ingest_run_request(spec, batch, now) for batch in plan.batches]
+        for request, batch in zip(requests, plan.batches, strict=True):
+            plan.add_requested(str(request.run_key), batch, now)
+        context.update_cursor(plan.cursor.to_json())
+        if plan.retried or plan.late:
+            context.log.warning(
+                f"landing/{spec.name}/: requested again {plan.retried} objects that a finished "
+                f"or lost run left in landing, and {plan.late} that arrived behind the cursor"
+            )
+        if not requests:
+            return dg.SkipReason(
+                f"nothing new in landing/{spec.name}/ after {plan.cursor.after or 'the start'}"
+                + (f" ({plan.waiting} files settling)" if plan.waiting else "")
+            )
+        return requests
+
+    return landing_sensor
+
+
+def run_states(instance: dg.DagsterInstance, run_keys: list[str]) -> dict[str, str]:
+    """What each run key's run did: SUCCEEDED, FAILED (or canceled) or IN_PROGRESS; a key
+    with no run yet is absent."""
+    if not run_keys:
+        return {}
+    states: dict[str, str] = {}
+    for run in instance.get_runs(dg.RunsFilter(tags={"dagster/run_key": run_keys})):
+        key = run.tags.get("dagster/run_key")
+        if key is None:
+            continue
+        if run.status == dg.DagsterRunStatus.SUCCESS:
+            state = SUCCEEDED
+        elif run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            state = FAILED
+        else:
+            state = IN_PROGRESS
+        # A key with several runs: any one succeeding or still going decides.
+        if states.get(key) in (None, FAILED):
+            states[key] = state
+    return states
 
 
 def build_queue_sensor(

@@ -59,6 +59,18 @@ class Settings:
     max_landing_file_bytes: int
     landing_settle_seconds: float
     aws: AwsSettings | None = None
+    # Datasets whose landing keys sort by arrival time ("*": all); see keys_time_ordered.
+    landing_keys_time_ordered: tuple[str, ...] = ()
+    # In that mode, how long after a later-sorting key an earlier one may still appear.
+    landing_reorder_seconds: float = 300.0
+
+    def keys_time_ordered(self, dataset: str) -> bool:
+        """Whether the dataset's landing sensor lists from a StartAfter cursor instead of the
+        whole prefix: only on AWS without a queue (the queue sensor replaces listing), and
+        only for the datasets ANALYTICS_LANDING_KEYS_TIME_ORDERED names."""
+        if self.aws is None or self.aws.landing_queue_url:
+            return False
+        return "*" in self.landing_keys_time_ordered or dataset in self.landing_keys_time_ordered
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +92,18 @@ class Settings:
             # A producer may still be writing a file this young; wait before reading it.
             landing_settle_seconds=float(environ.get("ANALYTICS_LANDING_SETTLE_SECONDS", "1")),
             aws=AwsSettings.from_env(environ) if env == "aws" else None,
+            landing_keys_time_ordered=_dataset_list(
+                environ.get("ANALYTICS_LANDING_KEYS_TIME_ORDERED", "")
+            ),
+            landing_reorder_seconds=float(environ.get("ANALYTICS_LANDING_REORDER_SECONDS", "300")),
         )
+
+
+def _dataset_list(value: str) -> tuple[str, ...]:
+    """'' / '0' / 'false': none; '1' / 'true' / 'all' / '*': every dataset; else names."""
+    value = value.strip()
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return ()
+    if value.lower() in ("1", "true", "yes", "on", "all", "*"):
+        return ("*",)
+    return tuple(sorted({name.strip() for name in value.split(",") if name.strip()}))
