@@ -25,7 +25,9 @@ from analytics_pipeline.parsing import (
     Rejection,
     parse_landing_file,
     parse_ndjson_line,
+    parse_ndjson_text,
 )
+from analytics_pipeline.validation import count_unknown
 
 # Below this, a file's Arrow set-up costs more than parsing its lines in Python.
 FAST_PATH_MIN_BYTES = 16 * 1024
@@ -57,6 +59,8 @@ class ParsedTable:
     table: pa.Table
     rejections: list[Rejection] = field(default_factory=list)
     blank_lines: int = 0
+    # Staged records carrying fields the spec does not know, by field (schema drift).
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
     @property
     def input_records(self) -> int:
@@ -87,26 +91,51 @@ def parse_landing_table(
     except UnicodeDecodeError:
         # A whole-file reject, worded by the row-level path.
         return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+    parsed = parse_ndjson_block(spec, source_key, body, 1, start=start, now=now)
+    if parsed.input_records == 0:
+        # Nothing but blank lines: an empty file, worded by the row-level path.
+        return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+    return parsed
+
+
+def parse_ndjson_block(
+    spec: DatasetSpec,
+    source_key: str,
+    body: bytes,
+    first_line: int,
+    *,
+    start: date,
+    now: datetime,
+) -> ParsedTable:
+    """Whole NDJSON lines of valid UTF-8 (no BOM), numbered from first_line: a file's body
+    or one block of a streamed file. Blank lines are counted, never rejected; a final LF ends
+    the last line. Small blocks, and datasets Arrow cannot check, go row by row."""
+    if not supports_fast_path(spec) or len(body) < FAST_PATH_MIN_BYTES:
+        row_level = ParsedFile(source_key)
+        parse_ndjson_text(row_level, spec, body.decode("utf-8"), first_line, start=start, now=now)
+        return _from_rows(spec, row_level)
     lines = _split_lines(body)
     trimmed = pc.utf8_trim(lines, _JSON_WHITESPACE)
     blank = pc.equal(pc.binary_length(trimmed), 0)
+    blank_lines = pc.sum(blank).as_py() - (1 if body.endswith(b"\n") else 0)
     if pc.all(blank).as_py():
-        return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+        return ParsedTable(source_key, parsed_table_schema(spec).empty_table(), [], blank_lines)
 
     candidate = pc.and_(pc.invert(blank), _safe_for_arrow(trimmed))
     indices = pc.indices_nonzero(candidate)
     schema = pa.schema([(f.name, pa.string()) for f in spec.fields])
-    whole = None
+    read = None
     if len(indices) == len(lines) - pc.sum(blank).as_py():
         # The usual file, every line a candidate: Arrow reads the bytes as they are (it
         # skips blank lines as json.loads's caller does), with no copy of the lines.
-        whole = _read_json_buffer(pa.py_buffer(body), schema, len(indices))
+        read = _read_json_buffer(pa.py_buffer(body), schema, len(indices))
     slow_indices: list[pa.Array] = []
-    if whole is not None:
-        fast = whole.append_column("_index", indices)
+    if read is not None:
+        fast = read[0].append_column("_index", indices)
+        extras = {name: indices.take(rows) for name, rows in read[1].items()}
     else:
-        fast, slow_indices = _read_candidates(schema, trimmed.take(indices), indices)
-    valid, fast = _validate(spec, fast, start=start, now=now)
+        fast, slow_indices, extras = _read_candidates(schema, trimmed.take(indices), indices)
+    valid, fast = _validate(spec, fast, first_line, start=start, now=now)
     fast_rows = fast.filter(valid)
     slow = pc.indices_nonzero(pc.and_(pc.invert(blank), pc.invert(candidate)))
     slow_all = pa.chunked_array(
@@ -117,12 +146,32 @@ def parse_landing_table(
     row_level = ParsedFile(source_key)
     for index in sorted(slow_all.to_pylist()):
         line = lines[index].as_py().removesuffix("\n")
-        parse_ndjson_line(row_level, spec, index + 1, line, start=start, now=now)
+        parse_ndjson_line(row_level, spec, index + first_line, line, start=start, now=now)
+    unknown = _unknown_counts(extras, fast_rows.column("_index"), len(lines))
+    for name, n in row_level.unknown_fields.items():
+        count_unknown(unknown, name, n)
     table = _from_rows(spec, row_level).table
     table = pa.concat_tables([fast_rows.drop_columns(["_index"]), table])
     table = table.sort_by("_source_line") if row_level.records else table
-    blank_lines = pc.sum(blank).as_py() - (1 if body.endswith(b"\n") else 0)
-    return ParsedTable(source_key, table, row_level.rejections, blank_lines)
+    return ParsedTable(source_key, table, row_level.rejections, blank_lines, unknown)
+
+
+def _unknown_counts(
+    extras: dict[str, list[pa.Array]] | dict[str, pa.Array], kept: pa.ChunkedArray, lines: int
+) -> dict[str, int]:
+    """Per unknown field, how many kept (valid) rows carry it; extras are line indices."""
+    if not extras:
+        return {}
+    mask = np.zeros(lines, dtype=bool)
+    mask[kept.to_numpy()] = True
+    counts: dict[str, int] = {}
+    for name in sorted(extras):
+        parts = extras[name]
+        for part in parts if isinstance(parts, list) else [parts]:
+            n = int(mask[part.to_numpy()].sum())
+            if n:
+                count_unknown(counts, name, n)
+    return counts
 
 
 def _split_lines(body: bytes) -> pa.Array:
@@ -165,26 +214,31 @@ def _shallow(trimmed: pa.Array) -> pa.Array:
 
 def _read_candidates(
     schema: pa.Schema, trimmed: pa.Array, indices: pa.Array
-) -> tuple[pa.Table, list[pa.Array]]:
-    """Arrow's reading of the candidate lines (strings, plus _index); indices it refused."""
+) -> tuple[pa.Table, list[pa.Array], dict[str, list[pa.Array]]]:
+    """Arrow's reading of the candidate lines (strings, plus _index); indices it refused;
+    per unknown field, the indices of the lines carrying it."""
     whole = _read_json(trimmed, schema)
     if whole is not None:
-        return whole.append_column("_index", indices), []
+        extras = {name: [indices.take(rows)] for name, rows in whole[1].items()}
+        return whole[0].append_column("_index", indices), [], extras
     tables, refused = [], []
+    extras = {}
     for offset in range(0, len(trimmed), RETRY_CHUNK_LINES):
         chunk = _read_json(trimmed.slice(offset, RETRY_CHUNK_LINES), schema)
         chunk_indices = indices.slice(offset, RETRY_CHUNK_LINES)
         if chunk is None:
             refused.append(chunk_indices)
         else:
-            tables.append(chunk.append_column("_index", chunk_indices))
+            tables.append(chunk[0].append_column("_index", chunk_indices))
+            for name, rows in chunk[1].items():
+                extras.setdefault(name, []).append(chunk_indices.take(rows))
     empty = schema.empty_table().append_column("_index", pa.array([], pa.uint64()))
-    return pa.concat_tables([empty, *tables]), refused
+    return pa.concat_tables([empty, *tables]), refused, extras
 
 
-def _read_json(lines: pa.Array, schema: pa.Schema) -> pa.Table | None:
+def _read_json(lines: pa.Array, schema: pa.Schema) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     if len(lines) == 0:
-        return schema.empty_table()
+        return schema.empty_table(), {}
     joined = pc.binary_join(
         pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines),
         pa.scalar("\n", pa.large_string()),
@@ -192,18 +246,33 @@ def _read_json(lines: pa.Array, schema: pa.Schema) -> pa.Table | None:
     return _read_json_buffer(joined[0].as_buffer(), schema, len(lines))
 
 
-def _read_json_buffer(buffer: pa.Buffer, schema: pa.Schema, lines: int) -> pa.Table | None:
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+def _read_json_buffer(
+    buffer: pa.Buffer, schema: pa.Schema, lines: int
+) -> tuple[pa.Table, dict[str, pa.Array]] | None:
+    """The spec's fields as strings, and per unknown field the rows holding a non-null value.
+
+    Unknown fields are inferred, not ignored, so that drift is seen at Arrow's speed; one
+    whose type changes between rows makes Arrow refuse, and those lines go row by row.
+    """
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     try:
         table = pj.read_json(pa.BufferReader(buffer), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # a number where a string was declared, a duplicate key, malformed JSON...
     # One row per candidate line, or some line held something other than one object.
-    return table.select(schema.names) if table.num_rows == lines else None
+    if table.num_rows != lines:
+        return None
+    known = set(schema.names)
+    extras = {
+        name: pc.indices_nonzero(pc.is_valid(table.column(i)))
+        for i, name in enumerate(table.column_names)
+        if name not in known
+    }
+    return table.select(schema.names), extras
 
 
 def _validate(
-    spec: DatasetSpec, raw: pa.Table, *, start: date, now: datetime
+    spec: DatasetSpec, raw: pa.Table, first_line: int, *, start: date, now: datetime
 ) -> tuple[pa.Array, pa.Table]:
     """Which rows every field accepts exactly as the row-level validator would; typed rows."""
     ok = pc.is_valid(raw.column("_index").combine_chunks())
@@ -232,7 +301,7 @@ def _validate(
         {
             **columns,
             "dt": pc.cast(event_date, pa.string()),
-            "_source_line": pc.cast(pc.add(raw.column("_index"), 1), pa.int32()),
+            "_source_line": pc.cast(pc.add(raw.column("_index"), first_line), pa.int32()),
             "_index": raw.column("_index"),
         }
     )
@@ -296,4 +365,6 @@ def _time_pattern(f: Field) -> str | None:
 
 def _from_rows(spec: DatasetSpec, parsed: ParsedFile) -> ParsedTable:
     table = pa.Table.from_pylist(parsed.records, schema=parsed_table_schema(spec))
-    return ParsedTable(parsed.source_key, table, parsed.rejections, parsed.blank_lines)
+    return ParsedTable(
+        parsed.source_key, table, parsed.rejections, parsed.blank_lines, parsed.unknown_fields
+    )

@@ -8,9 +8,15 @@ from datetime import date, datetime
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.validation import RecordError, validate_record
+from analytics_pipeline.validation import (
+    RecordError,
+    count_unknown,
+    unknown_fields,
+    validate_record,
+)
 
 RAW_PREVIEW_BYTES = 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
 # JSON's own whitespace: str.strip() would also eat "\x1c" or "\xa0" and drop a line unseen.
 _JSON_WHITESPACE = " \t\r\n"
 
@@ -39,6 +45,8 @@ class ParsedFile:
     records: list[dict[str, Any]] = field(default_factory=list)  # with "dt" and "_source_line"
     rejections: list[Rejection] = field(default_factory=list)
     blank_lines: int = 0
+    # Staged records carrying fields the spec does not know, by field (schema drift).
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
     @property
     def input_records(self) -> int:
@@ -65,11 +73,18 @@ def parse_landing_file(
             return parsed
         _add(parsed, spec, 1, obj, text, start=start, now=now)
         return parsed
-    for number, line in enumerate(text.split("\n"), start=1):
+    parse_ndjson_text(parsed, spec, text, 1, start=start, now=now)
+    return parsed
+
+
+def parse_ndjson_text(
+    parsed: ParsedFile, spec: DatasetSpec, text: str, first_line: int, *, start: date, now: datetime
+) -> None:
+    """NDJSON lines into parsed, numbered from first_line (a streamed block starts mid-file)."""
+    for number, line in enumerate(text.split("\n"), start=first_line):
         parse_ndjson_line(parsed, spec, number, line, start=start, now=now)
     if text.endswith("\n"):
         parsed.blank_lines -= 1  # the final newline ends the last line; it is not a blank line
-    return parsed
 
 
 def parse_ndjson_line(
@@ -107,6 +122,8 @@ def _add(
     values["dt"] = dt
     values["_source_line"] = number
     parsed.records.append(values)
+    for name in unknown_fields(spec, obj):
+        count_unknown(parsed.unknown_fields, name)
 
 
 def _decode(parsed: ParsedFile, data: bytes) -> str | None:
@@ -114,7 +131,9 @@ def _decode(parsed: ParsedFile, data: bytes) -> str | None:
         # utf-8-sig: a byte-order mark is an encoding artefact, not part of the first record.
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        reason = f"not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
+        # utf-8-sig counts from after a byte-order mark; the offset is the file's.
+        offset = err.start + (len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+        reason = f"not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset}"
         parsed.rejections.append(Rejection(parsed.source_key, None, reason, raw_preview(data)))
         return None
 

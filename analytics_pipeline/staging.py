@@ -31,6 +31,7 @@ from analytics_pipeline.fast_parsing import (
 )
 from analytics_pipeline.parsing import ParsedFile, Rejection, parse_landing_file, raw_preview
 from analytics_pipeline.resources.store import LakeStore, LandingObjectGone
+from analytics_pipeline.validation import count_unknown
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 # Bound memory on big batches: staged files are written every this many records.
@@ -48,6 +49,8 @@ class FileOutcome:
     rejected: int = 0
     blank_lines: int = 0
     gone: bool = False  # archived by another run before this one read it
+    # Staged records carrying fields the spec does not know, by field (schema drift).
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +62,10 @@ class StageReport:
     staged_paths: list[str] = field(default_factory=list)
     quarantine_paths: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Staged records carrying fields not in the spec, by dotted field name (schema drift,
+    # e.g. {"colour": 12, "attributes.plan": 3}); empty when none. Capped at
+    # MAX_UNKNOWN_FIELD_NAMES names, the rest counted under OTHER_UNKNOWN_FIELDS.
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -250,6 +257,9 @@ def _account(report: StageReport, outcome: FileOutcome, parsed: ParsedFile | Par
             report.staged_rows_by_dt[record["dt"]] += 1
     for rejection in parsed.rejections:
         report.reasons[_reason_kind(rejection.reason)] += 1
+    for name, n in parsed.unknown_fields.items():
+        count_unknown(outcome.unknown_fields, name, n)
+        count_unknown(report.unknown_fields, name, n)
 
 
 def _flush(

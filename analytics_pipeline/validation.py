@@ -20,6 +20,10 @@ from analytics_pipeline.datasets.spec import (
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MISSING = object()
+_LEAF: dict[str, Any] = {}
+# Distinct unknown field names kept per file and per batch; the rest are counted together.
+MAX_UNKNOWN_FIELD_NAMES = 100
+OTHER_UNKNOWN_FIELDS = "(other unknown fields)"
 
 
 class RecordError(ValueError):
@@ -37,6 +41,59 @@ def validate_record(
     event_date = event_time.date() if isinstance(event_time, datetime) else event_time
     _check_event_date(spec.event_time, event_date, start=start, now=now)
     return values, event_date.isoformat()
+
+
+def unknown_fields(spec: DatasetSpec, obj: dict[str, Any]) -> list[str]:
+    """Dotted paths of the object's fields the spec does not know, holding a non-null value.
+
+    Schema drift, not an error: a producer added `colour`, or `attributes.plan` under a known
+    object. An unknown object is named once (`meta`), not descended into; a known field's
+    value is never looked inside. A key whose value is null is not carried (as in Arrow).
+    """
+    out: list[str] = []
+    _collect_unknown(obj, _known_tree(spec), "", out)
+    return out
+
+
+def _collect_unknown(
+    obj: dict[str, Any], tree: dict[str, Any], prefix: str, out: list[str]
+) -> None:
+    for key, value in obj.items():
+        sub = tree.get(key)
+        if sub is None:
+            if value is not None:
+                out.append(prefix + key)
+        elif sub is not _LEAF and isinstance(value, dict):
+            _collect_unknown(value, sub, f"{prefix}{key}.", out)
+
+
+_KNOWN_TREES: dict[int, tuple[DatasetSpec, dict[str, Any]]] = {}
+
+
+def _known_tree(spec: DatasetSpec) -> dict[str, Any]:
+    """The spec's field paths as nested dicts, leaves _LEAF; built once per spec object."""
+    cached = _KNOWN_TREES.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    tree: dict[str, Any] = {}
+    for f in spec.fields:
+        node = tree
+        for part in f.path[:-1]:
+            child = node.setdefault(part, {})
+            if child is _LEAF:
+                break
+            node = child
+        else:
+            node[f.path[-1]] = _LEAF
+    _KNOWN_TREES[id(spec)] = (spec, tree)
+    return tree
+
+
+def count_unknown(counts: dict[str, int], name: str, n: int = 1) -> None:
+    """Add n records carrying `name`, keeping at most MAX_UNKNOWN_FIELD_NAMES distinct names."""
+    if name not in counts and len(counts) >= MAX_UNKNOWN_FIELD_NAMES:
+        name = OTHER_UNKNOWN_FIELDS
+    counts[name] = counts.get(name, 0) + n
 
 
 def _field_value(f: Field, obj: dict[str, Any]) -> Any:

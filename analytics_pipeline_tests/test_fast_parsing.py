@@ -128,6 +128,7 @@ def test_fast_path_gives_exactly_the_row_level_records_and_rejections(data: byte
     assert got.rejections == expected.rejections
     assert got.table.to_pylist() == expected.records
     assert got.blank_lines == expected.blank_lines
+    assert got.unknown_fields == expected.unknown_fields
 
 
 def test_row_level_path_parses_only_the_lines_arrow_refuses(
@@ -185,3 +186,32 @@ def test_staging_a_big_file_writes_arrow_rows_in_the_staged_schema(
     [rejected] = quarantine_lines(lake_dir, "iot_sensor_data")
     assert rejected["line"] == 11
     assert rejected["reason"] == "wrong type in field humidity: expected smallint, got string 'wet'"
+
+
+def test_unknown_fields_are_found_in_what_arrow_read() -> None:
+    lines = [compact({**READING, "colour": "red", "meta": {"a": 1}})] * 300
+    lines += [compact({**READING, "colour": None})] * 100
+    lines += [compact({**READING, "temperature": "hot", "colour": "x"})] * 10  # rejected
+    got = fast(("\n".join(lines) + "\n").encode())
+    assert got.table.num_rows == 400
+    assert got.unknown_fields == {"colour": 300, "meta": 300}
+    assert got.unknown_fields == rows(("\n".join(lines) + "\n").encode()).unknown_fields
+
+
+def test_an_unknown_field_whose_type_changes_is_still_counted_exactly() -> None:
+    # Arrow cannot infer one type for "colour": those lines go row by row, none is lost.
+    lines = [compact({**READING, "colour": 12})] * 200 + [compact({**READING, "colour": "red"})]
+    data = ("\n".join(lines) + "\n").encode()
+    got = fast(data)
+    assert got.table.num_rows == 201
+    assert got.unknown_fields == {"colour": 201}
+    assert got.table.to_pylist() == rows(data).records
+
+
+def test_a_known_field_with_a_changed_type_is_quarantined_by_the_fast_path() -> None:
+    lines = [compact(READING)] * 300 + [compact({**READING, "datetime": 1714557600})]
+    got = fast(("\n".join(lines) + "\n").encode())
+    assert got.table.num_rows == 300
+    assert [(r.line, r.reason) for r in got.rejections] == [
+        (301, "wrong type in field datetime: expected timestamp, got number 1714557600")
+    ]

@@ -216,3 +216,103 @@ def test_every_record_of_a_mixed_file_ends_in_exactly_one_place(
     assert staged_lines | quarantined_lines == {
         number for number, line in enumerate(lines, start=1) if line.strip()
     }
+
+
+# --- schema drift: unknown fields are counted, changed types are quarantined ---------------
+
+
+def app_event(**changes: Any) -> dict[str, Any]:
+    return {
+        "event_type": "_userauth.sign_in",
+        "event_timestamp": 1714557600000,
+        "attributes": {"email": "a@example.com"},
+        "session": {"session_id": "s1"},
+        "endpoint": {"EffectiveDate": "2024-05-01T10:00:00.000Z"},
+        **changes,
+    }
+
+
+def test_unknown_fields_are_counted_per_file_and_per_batch(lake_dir: Path, store: LocalLakeStore):
+    rows = [
+        {**reading(1, "2024-05-01 10:00:00"), "colour": "red"},
+        {**reading(2, "2024-05-01 10:00:00"), "colour": 12, "meta": {"extra": 1}},
+        {**reading(3, "2024-05-01 10:00:00"), "colour": None},  # null: not carried
+        {**reading(4, "2024-05-01 10:00:00"), "colour": "x", "temperature": "hot"},  # rejected
+        reading(5, "2024-05-01 10:00:00"),
+    ]
+    drop(lake_dir, "iot_sensor_data", "a.ndjson", ndjson(rows))
+    drop(lake_dir, "iot_sensor_data", "b.ndjson", ndjson([{**rows[4], "colour": "blue"}]))
+    drop(lake_dir, "iot_sensor_data", "c.ndjson", ndjson([rows[4]]))
+
+    report = stage(store, "iot_sensor_data", ["a.ndjson", "b.ndjson", "c.ndjson"])
+
+    outcomes = {f.key: f for f in report.files}
+    assert outcomes["a.ndjson"].unknown_fields == {"colour": 2, "meta": 1}
+    assert outcomes["b.ndjson"].unknown_fields == {"colour": 1}
+    assert outcomes["c.ndjson"].unknown_fields == {}
+    assert report.unknown_fields == {"colour": 3, "meta": 1}
+    # Drift is reported, never a reason to drop a record.
+    assert (report.staged, report.rejected) == (6, 1)
+
+
+def test_a_batch_without_drift_reports_no_unknown_fields(lake_dir: Path, store: LocalLakeStore):
+    drop(
+        lake_dir, "products", "1.json", json.dumps({"id": 1, "date": "2024-05-01", "product": "A"})
+    )
+    assert stage(store, "products", ["1.json"]).unknown_fields == {}
+
+
+def test_unknown_nested_fields_are_named_by_their_path(lake_dir: Path, store: LocalLakeStore):
+    rows = [
+        app_event(attributes={"email": "a@example.com", "plan": "pro"}, meta={"extra": 1}),
+        app_event(session={"session_id": "s2", "device": {"os": "ios"}}),
+        app_event(attributes={"email": "b@example.com", "plan": None}),
+    ]
+    drop(lake_dir, "app_events", "e.ndjson", ndjson(rows))
+
+    report = stage(store, "app_events", ["e.ndjson"])
+
+    assert report.staged == 3
+    assert report.unknown_fields == {"attributes.plan": 1, "meta": 1, "session.device": 1}
+
+
+def test_unknown_field_names_are_capped_per_batch(lake_dir: Path, store: LocalLakeStore):
+    from analytics_pipeline.validation import MAX_UNKNOWN_FIELD_NAMES, OTHER_UNKNOWN_FIELDS
+
+    rows = [
+        {**reading(1, "2024-05-01 10:00:00"), f"f{i}": "v"}
+        for i in range(MAX_UNKNOWN_FIELD_NAMES + 5)
+    ]
+    drop(lake_dir, "iot_sensor_data", "many.ndjson", ndjson(rows))
+
+    report = stage(store, "iot_sensor_data", ["many.ndjson"])
+
+    assert len(report.unknown_fields) == MAX_UNKNOWN_FIELD_NAMES + 1
+    assert report.unknown_fields[OTHER_UNKNOWN_FIELDS] == 5
+    assert sum(report.unknown_fields.values()) == len(rows)
+
+
+def test_a_known_field_with_a_changed_type_is_quarantined_with_its_reason(
+    lake_dir: Path, store: LocalLakeStore
+):
+    good = reading(1, "2024-05-01 10:00:00")
+    rows = [good, {**good, "datetime": 1714557600}, {**good, "deviceid": [7]}]
+    drop(lake_dir, "iot_sensor_data", "t.ndjson", ndjson(rows))
+    drop(
+        lake_dir,
+        "products",
+        "p.json",
+        json.dumps({"id": "abc", "date": "2024-05-01", "product": "A"}),
+    )
+
+    report = stage(store, "iot_sensor_data", ["t.ndjson"])
+    stage(store, "products", ["p.json"])
+
+    assert (report.staged, report.rejected) == (1, 2)
+    assert report.unknown_fields == {}
+    assert [(q["line"], q["reason"]) for q in quarantine_lines(lake_dir, "iot_sensor_data")] == [
+        (2, "wrong type in field datetime: expected timestamp, got number 1714557600"),
+        (3, "wrong type in field deviceid: expected int, got array [7]"),
+    ]
+    [product] = quarantine_lines(lake_dir, "products")
+    assert product["reason"] == "wrong type in field id: expected bigint, got string 'abc'"
