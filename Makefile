@@ -23,9 +23,8 @@ install:
 		|| python3 -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
 
-dagster-home:
-	@mkdir -p "$(DAGSTER_HOME)"
-	@test -f "$(DAGSTER_HOME)/dagster.yaml" || printf 'telemetry:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
+dagster-home: install
+	@$(RUN) python -m analytics_pipeline.dagster_home "$(DAGSTER_HOME)"
 
 sample-data: install
 	$(RUN) python -m analytics_pipeline.sample_data --lake-dir "$(ANALYTICS_LAKE_DIR)"

@@ -11,9 +11,11 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 
 import dagster as dg
 
+from analytics_pipeline.assets.ranges import DAYS_PER_RUN
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.settings import Settings
 
@@ -52,8 +54,8 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         cursor = result.cursor
         requests = _requested_runs(defs, result)
-        for partition_key, asset_keys in requests:
-            _execute_asset_request(defs, instance, partition_key, asset_keys, summary)
+        for day_range, asset_keys in requests:
+            _execute_asset_request(defs, instance, day_range, asset_keys, summary)
         if not requested and not requests:
             return summary
     raise RuntimeError(f"still finding work after {MAX_ROUNDS} rounds")
@@ -95,29 +97,58 @@ def _run_landing_sensors(
 
 def _requested_runs(
     defs: dg.Definitions, result: dg.EvaluateAutomationConditionsResult
-) -> list[tuple[str | None, list[dg.AssetKey]]]:
-    """One run per partition key, holding every asset requested for it (as the daemon groups)."""
-    by_partition: dict[str | None, list[dg.AssetKey]] = {}
+) -> list[tuple[tuple[str, str] | None, list[dg.AssetKey]]]:
+    """The runs the daemon would launch: assets requested for the same days share a run, and
+    each run takes a contiguous range of at most DAYS_PER_RUN days (the backfill policy)."""
+    by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
     for spec in defs.resolve_all_asset_specs():
-        for partition_key in result.get_requested_partitions(spec.key):
-            by_partition.setdefault(partition_key, []).append(spec.key)
-    return sorted(by_partition.items(), key=lambda item: item[0] or "")
+        requested = frozenset(result.get_requested_partitions(spec.key))
+        if requested:
+            by_days.setdefault(requested, []).append(spec.key)
+    runs: list[tuple[tuple[str, str] | None, list[dg.AssetKey]]] = []
+    for days, asset_keys in by_days.items():
+        if None in days:
+            runs.append((None, asset_keys))
+        days_only = sorted(d for d in days if d is not None)
+        runs += [(day_range, asset_keys) for day_range in day_ranges(days_only, DAYS_PER_RUN)]
+    return sorted(runs, key=lambda run: run[0] or ("", ""))
+
+
+def day_ranges(days: list[str], max_days: int) -> list[tuple[str, str]]:
+    """Sorted days as (first, last) runs of consecutive dates, each at most max_days long."""
+    runs: list[list[date]] = []
+    for day in map(date.fromisoformat, days):
+        if runs and day == runs[-1][-1] + timedelta(1) and len(runs[-1]) < max_days:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [(run[0].isoformat(), run[-1].isoformat()) for run in runs]
 
 
 def _execute_asset_request(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    partition_key: str | None,
+    day_range: tuple[str, str] | None,
     asset_keys: list[dg.AssetKey],
     summary: ProcessSummary,
 ) -> None:
     job = defs.resolve_implicit_global_asset_job_def()
+    range_tags = {}
+    if day_range is not None and day_range[0] != day_range[1]:
+        range_tags = {
+            "dagster/asset_partition_range_start": day_range[0],
+            "dagster/asset_partition_range_end": day_range[1],
+        }
     result = job.execute_in_process(
         instance=instance,
         asset_selection=asset_keys,
-        partition_key=partition_key,
+        partition_key=day_range[0] if day_range and not range_tags else None,
         run_config=QUIET_LOGGING,
-        tags={"dagster/from_automation_condition": "true", "triggered_by": "make process"},
+        tags={
+            "dagster/from_automation_condition": "true",
+            "triggered_by": "make process",
+            **range_tags,
+        },
         raise_on_error=False,
     )
     summary.automation_runs += 1

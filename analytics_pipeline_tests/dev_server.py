@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from analytics_pipeline.dagster_home import ensure_dagster_home
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 120.0
 
@@ -46,7 +48,7 @@ def dagster_dev(
     lake_dir: Path, dagster_home: Path, extra_env: dict | None = None
 ) -> Iterator[DevServer]:
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_dagster_home(dagster_home)
     port = free_port()
     env = {
         **os.environ,

@@ -150,6 +150,7 @@ def fresh_lake(source: Path, dataset: str) -> Path:
 def run_pipeline(lake: str, batch_files: int) -> dict[str, Any]:
     import dagster as dg
 
+    from analytics_pipeline.dagster_home import ensure_dagster_home
     from analytics_pipeline.definitions import build_definitions
     from analytics_pipeline.process import process_landing
     from analytics_pipeline.settings import Settings
@@ -176,7 +177,7 @@ def run_pipeline(lake: str, batch_files: int) -> dict[str, Any]:
 
     dg.JobDefinition.execute_in_process = timed  # type: ignore[method-assign,assignment]
     with tempfile.TemporaryDirectory() as home:
-        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        ensure_dagster_home(Path(home))
         with dg.DagsterInstance.local_temp(home) as instance:
             started = time.perf_counter()
             summary = process_landing(defs, instance)

@@ -12,6 +12,7 @@ from analytics_pipeline.assets.keys import (
     rebuild_on_upstream_update,
     table_key,
 )
+from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
 from analytics_pipeline.partitions import publish_partition, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
@@ -115,6 +116,8 @@ def build_analytics_asset(
         group_name="analytics",
         kinds={"sql", engine_kind(env)},
         automation_condition=rebuild_on_upstream_update(),
+        backfill_policy=range_policy(),
+        pool=lake_pool(spec.name),
         description=f"{spec.description} SQL: analytics_pipeline/sql/{spec.name}.sql",
         metadata={"dagster/table_name": spec.name},
     )
@@ -124,32 +127,38 @@ def build_analytics_asset(
         catalog: Catalog,
         engine: QueryEngine,
     ) -> dg.MaterializeResult:
-        dt = validate_dt(context.partition_key)
-        sql = spec.sql(dt)
-        result = engine.run_query(sql)
-        data, columns = athena_typed(result.table)
-        written = write_partition(store, spec.name, dt, data)
-        published = publish_partition(
-            store, catalog, TableDef(spec.name, columns, spec.description), dt, written.path
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": data.num_rows,
-                "dagster/partition_row_count": data.num_rows,
-                "query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
-                "executed_sql": dg.MetadataValue.md(f"```sql\n{result.executed_sql}\n```"),
-                "preview": _preview(data),
-                "engine": result.engine,
-                "engine_seconds": round(result.seconds, 4),
-                **result.stats,
-                "path": written.path,
-                "bytes": written.bytes,
-                "unchanged": written.unchanged,
-                "location": published.location,
-            }
-        )
+        return build_days(context, lambda dt: _analytics_day(store, catalog, engine, spec, dt))
 
     return analytics_asset
+
+
+def _analytics_day(
+    store: LakeStore, catalog: Catalog, engine: QueryEngine, spec: AnalyticsSpec, dt: str
+) -> DayResult:
+    dt = validate_dt(dt)
+    sql = spec.sql(dt)
+    result = engine.run_query(sql)
+    data, columns = athena_typed(result.table)
+    written = write_partition(store, spec.name, dt, data)
+    published = publish_partition(
+        store, catalog, TableDef(spec.name, columns, spec.description), dt, written.path
+    )
+    return DayResult(
+        metadata={
+            "dagster/row_count": data.num_rows,
+            "dagster/partition_row_count": data.num_rows,
+            "query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            "executed_sql": dg.MetadataValue.md(f"```sql\n{result.executed_sql}\n```"),
+            "preview": _preview(data),
+            "engine": result.engine,
+            "engine_seconds": round(result.seconds, 4),
+            **result.stats,
+            "path": written.path,
+            "bytes": written.bytes,
+            "unchanged": written.unchanged,
+            "location": published.location,
+        }
+    )
 
 
 def _preview(data: pa.Table) -> dg.MetadataValue:

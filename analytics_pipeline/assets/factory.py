@@ -19,6 +19,7 @@ from analytics_pipeline.assets.keys import (
     staged_key,
     table_key,
 )
+from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
 from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import (
@@ -217,6 +218,8 @@ def _parquet_asset(
         group_name=spec.name,
         kinds={"parquet"},
         automation_condition=rebuild_on_upstream_update(),
+        backfill_policy=range_policy(),
+        pool=lake_pool(table.name),
         description=f"One snappy Parquet file per day of {table.name} "
         f"(parquet/{table.name}/dt=.../), rebuilt from every staged file of the day.",
         metadata={"dagster/column_schema": _column_schema(spec, table)},
@@ -234,45 +237,49 @@ def _parquet_asset(
         ],
     )
     def parquet_asset(context: dg.AssetExecutionContext, store: LakeStore):
-        dt = validate_dt(context.partition_key)
-        day = compact_day(store, spec, table, dt)
-        written = write_partition(store, table.name, dt, day.table)
-        stored = pq.read_table(pa.BufferReader(store.read_bytes(written.path)))
-        expected_schema = spec.table_arrow_schema(table)
-        schema_ok = stored.schema.remove_metadata().equals(expected_schema)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": written.rows,
-                "dagster/partition_row_count": written.rows,
-                "path": written.path,
-                "bytes": written.bytes,
-                "unchanged": written.unchanged,
-                "staged_files": day.staged_files,
-                "staged_rows": day.staged_rows,
-                "duplicates_dropped": day.duplicates_dropped,
-                "content_sha256": written.digest,
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="rows_reconcile_with_staged",
-                    passed=stored.num_rows == day.expected_rows,
-                    metadata={
-                        "parquet_rows": stored.num_rows,
-                        "staged_distinct_records": day.expected_rows,
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="schema_matches_spec",
-                    passed=schema_ok,
-                    metadata={
-                        "written": str(stored.schema.remove_metadata()),
-                        "spec": str(expected_schema),
-                    },
-                ),
-            ],
-        )
+        return build_days(context, lambda dt: _parquet_day(store, spec, table, dt))
 
     return parquet_asset
+
+
+def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> DayResult:
+    dt = validate_dt(dt)
+    day = compact_day(store, spec, table, dt)
+    written = write_partition(store, table.name, dt, day.table)
+    stored = pq.read_table(pa.BufferReader(store.read_bytes(written.path)))
+    expected_schema = spec.table_arrow_schema(table)
+    schema_ok = stored.schema.remove_metadata().equals(expected_schema)
+    return DayResult(
+        metadata={
+            "dagster/row_count": written.rows,
+            "dagster/partition_row_count": written.rows,
+            "path": written.path,
+            "bytes": written.bytes,
+            "unchanged": written.unchanged,
+            "staged_files": day.staged_files,
+            "staged_rows": day.staged_rows,
+            "duplicates_dropped": day.duplicates_dropped,
+            "content_sha256": written.digest,
+        },
+        checks=[
+            dg.AssetCheckResult(
+                check_name="rows_reconcile_with_staged",
+                passed=stored.num_rows == day.expected_rows,
+                metadata={
+                    "parquet_rows": stored.num_rows,
+                    "staged_distinct_records": day.expected_rows,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="schema_matches_spec",
+                passed=schema_ok,
+                metadata={
+                    "written": str(stored.schema.remove_metadata()),
+                    "spec": str(expected_schema),
+                },
+            ),
+        ],
+    )
 
 
 def _table_asset(
@@ -302,6 +309,8 @@ def _table_asset(
         group_name=spec.name,
         kinds={catalog_kind(env)},
         automation_condition=rebuild_on_upstream_update(),
+        backfill_policy=range_policy(),
+        pool=lake_pool(table.name),
         description=f"The {table.name} table in the catalog, each day pointed at its newest "
         "Parquet version; older versions are deleted after the switch.",
         metadata={
@@ -316,53 +325,67 @@ def _table_asset(
         catalog: Catalog,
         engine: QueryEngine,
     ):
-        dt = validate_dt(context.partition_key)
-        existing = versions(store, table.name, dt)
-        if not existing:
-            raise dg.Failure(
-                f"{table.name} has no Parquet for {dt}: materialize "
-                f"{parquet_key(table.name).to_user_string()} for {dt} first"
-            )
-        newest = existing[-1]
-        file_rows = pq.read_metadata(pa.BufferReader(store.read_bytes(newest))).num_rows
-        published = publish_partition(store, catalog, table_def(spec, table), dt, newest)
-        served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
-        results = [
-            dg.AssetCheckResult(
-                check_name="rows_match_parquet",
-                passed=served == file_rows,
-                metadata={"catalog_rows": served, "parquet_rows": file_rows},
-            )
-        ]
-        if table.key:
-            key_columns = ", ".join(table.key)
-            duplicated = _scalar(
-                engine,
-                f"SELECT count(*) FROM (SELECT {key_columns} FROM {table.name} "
-                f"WHERE dt = '{dt}' GROUP BY {key_columns} HAVING count(*) > 1)",
-            )
-            results.append(
-                dg.AssetCheckResult(
-                    check_name="no_duplicate_keys",
-                    passed=duplicated == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"duplicated_keys": duplicated},
-                )
-            )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": file_rows,
-                "dagster/partition_row_count": file_rows,
-                "catalog_rows": -1 if served is None else served,
-                "location": published.location,
-                "previous_location": published.previous_location or "",
-                "table_status": published.table_status,
-                "versions_removed": len(published.removed_versions),
-            },
-            check_results=results,
+        return build_days(
+            context,
+            lambda dt: _table_day(store, catalog, engine, spec, table, dt),
         )
 
     return table_asset
+
+
+def _table_day(
+    store: LakeStore,
+    catalog: Catalog,
+    engine: QueryEngine,
+    spec: DatasetSpec,
+    table: TableSpec,
+    dt: str,
+) -> DayResult:
+    dt = validate_dt(dt)
+    existing = versions(store, table.name, dt)
+    if not existing:
+        raise dg.Failure(
+            f"{table.name} has no Parquet for {dt}: materialize "
+            f"{parquet_key(table.name).to_user_string()} for {dt} first"
+        )
+    newest = existing[-1]
+    file_rows = pq.read_metadata(pa.BufferReader(store.read_bytes(newest))).num_rows
+    published = publish_partition(store, catalog, table_def(spec, table), dt, newest)
+    served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
+    results = [
+        dg.AssetCheckResult(
+            check_name="rows_match_parquet",
+            passed=served == file_rows,
+            metadata={"catalog_rows": served, "parquet_rows": file_rows},
+        )
+    ]
+    if table.key:
+        key_columns = ", ".join(table.key)
+        duplicated = _scalar(
+            engine,
+            f"SELECT count(*) FROM (SELECT {key_columns} FROM {table.name} "
+            f"WHERE dt = '{dt}' GROUP BY {key_columns} HAVING count(*) > 1)",
+        )
+        results.append(
+            dg.AssetCheckResult(
+                check_name="no_duplicate_keys",
+                passed=duplicated == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"duplicated_keys": duplicated},
+            )
+        )
+    return DayResult(
+        metadata={
+            "dagster/row_count": file_rows,
+            "dagster/partition_row_count": file_rows,
+            "catalog_rows": -1 if served is None else served,
+            "location": published.location,
+            "previous_location": published.previous_location or "",
+            "table_status": published.table_status,
+            "versions_removed": len(published.removed_versions),
+        },
+        checks=results,
+    )
 
 
 def _scalar(engine: QueryEngine, sql: str) -> int | None:

@@ -1,0 +1,128 @@
+"""Two runs for the same partition at once: the table's pool lets only one of them write.
+
+Two real processes share one Dagster instance ($DAGSTER_HOME, SQLite) and one lake, and
+each materializes products/parquet for the same day, with its write slowed down so they
+would overlap. With the project's dagster.yaml (pool default_limit 1) the writes take
+turns; with a dagster.yaml without it, the same two runs overlap, which shows the test
+can see an overlap when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from analytics_pipeline.dagster_home import TELEMETRY, ensure_dagster_home
+from analytics_pipeline.datasets import dataset
+from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.staging import stage_landing_files
+from analytics_pipeline_tests.lake_helpers import drop
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAY = "2024-03-01"
+WRITE_SECONDS = 2.0
+
+_RUN = textwrap.dedent(
+    """
+    import json, sys, time
+    import dagster as dg
+    import analytics_pipeline.assets.factory as factory
+    from analytics_pipeline.assets.keys import parquet_key
+    from analytics_pipeline.process import headless_definitions
+    from analytics_pipeline.settings import Settings
+
+    log, day, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    real_write = factory.write_partition
+
+    def slow_write(*args, **kwargs):
+        started = time.time()
+        time.sleep(seconds)
+        written = real_write(*args, **kwargs)
+        with open(log, "a") as out:
+            out.write(json.dumps([started, time.time()]) + "\\n")
+        return written
+
+    factory.write_partition = slow_write
+    defs = headless_definitions(Settings.from_env())
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[parquet_key("products")], partition_key=day
+        )
+    sys.exit(0 if result.success else 1)
+    """
+)
+
+
+def _two_runs_at_once(tmp_path: Path, lake_dir: Path, dagster_home: Path) -> list[list[float]]:
+    log = tmp_path / "writes.jsonl"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "ANALYTICS_LAKE_DIR": str(lake_dir),
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUN, str(log), DAY, str(WRITE_SECONDS)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [run.communicate(timeout=180)[0].decode() for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+    return sorted(json.loads(line) for line in log.read_text().splitlines())
+
+
+@pytest.fixture
+def staged_lake(lake_dir: Path) -> Path:
+    for n in range(3):
+        record = {"id": n, "date": DAY, "product": "A"}
+        drop(lake_dir, "products", f"{n}.json", json.dumps(record))
+    stage_landing_files(
+        LocalLakeStore(lake_dir=str(lake_dir)),
+        dataset("products"),
+        [f"{n}.json" for n in range(3)],
+        start=date(2020, 1, 1),
+        now=datetime(2024, 6, 1),
+        max_file_bytes=1 << 20,
+    )
+    return lake_dir
+
+
+def test_the_pool_makes_two_writes_of_one_table_take_turns(
+    tmp_path: Path, staged_lake: Path
+) -> None:
+    home = tmp_path / "dagster_home"
+    ensure_dagster_home(home)
+    first, second = _two_runs_at_once(tmp_path, staged_lake, home)
+    assert second[0] >= first[1], f"writes overlapped: {first} and {second}"
+    # The second run found the same rows already written: one version, each record once.
+    [version] = (staged_lake / "parquet" / "products" / f"dt={DAY}").iterdir()
+    newest = pq.read_table(next(version.glob("part-*.parquet")))
+    assert sorted(newest.column("id").to_pylist()) == [0, 1, 2]
+
+
+def test_without_the_pool_limit_the_same_two_writes_overlap(
+    tmp_path: Path, staged_lake: Path
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(TELEMETRY)
+    first, second = _two_runs_at_once(tmp_path, staged_lake, home)
+    assert second[0] < first[1], "the control runs did not overlap; the test proves nothing"

@@ -1,0 +1,119 @@
+"""Runs over ranges of days: one run builds many days, each keeping its own metadata."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analytics_pipeline.assets.keys import parquet_key, table_key
+from analytics_pipeline.process import day_ranges, process_landing
+from analytics_pipeline_tests.lake_helpers import drop, query
+
+DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-05"]
+
+
+def _drop_products(lake_dir: Path) -> None:
+    # Day i holds i+1 products, so each day's row count is its own.
+    for i, day in enumerate(DAYS):
+        for n in range(i + 1):
+            record = {"id": 100 * i + n, "date": day, "product": "A"}
+            drop(lake_dir, "products", f"{record['id']}.json", json.dumps(record))
+
+
+def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, dict]:
+    records = instance.fetch_materializations(key, limit=100).records
+    out = {}
+    for record in records:
+        event = record.asset_materialization
+        assert event is not None and event.partition is not None
+        out.setdefault(event.partition, {k: v.value for k, v in event.metadata.items()})
+    return out
+
+
+def test_contiguous_days_build_in_one_run_each_with_its_own_metadata(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _drop_products(lake_dir)
+    summary = process_landing(defs, instance)
+    assert summary.failed_runs == []
+    # 03-01..03-03 are one range, 03-05 another: two automation runs, not four.
+    assert summary.automation_runs == 2
+    parquet = _materializations(instance, parquet_key("products"))
+    assert sorted(parquet) == DAYS
+    for i, day in enumerate(DAYS):
+        assert parquet[day]["dagster/partition_row_count"] == i + 1
+        assert f"dt={day}/" in parquet[day]["path"]
+    ranged = parquet["2024-03-02"]
+    assert (ranged["run_days"], ranged["run_range"], ranged["run_rows"]) == (
+        3,
+        "2024-03-01..2024-03-03",
+        6,
+    )
+    assert "run_days" not in parquet["2024-03-05"]
+    table = _materializations(instance, table_key("products"))
+    assert [table[d]["catalog_rows"] for d in DAYS] == [1, 2, 3, 4]
+    assert query(lake_dir, "SELECT dt, count(*) FROM products GROUP BY dt ORDER BY dt") == [
+        (d, i + 1) for i, d in enumerate(DAYS)
+    ]
+
+
+def test_a_check_over_a_range_names_the_days_it_failed_on(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _drop_products(lake_dir)
+    assert process_landing(defs, instance).failed_runs == []
+    # Duplicate one day's rows behind the pipeline's back; the other days stay clean.
+    [path] = (lake_dir / "parquet" / "products" / "dt=2024-03-02").glob("*/part-*.parquet")
+    data = pq.read_table(path)
+    pq.write_table(pa.concat_tables([data, data]), path)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[table_key("products")],
+        tags={
+            "dagster/asset_partition_range_start": "2024-03-01",
+            "dagster/asset_partition_range_end": "2024-03-03",
+        },
+    )
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    duplicates = evaluations["no_duplicate_keys"]
+    assert not duplicates.passed
+    assert duplicates.severity == dg.AssetCheckSeverity.WARN
+    assert duplicates.metadata["days_checked"].value == 3
+    assert duplicates.metadata["failed_days"].value == ["2024-03-02"]
+    assert duplicates.metadata["by_day"].value["2024-03-02"] == {"duplicated_keys": 2}
+    assert evaluations["rows_match_parquet"].passed  # served = file, both doubled
+
+
+@given(
+    st.sets(st.integers(min_value=0, max_value=400), max_size=120),
+    st.integers(min_value=1, max_value=40),
+)
+def test_day_ranges_cover_each_day_once_in_consecutive_runs(offsets: set[int], size: int) -> None:
+    start = date(2024, 1, 1)
+    days = sorted((start + timedelta(n)).isoformat() for n in offsets)
+    ranges = day_ranges(days, size)
+    covered = []
+    for first, last in ranges:
+        a, b = date.fromisoformat(first), date.fromisoformat(last)
+        assert 1 <= (b - a).days + 1 <= size
+        covered += [(a + timedelta(n)).isoformat() for n in range((b - a).days + 1)]
+    assert covered == days  # every day once, in order, and nothing in between
+    # Maximal: two ranges only touch when the first is full.
+    for (_, last), (first, _) in zip(ranges, ranges[1:], strict=False):
+        gap = (date.fromisoformat(first) - date.fromisoformat(last)).days
+        assert gap > 1 or size in {
+            (date.fromisoformat(last) - date.fromisoformat(f)).days + 1
+            for f, lst in ranges
+            if lst == last
+        }
