@@ -79,11 +79,16 @@ def build_dataset_definitions(
         assets.append(_parquet_asset(spec, table, partitions_def))
         assets.append(_table_asset(spec, table, partitions_def, settings.env))
     return DatasetDefinitions(
-        assets, _ingest_job(spec, settings), [_landing_reconciles_check(spec, settings)]
+        assets,
+        _ingest_job(spec, settings),
+        [_landing_reconciles_check(spec, settings), _no_unknown_fields_check(spec)],
     )
 
 
 LANDING_RECONCILES = "landing_reconciles"
+NO_UNKNOWN_FIELDS = "no_unknown_fields"
+# How many recent ingest batches an on-demand execution of no_unknown_fields looks at.
+DRIFT_LOOKBACK_MATERIALIZATIONS = 500
 
 
 def _reconciliation_metadata(result: Reconciliation, scope: str) -> dict:
@@ -120,6 +125,48 @@ def _landing_reconciles_check(spec: DatasetSpec, settings: Settings) -> dg.Asset
     return landing_reconciles
 
 
+def _drift_evaluation(spec: DatasetSpec, unknown: dict[str, int], scope: str) -> dict:
+    return {
+        "passed": not unknown,
+        "severity": dg.AssetCheckSeverity.WARN,
+        "metadata": {
+            "scope": scope,
+            "unknown_fields": dg.MetadataValue.json(dict(sorted(unknown.items()))),
+            "spec_fields": dg.MetadataValue.json([f.name for f in spec.fields]),
+        },
+    }
+
+
+def _no_unknown_fields_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=staged_key(spec.name),
+        name=NO_UNKNOWN_FIELDS,
+        description="Schema drift: records carrying fields the dataset spec does not know. "
+        "They are staged without those fields (the table is unaffected); a WARN says the spec "
+        "may need the new field. Each ingest run reports its batch; executing the check sums "
+        "the recent batches' reports.",
+    )
+    def no_unknown_fields(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        records = context.instance.fetch_materializations(
+            staged_key(spec.name), limit=DRIFT_LOOKBACK_MATERIALIZATIONS
+        ).records
+        batches: dict[str, dict[str, int]] = {}
+        for record in records:
+            event = record.asset_materialization
+            metadata = event.metadata if event else {}
+            if "batch_id" in metadata and "unknown_fields" in metadata:
+                batch = str(metadata["batch_id"].value)
+                batches[batch] = dict(metadata["unknown_fields"].value)  # type: ignore[arg-type]
+        unknown: dict[str, int] = {}
+        for fields in batches.values():
+            for name, n in fields.items():
+                unknown[name] = unknown.get(name, 0) + int(n)
+        scope = f"{len(batches)} recent batches with unknown fields"
+        return dg.AssetCheckResult(**_drift_evaluation(spec, unknown, scope))
+
+    return no_unknown_fields
+
+
 def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
     def stage_op(
@@ -151,9 +198,25 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
         )
         # log_event records check evaluations too; its annotation predates them.
         context.log_event(evaluation)  # type: ignore[arg-type]
+        drift = dg.AssetCheckEvaluation(
+            asset_key=staged_key(spec.name),
+            check_name=NO_UNKNOWN_FIELDS,
+            **_drift_evaluation(spec, report.unknown_fields, f"batch {report.batch_id}"),
+        )
+        context.log_event(drift)  # type: ignore[arg-type]
+        if report.unknown_fields:
+            context.log.warning(
+                f"{spec.name}: records carry fields the spec does not know (staged without "
+                f"them): {dict(sorted(report.unknown_fields.items()))}"
+            )
         gone = [f.key for f in report.files if f.gone]
         if gone:
             context.log.warning(f"{len(gone)} landing files were already taken by another run")
+        drift_metadata = (
+            {"unknown_fields": dg.MetadataValue.json(report.unknown_fields)}
+            if report.unknown_fields
+            else {}
+        )
         for dt, rows in sorted(report.staged_rows_by_dt.items()):
             yield dg.AssetMaterialization(
                 asset_key=staged_key(spec.name),
@@ -162,6 +225,7 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
                     "rows_added": rows,
                     "batch_id": report.batch_id,
                     "landing_files_in_batch": len(report.files) - len(gone),
+                    **drift_metadata,
                 },
             )
         if report.rejected:
