@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.fast_parsing import _split_lines
 from analytics_pipeline.parsing import parse_landing_file
-from analytics_pipeline.resources.store import LakeStore, content_version
-from analytics_pipeline.staging import quarantine_path
+from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
+from analytics_pipeline.staging import (
+    MAX_LINE_BYTES,
+    STREAM_BLOCK_BYTES,
+    STREAM_THRESHOLD_BYTES,
+    OverlongLine,
+    StreamScanner,
+    quarantine_path,
+    split_blocks,
+)
+
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 MAX_LISTED_MISMATCHES = 20
 
@@ -33,22 +47,95 @@ class Reconciliation:
 
 
 def reconcile_dataset(
-    store: LakeStore, spec: DatasetSpec, *, start: date, now: datetime, max_file_bytes: int
+    store: LakeStore,
+    spec: DatasetSpec,
+    *,
+    start: date,
+    now: datetime,
+    max_file_bytes: int,
+    stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
 ) -> Reconciliation:
-    """Every archived file, re-counted, against everything in staged/ and quarantine/."""
+    """Every archived file, re-counted, against everything in staged/ and quarantine/.
+
+    Archived files are read a chunk at a time; an NDJSON file too big to hold is counted
+    streamed (its non-blank lines: each is one record or one rejection), never held whole.
+    """
     expected: dict[tuple[str, str], int] = {}
+    ndjson = spec.layout == "ndjson"
+    read_limit = min(max_file_bytes, stream_threshold_bytes) if ndjson else max_file_bytes
     for path in store.list_files(f"archive/{spec.name}/"):
         key = path.removeprefix(f"archive/{spec.name}/").split("~", 1)[0]
-        data = store.read_bytes(path)
-        # The bytes read_landing would have read, so the version matches the staged rows'.
-        version = content_version(data[: max_file_bytes + 1])
-        if len(data) > max_file_bytes:
-            expected[(key, version)] = 1  # quarantined whole
+        chunks = store.iter_bytes(path)
+        head = _read_up_to(chunks, read_limit + 1)
+        if len(head) <= read_limit:
+            parsed = parse_landing_file(spec, key, head, start=start, now=now)
+            expected[(key, content_version(head))] = parsed.input_records
+        elif ndjson:
+            rechunked = (
+                head[i : i + STREAM_CHUNK_BYTES] for i in range(0, len(head), STREAM_CHUNK_BYTES)
+            )
+            version, records = count_streamed_records(itertools.chain(rechunked, chunks))
+            expected[(key, version)] = records
         else:
-            parsed = parse_landing_file(spec, key, data, start=start, now=now)
-            expected[(key, version)] = parsed.input_records
+            # Quarantined whole; the version staging gave it is that of the bytes it read.
+            expected[(key, content_version(head))] = 1
+            _close(chunks)
     staged_paths = [p for p in store.list_files(f"staged/{spec.name}/") if p.endswith(".parquet")]
     return reconcile_files(store, spec, expected, staged_paths)
+
+
+def count_streamed_records(chunks: Iterator[bytes]) -> tuple[str, int]:
+    """A streamed NDJSON file's content version and record count, counted independently of
+    the parser: one per non-blank line (blank: JSON whitespace only); one for a file that is
+    not UTF-8 or holds no record at all (quarantined whole)."""
+    scanner = StreamScanner()
+
+    def scanned() -> Iterator[bytes]:
+        for chunk in chunks:
+            scanner.feed(chunk)
+            yield chunk
+
+    records = 0
+    first = True
+    for piece in split_blocks(scanned(), STREAM_BLOCK_BYTES, MAX_LINE_BYTES):
+        if isinstance(piece, OverlongLine):
+            records += 1
+        else:
+            records += _non_blank_lines(piece.removeprefix(_UTF8_BOM) if first else piece)
+        first = False
+    scan = scanner.finish()
+    if scan.utf8_error is not None or records == 0:
+        records = 1
+    return scan.version, records
+
+
+def _non_blank_lines(block: bytes) -> int:
+    """Lines (split on LF) holding a character other than space, tab, CR or LF."""
+    lines = _split_lines(block)
+    try:
+        trimmed = pc.utf8_trim(lines, " \t\r\n")
+    except pa.ArrowInvalid:
+        return 0  # not UTF-8: the file counts as one whole-file reject anyway
+    # Blank pieces include the empty one after a final LF, which is no line either.
+    return len(lines) - int(pc.sum(pc.equal(pc.binary_length(trimmed), 0)).as_py() or 0)
+
+
+def _read_up_to(chunks: Iterator[bytes], limit: int) -> bytes:
+    """The first chunks of a stream, joined, until they hold at least limit bytes (or end)."""
+    got: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        got.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(got)
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def reconcile_files(
@@ -76,26 +163,45 @@ def reconcile_files(
 
 
 def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
-    """Distinct staged lines per (key, version); counted in DuckDB, not a Python set of rows."""
+    """Distinct staged lines per (key, version), one staged file at a time: a bitmap of line
+    numbers per landing file (a byte per line), never all staged rows at once."""
     columns = ["_source_key", "_source_version", "_source_line"]
-    tables = [pq.read_table(pa.BufferReader(store.read_bytes(p)), columns=columns) for p in paths]
-    if not tables:
-        return Counter()
-    con = duckdb.connect()
-    try:
-        con.register("staged", pa.concat_tables(tables))
-        rows = con.execute(
-            "SELECT _source_key, _source_version, count(DISTINCT _source_line) "
-            "FROM staged GROUP BY _source_key, _source_version"
-        ).fetchall()
-    finally:
-        con.close()
-    return Counter({(key, version): n for key, version, n in rows})
+    seen: dict[tuple[str, str], np.ndarray] = {}
+    for path in paths:
+        table = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=columns)
+        if table.num_rows == 0:
+            continue
+        groups = table.group_by(columns[:2], use_threads=False).aggregate(
+            [("_source_line", "list")]
+        )
+        lines = groups.column("_source_line_list").combine_chunks()
+        for i, (key, version) in enumerate(
+            zip(
+                groups.column("_source_key").to_pylist(),
+                groups.column("_source_version").to_pylist(),
+                strict=True,
+            )
+        ):
+            numbers = lines[i].values.to_numpy(zero_copy_only=False)
+            bitmap = seen.get((key, version))
+            needed = int(numbers.max()) + 1
+            if bitmap is None or len(bitmap) < needed:
+                grown = np.zeros(max(needed, 2 * len(bitmap) if bitmap is not None else 0), bool)
+                if bitmap is not None:
+                    grown[: len(bitmap)] = bitmap
+                bitmap = seen[(key, version)] = grown
+            bitmap[numbers] = True
+    return Counter({file: int(np.count_nonzero(bitmap)) for file, bitmap in seen.items()})
 
 
 def _quarantine_lines(store: LakeStore, dataset: str, key: str, version: str) -> int:
     path = quarantine_path(dataset, key, version)
     if not store.exists(path):
         return 0
-    lines = store.read_bytes(path).decode().splitlines()
-    return sum(1 for line in lines if json.loads(line)["source_key"] == key)
+    found = 0
+    for piece in split_blocks(store.iter_bytes(path), STREAM_BLOCK_BYTES, 1 << 62):
+        assert isinstance(piece, bytes)
+        # Split on LF only: a raw record may hold U+2028 or U+0085, which splitlines() splits.
+        lines = piece.decode().split("\n")
+        found += sum(1 for line in lines if line and json.loads(line)["source_key"] == key)
+    return found

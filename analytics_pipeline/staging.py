@@ -7,17 +7,21 @@ line), so a batch staged twice after a crash is deduplicated when the day's Parq
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
 import re
+import tempfile
+import zlib
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,9 +31,16 @@ from analytics_pipeline.fast_parsing import (
     FAST_PATH_MIN_BYTES,
     ParsedTable,
     parse_landing_table,
+    parse_ndjson_block,
     supports_fast_path,
 )
-from analytics_pipeline.parsing import ParsedFile, Rejection, parse_landing_file, raw_preview
+from analytics_pipeline.parsing import (
+    RAW_PREVIEW_BYTES,
+    ParsedFile,
+    Rejection,
+    parse_landing_file,
+    raw_preview,
+)
 from analytics_pipeline.resources.store import LakeStore, LandingObjectGone
 from analytics_pipeline.validation import count_unknown
 
@@ -38,6 +49,17 @@ SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 FLUSH_RECORDS = 250_000
 # Big NDJSON files parsed at once (in threads: Arrow releases the GIL), each one in memory.
 PARSE_WORKERS = 2
+MiB = 1024 * 1024
+# NDJSON files larger than this (or than max_file_bytes, if that is smaller) are staged
+# streamed: block by block, so memory stays bounded whatever the file's size.
+STREAM_THRESHOLD_BYTES = 64 * MiB
+# A streamed file is parsed this many bytes at a time, cut at line ends.
+STREAM_BLOCK_BYTES = 16 * MiB
+# A streamed file's line longer than this is quarantined unread (its first 1 KiB kept).
+MAX_LINE_BYTES = 64 * MiB
+# A streamed file's quarantine lines are spooled to disk above this size.
+_SPOOL_BYTES = 8 * MiB
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -109,23 +131,49 @@ def stage_landing_files(
     start: date,
     now: datetime,
     max_file_bytes: int,
+    stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
+    stream_block_bytes: int = STREAM_BLOCK_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> StageReport:
-    """Stage these landing keys of one dataset; archive each once its records are placed."""
+    """Stage these landing keys of one dataset; archive each once its records are placed.
+
+    A JSON document over max_file_bytes is quarantined whole. NDJSON over the smaller of
+    max_file_bytes and stream_threshold_bytes is staged streamed, with the same records,
+    rejections and line numbers as if it had been read whole.
+    """
     report = StageReport(spec.name, batch_id="")
     pending = _Pending()
     read: list[FileOutcome] = []
     identities: list[str] = []
     parts = 0
-    fetched_files = store.read_landing_many(spec.name, sorted(set(keys)), max_file_bytes)
+    read_limit = _read_limit(spec, max_file_bytes, stream_threshold_bytes)
+    fetched_files = store.read_landing_many(spec.name, sorted(set(keys)), read_limit)
 
-    def parse(key: str, data: bytes) -> ParsedFile | ParsedTable:
-        return _parse(spec, key, data, max_file_bytes, start=start, now=now)
+    def parse(key: str, data: bytes) -> ParsedFile | ParsedTable | _Stream:
+        return _parse(spec, key, data, max_file_bytes, read_limit, start=start, now=now)
 
     for key, fetched, parsed in _parsed_ahead(spec, fetched_files, parse):
         outcome = FileOutcome(key)
         report.files.append(outcome)
         if fetched is None or parsed is None:
             outcome.gone = True
+            continue
+        if isinstance(parsed, _Stream):
+            streamed = _stage_streamed(
+                store,
+                spec,
+                key,
+                start=start,
+                now=now,
+                block_bytes=stream_block_bytes,
+                max_line_bytes=max_line_bytes,
+            )
+            if streamed is None:
+                outcome.gone = True
+                continue
+            _merge(report, outcome, *streamed)
+            identities.append(file_id(key, streamed[1].version or ""))
+            read.append(outcome)
             continue
         version = fetched[1]
         outcome.version = version
@@ -150,6 +198,253 @@ def stage_landing_files(
         except LandingObjectGone:
             outcome.gone = True
     return report
+
+
+def _read_limit(spec: DatasetSpec, max_file_bytes: int, stream_threshold_bytes: int) -> int:
+    """Bytes read of each landing file at first; an NDJSON file with more is streamed."""
+    if spec.layout == "ndjson":
+        return min(max_file_bytes, stream_threshold_bytes)
+    return max_file_bytes
+
+
+class _Stream:
+    """Stands for a parse not done: the file is too big to hold, it is staged streamed."""
+
+
+# --- streamed staging --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverlongLine:
+    """A line longer than the limit, skipped in a stream: its first bytes and its length."""
+
+    preview: bytes
+    size: int  # without its LF
+
+
+def split_blocks(
+    chunks: Iterable[bytes], block_bytes: int, max_line_bytes: int
+) -> Iterator[bytes | OverlongLine]:
+    """Whole lines, about block_bytes at a time, from chunks cut anywhere.
+
+    Every block but the last ends with LF, none is empty, and the blocks joined are the
+    input, except that a line longer than max_line_bytes comes as an OverlongLine in its
+    place (with its LF), its bytes never held. Memory: about block_bytes + a chunk +
+    max_line_bytes.
+    """
+    buf = bytearray()
+    skipping: tuple[bytes, int] | None = None  # an overlong line being skipped: preview, size
+    for chunk in chunks:
+        if skipping is not None:
+            newline = chunk.find(b"\n")
+            rest = chunk if newline < 0 else chunk[:newline]
+            preview = skipping[0]
+            if len(preview) < RAW_PREVIEW_BYTES:
+                preview += rest[: RAW_PREVIEW_BYTES - len(preview)]
+            skipping = (preview, skipping[1] + len(rest))
+            if newline < 0:
+                continue
+            yield OverlongLine(*skipping)
+            skipping = None
+            chunk = chunk[newline + 1 :]
+        buf += chunk
+        if len(buf) >= block_bytes:
+            cut = buf.rfind(b"\n")
+            if cut >= 0:
+                yield from _overlong_cut(bytes(buf[: cut + 1]), max_line_bytes)
+                del buf[: cut + 1]
+        partial = len(buf) - (buf.rfind(b"\n") + 1)
+        if partial > max_line_bytes:
+            if len(buf) > partial:
+                yield from _overlong_cut(bytes(buf[: len(buf) - partial]), max_line_bytes)
+            skipping = (bytes(buf[len(buf) - partial :][:RAW_PREVIEW_BYTES]), partial)
+            buf.clear()
+    if skipping is not None:
+        yield OverlongLine(*skipping)
+    elif buf:
+        yield from _overlong_cut(bytes(buf), max_line_bytes)
+
+
+def _overlong_cut(block: bytes, max_line_bytes: int) -> Iterator[bytes | OverlongLine]:
+    """The block, with each line longer than max_line_bytes (however it was chunked) taken
+    out as an OverlongLine: which lines are overlong depends on the bytes only."""
+    if len(block) <= max_line_bytes:
+        yield block
+        return
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(block)]))
+    position = 0
+    for line in np.flatnonzero(stops - starts > max_line_bytes).tolist():
+        first, stop = int(starts[line]), int(stops[line])
+        if first > position:
+            yield block[position:first]
+        yield OverlongLine(block[first : min(stop, first + RAW_PREVIEW_BYTES)], stop - first)
+        position = stop + 1
+    if position < len(block):
+        yield block[position:]
+
+
+@dataclass
+class StreamScan:
+    """A first pass over a streamed file: what must be known before any record is staged."""
+
+    version: str = ""  # md5 of every byte, as for a file read whole
+    checksum: int = 0  # crc32, to check the second pass read the same bytes
+    size: int = 0
+    head: bytes = b""  # the first RAW_PREVIEW_BYTES, for a whole-file reject's raw
+    utf8_error: str | None = None  # the whole-file reason, worded as parse_landing_file's
+
+
+class StreamScanner:
+    """md5, crc32, size and UTF-8 validity of a stream, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.scan = StreamScan()
+        self._digest = hashlib.md5(usedforsecurity=False)
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, chunk: bytes) -> None:
+        scan = self.scan
+        self._digest.update(chunk)
+        scan.checksum = zlib.crc32(chunk, scan.checksum)
+        text, text_start = chunk, scan.size
+        if scan.size == 0 and chunk.startswith(_UTF8_BOM):
+            # utf-8-sig, as a whole file is decoded: a byte-order mark is not content.
+            text, text_start = chunk[3:], 3
+        if len(scan.head) < RAW_PREVIEW_BYTES:
+            scan.head += chunk[: RAW_PREVIEW_BYTES - len(scan.head)]
+        scan.size += len(chunk)
+        if scan.utf8_error is None and not (self._decoder.getstate()[0] == b"" and text.isascii()):
+            scan.utf8_error = _utf8_error(self._decoder, text, text_start, final=False)
+
+    def finish(self) -> StreamScan:
+        if self.scan.utf8_error is None:
+            self.scan.utf8_error = _utf8_error(self._decoder, b"", self.scan.size, final=True)
+        self.scan.version = self._digest.hexdigest()
+        return self.scan
+
+
+def scan_stream(chunks: Iterable[bytes]) -> StreamScan:
+    """One pass over a stream: its md5, crc32, size, first bytes and UTF-8 validity."""
+    scanner = StreamScanner()
+    for chunk in chunks:
+        scanner.feed(chunk)
+    return scanner.finish()
+
+
+def _utf8_error(
+    decoder: codecs.IncrementalDecoder, data: bytes, offset: int, *, final: bool
+) -> str | None:
+    pending = decoder.getstate()[0]
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError as err:
+        at = offset - len(pending) + err.start
+        return f"not valid UTF-8: byte 0x{err.object[err.start]:02x} at offset {at}"
+    return None
+
+
+def _stage_streamed(
+    store: LakeStore,
+    spec: DatasetSpec,
+    key: str,
+    *,
+    start: date,
+    now: datetime,
+    block_bytes: int,
+    max_line_bytes: int,
+) -> tuple[StageReport, FileOutcome] | None:
+    """Stage one big NDJSON file block by block: its own report and outcome, or None if it
+    went (or changed) meanwhile, in which case nothing of it is left in staged/.
+
+    Two passes: the first computes the content version (the md5 every staged row carries)
+    and checks the encoding; the second parses and stages, each block with the same fast
+    path or row-level fallback as a whole file, and writes the file's own staged parts (so
+    they can be taken back) every FLUSH_RECORDS rows.
+    """
+    try:
+        scan = scan_stream(store.iter_landing(spec.name, key))
+    except LandingObjectGone:
+        return None
+    version = scan.version
+    report = StageReport(spec.name, batch_id=file_id(key, version))
+    outcome = FileOutcome(key, version)
+    qpath = quarantine_path(spec.name, key, version)
+    if scan.utf8_error is not None:
+        whole = ParsedFile(key, rejections=[Rejection(key, None, scan.utf8_error, _preview(scan))])
+        _account(report, outcome, whole)
+        store.write_bytes(qpath, _jsonl(r.as_json() for r in whole.rejections))
+        report.quarantine_paths.append(qpath)
+        return report, outcome
+
+    pending = _Pending()
+    parts = 0
+    second = StreamScan()
+
+    def tapped() -> Iterator[bytes]:
+        for chunk in store.iter_landing(spec.name, key):
+            second.checksum = zlib.crc32(chunk, second.checksum)
+            second.size += len(chunk)
+            yield chunk
+
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+        try:
+            line = 1
+            for piece in split_blocks(tapped(), block_bytes, max_line_bytes):
+                if isinstance(piece, OverlongLine):
+                    reason = f"line {line} is longer than the limit of {max_line_bytes} bytes"
+                    raw = piece.preview.decode("utf-8", errors="replace")
+                    parsed: ParsedFile | ParsedTable = ParsedFile(
+                        key, rejections=[Rejection(key, line, reason, raw)]
+                    )
+                    line += 1
+                else:
+                    body = piece.removeprefix(_UTF8_BOM) if line == 1 else piece
+                    parsed = parse_ndjson_block(spec, key, body, line, start=start, now=now)
+                    line += piece.count(b"\n")
+                _account(report, outcome, parsed)
+                pending.add(parsed, key, version)
+                spool.write(_jsonl(r.as_json() for r in parsed.rejections))
+                if pending.size >= FLUSH_RECORDS:
+                    _flush(store, spec, report, pending, [], parts, prefix=report.batch_id)
+                    parts += 1
+        except LandingObjectGone:
+            store.delete_files(report.staged_paths)
+            return None
+        if (second.size, second.checksum) != (scan.size, scan.checksum):
+            store.delete_files(report.staged_paths)  # changed in place: the next run takes it
+            return None
+        if outcome.records == 0:
+            # Nothing but blank lines: an empty file, as parse_landing_file says.
+            outcome.blank_lines = 0
+            empty = ParsedFile(key, rejections=[Rejection(key, None, "empty file", _preview(scan))])
+            _account(report, outcome, empty)
+            spool.write(_jsonl(r.as_json() for r in empty.rejections))
+        if pending.size:
+            _flush(store, spec, report, pending, [], parts, prefix=report.batch_id)
+        if outcome.rejected:
+            spool.seek(0)
+            store.write_stream(qpath, spool)  # type: ignore[arg-type]
+            report.quarantine_paths.append(qpath)
+    return report, outcome
+
+
+def _preview(scan: StreamScan) -> str:
+    return raw_preview(scan.head)
+
+
+def _merge(report: StageReport, outcome: FileOutcome, part: StageReport, got: FileOutcome) -> None:
+    for name in ("version", "records", "staged", "rejected", "blank_lines", "unknown_fields"):
+        setattr(outcome, name, getattr(got, name))
+    for dt, rows in part.staged_rows_by_dt.items():
+        report.staged_rows_by_dt[dt] += rows
+    for reason, n in part.reasons.items():
+        report.reasons[reason] += n
+    for name, n in part.unknown_fields.items():
+        count_unknown(report.unknown_fields, name, n)
+    report.staged_paths += part.staged_paths
+    report.quarantine_paths += part.quarantine_paths
 
 
 @dataclass
@@ -197,8 +492,8 @@ class _Pending:
 def _parsed_ahead(
     spec: DatasetSpec,
     fetched_files: Iterator[tuple[str, tuple[bytes, str] | None]],
-    parse: Callable[[str, bytes], ParsedFile | ParsedTable],
-) -> Iterator[tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | None]]:
+    parse: Callable[[str, bytes], ParsedFile | ParsedTable | _Stream],
+) -> Iterator[tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | _Stream | None]]:
     """Files with their parse, in order; big NDJSON files parsed PARSE_WORKERS at a time.
 
     Arrow releases the GIL, so two big files parse on two cores; small files are parsed
@@ -225,14 +520,23 @@ def _parsed_ahead(
 
 def _resolved(
     item: tuple[str, tuple[bytes, str] | None, Any],
-) -> tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | None]:
+) -> tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | _Stream | None]:
     key, fetched, parsed = item
     return key, fetched, (parsed.result() if isinstance(parsed, Future) else parsed)
 
 
 def _parse(
-    spec: DatasetSpec, key: str, data: bytes, max_file_bytes: int, *, start: date, now: datetime
-) -> ParsedFile | ParsedTable:
+    spec: DatasetSpec,
+    key: str,
+    data: bytes,
+    max_file_bytes: int,
+    read_limit: int,
+    *,
+    start: date,
+    now: datetime,
+) -> ParsedFile | ParsedTable | _Stream:
+    if spec.layout == "ndjson" and len(data) > read_limit:
+        return _Stream()
     if len(data) > max_file_bytes:
         parsed = ParsedFile(key)
         reason = f"file is larger than the limit of {max_file_bytes} bytes"
@@ -244,15 +548,16 @@ def _parse(
 
 
 def _account(report: StageReport, outcome: FileOutcome, parsed: ParsedFile | ParsedTable) -> None:
-    outcome.records = parsed.input_records
-    outcome.rejected = len(parsed.rejections)
-    outcome.blank_lines = parsed.blank_lines
+    """Add a parse (a whole file, or one block of a streamed one) to the counts."""
+    outcome.records += parsed.input_records
+    outcome.rejected += len(parsed.rejections)
+    outcome.blank_lines += parsed.blank_lines
     if isinstance(parsed, ParsedTable):
-        outcome.staged = parsed.table.num_rows
+        outcome.staged += parsed.table.num_rows
         for item in pc.value_counts(parsed.table.column("dt")).to_pylist():
             report.staged_rows_by_dt[item["values"]] += item["counts"]
     else:
-        outcome.staged = len(parsed.records)
+        outcome.staged += len(parsed.records)
         for record in parsed.records:
             report.staged_rows_by_dt[record["dt"]] += 1
     for rejection in parsed.rejections:
@@ -269,9 +574,10 @@ def _flush(
     pending: _Pending,
     identities: list[str],
     part: int,
+    prefix: str | None = None,
 ) -> None:
     schema = staged_schema(spec)
-    batch = _batch_id(identities)
+    batch = prefix or _batch_id(identities)
     for dt, table in pending.by_dt(schema):
         path = f"staged/{spec.name}/dt={dt}/{batch}-{part:04d}.parquet"
         store.write_bytes(path, parquet_bytes(table))

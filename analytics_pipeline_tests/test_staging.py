@@ -155,7 +155,27 @@ def test_a_file_gone_before_it_is_read_is_reported_gone_not_an_error(
     assert quarantine_lines(lake_dir, "products") == []
 
 
-def test_a_file_over_the_size_limit_is_quarantined_whole_and_archived(
+def test_a_json_file_over_the_size_limit_is_quarantined_whole_and_archived(
+    lake_dir: Path, store: LocalLakeStore
+):
+    content = json.dumps({"id": 1, "date": "2024-05-01", "product": "A", "pad": "x" * 3000})
+    drop(lake_dir, "products", "big.json", content)
+
+    report = stage(store, "products", ["big.json"], max_file_bytes=2000)
+
+    lines = quarantine_lines(lake_dir, "products")
+    assert len(lines) == 1
+    assert lines[0]["line"] is None
+    assert lines[0]["reason"] == "file is larger than the limit of 2000 bytes"
+    assert lines[0]["raw"] == content[:1024]
+    assert report.staged == 0
+    assert not (lake_dir / "staged" / "products").exists()
+    # Nothing lost: every byte is kept in the archive.
+    assert (lake_dir / "archive" / "products" / "big.json").read_text() == content
+    assert landing_files(lake_dir, "products") == []
+
+
+def test_an_ndjson_file_over_the_size_limit_is_streamed_not_quarantined(
     lake_dir: Path, store: LocalLakeStore
 ):
     content = ndjson([reading(i, "2024-05-01 10:00:00") for i in range(100)])
@@ -163,16 +183,9 @@ def test_a_file_over_the_size_limit_is_quarantined_whole_and_archived(
 
     report = stage(store, "iot_sensor_data", ["big.ndjson"], max_file_bytes=2000)
 
-    lines = quarantine_lines(lake_dir, "iot_sensor_data")
-    assert len(lines) == 1
-    assert lines[0]["line"] is None
-    assert lines[0]["reason"] == "file is larger than the limit of 2000 bytes"
-    assert lines[0]["raw"] == content[:1024]
-    assert report.staged == 0
-    assert not (lake_dir / "staged" / "iot_sensor_data").exists()
-    # Nothing lost: every byte is kept in the archive.
+    assert (report.records, report.staged, report.rejected) == (100, 100, 0)
+    assert quarantine_lines(lake_dir, "iot_sensor_data") == []
     assert (lake_dir / "archive" / "iot_sensor_data" / "big.ndjson").read_text() == content
-    assert landing_files(lake_dir, "iot_sensor_data") == []
 
 
 def test_a_file_exactly_at_the_size_limit_is_staged(lake_dir: Path, store: LocalLakeStore):

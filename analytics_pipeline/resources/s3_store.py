@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -32,6 +32,7 @@ from botocore.exceptions import (
 from pydantic import PrivateAttr
 
 from analytics_pipeline.resources.store import (
+    STREAM_CHUNK_BYTES,
     LakeStore,
     LandingObject,
     LandingObjectGone,
@@ -52,6 +53,14 @@ _CHANGED = frozenset({"PreconditionFailed", "412"})
 # Errors in the middle of a response body, which botocore does not retry by itself.
 _BODY_ERRORS = (IncompleteReadError, ReadTimeoutError, ResponseStreamingError)
 _BODY_ATTEMPTS = 3
+
+
+class _Missing(Exception):
+    """The object is not there (404)."""
+
+
+class _Changed(Exception):
+    """The object is no longer the version being read (412 on If-Match)."""
 
 
 class S3StoreError(RuntimeError):
@@ -205,6 +214,69 @@ class S3LakeStore(LakeStore):
             self._read_etags[(dataset, key)] = response["ETag"]
         return data, content_version(data)
 
+    def iter_landing(
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+    ) -> Iterator[bytes]:
+        """The object streamed, chunk_bytes at a time; the version read_landing read (If-Match
+        its ETag), else the current one, remembered for archiving. A body that breaks off is
+        resumed where it stopped (a ranged GET of the same ETag), up to 3 times in a row."""
+        s3_key = self._landing_key(dataset, key)
+        with self._lock:
+            etag = self._read_etags.get((dataset, key))
+        try:
+            for chunk, current in self._stream(self.landing_bucket, s3_key, chunk_bytes, etag):
+                if etag is None:
+                    etag = current
+                    with self._lock:
+                        self._read_etags[(dataset, key)] = current
+                yield chunk
+        except _Missing:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+        except _Changed:
+            raise LandingObjectGone(
+                f"landing/{dataset}/{key} (replaced since it was read)"
+            ) from None
+
+    def _stream(
+        self, bucket: str, key: str, chunk_bytes: int, etag: str | None
+    ) -> Iterator[tuple[bytes, str]]:
+        """(chunk, ETag) pairs of one object version; resumes a broken body with a Range GET."""
+        offset, failures = 0, 0
+        while True:
+            params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if etag is not None:
+                params["IfMatch"] = etag
+            if offset:
+                params["Range"] = f"bytes={offset}-"
+            try:
+                response = self.s3_client().get_object(**params)
+            except ClientError as error:
+                code = _error_code(error)
+                if code in _NOT_FOUND:
+                    raise _Missing from None
+                if code in _CHANGED:
+                    raise _Changed from None
+                if code == "InvalidRange" and offset:
+                    return  # the object ended exactly where the body broke off
+                raise _s3_error("GetObject", bucket, key, error) from error
+            etag = etag or response["ETag"]
+            body = response["Body"]
+            try:
+                while chunk := body.read(chunk_bytes):
+                    offset += len(chunk)
+                    failures = 0
+                    yield chunk, etag
+                return
+            except _BODY_ERRORS as error:
+                failures += 1
+                if failures == _BODY_ATTEMPTS:
+                    raise S3StoreError(
+                        f"GetObject s3://{bucket}/{key} failed: the body broke off "
+                        f"{_BODY_ATTEMPTS} times at byte {offset}: {error}"
+                    ) from error
+            finally:
+                body.close()
+
     def read_landing_many(
         self, dataset: str, keys: list[str], max_bytes: int
     ) -> Iterator[tuple[str, tuple[bytes, str] | None]]:
@@ -338,6 +410,30 @@ class S3LakeStore(LakeStore):
                 f"multipart upload to s3://{self.lake_bucket}/{key} failed: {error}"
             ) from error
 
+    def write_stream(self, path: str, source: BinaryIO) -> None:
+        """A multipart upload read from the source a part at a time (memory stays bounded)."""
+        key = self._lake_key(path)
+        try:
+            self.s3_client().upload_fileobj(
+                source, self.lake_bucket, key, Config=self._transfer_config()
+            )
+        except ClientError as error:
+            raise _s3_error("PutObject", self.lake_bucket, key, error) from error
+        except S3UploadFailedError as error:
+            raise S3StoreError(
+                f"upload to s3://{self.lake_bucket}/{key} failed: {error}"
+            ) from error
+
+    def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
+        key = self._lake_key(path)
+        try:
+            for chunk, _ in self._stream(self.lake_bucket, key, chunk_bytes, None):
+                yield chunk
+        except _Missing:
+            raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
+        except _Changed:
+            raise S3StoreError(f"s3://{self.lake_bucket}/{key} changed while it was read") from None
+
     def read_bytes(self, path: str) -> bytes:
         key = self._lake_key(path)
         try:
@@ -402,6 +498,28 @@ class S3LakeStore(LakeStore):
                 flush()
         if batch:
             flush()
+
+    def delete_files(self, paths: list[str]) -> None:
+        """DeleteObjects, 1000 keys per call; S3 does not mind keys that are not there."""
+        client = self.s3_client()
+        keys = [self._lake_key(p) for p in paths]
+        for offset in range(0, len(keys), S3_DELETE_KEYS):
+            batch = [{"Key": k} for k in keys[offset : offset + S3_DELETE_KEYS]]
+            try:
+                response = client.delete_objects(
+                    Bucket=self.lake_bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except ClientError as error:
+                raise _s3_error(
+                    "DeleteObjects", self.lake_bucket, batch[0]["Key"], error
+                ) from error
+            failed = response.get("Errors", [])
+            if failed:
+                first = failed[0]
+                raise S3StoreError(
+                    f"DeleteObjects s3://{self.lake_bucket} failed for {len(failed)} keys, "
+                    f"e.g. {first.get('Key')}: {first.get('Code')}: {first.get('Message')}"
+                )
 
     def location(self, path: str) -> str:
         """The s3:// URI a query engine or the Glue catalog reads."""

@@ -9,11 +9,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
+# Streamed reads hand over this much at a time.
+STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,40 @@ class LakeStore(dg.ConfigurableResource):
             except LandingObjectGone:
                 yield key, None
 
+    def iter_landing(
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+    ) -> Iterator[bytes]:
+        """The landing object's bytes as they stream in, at most chunk_bytes at a time.
+
+        For files too big to hold. Each call reads the object from its start; on a remote
+        store every call after read_landing reads the same object version as it did, or
+        raises LandingObjectGone (the object was replaced or removed meanwhile).
+        """
+        raise NotImplementedError
+
     def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
         raise NotImplementedError
 
     def write_bytes(self, path: str, data: bytes) -> None:
         raise NotImplementedError
 
+    def write_stream(self, path: str, source: BinaryIO) -> None:
+        """Write an object from a file-like source, read a piece at a time (as atomically as
+        write_bytes). Here whole; stores override it to keep memory bounded."""
+        self.write_bytes(path, source.read())
+
+    def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
+        """A lake object's bytes, at most chunk_bytes at a time. Here whole; stores override."""
+        yield self.read_bytes(path)
+
     def read_bytes(self, path: str) -> bytes:
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def delete_files(self, paths: list[str]) -> None:
+        """Delete these lake objects; a missing one is not an error."""
         raise NotImplementedError
 
     def list_files(self, prefix: str) -> list[str]:
@@ -157,6 +184,17 @@ class LocalLakeStore(LakeStore):
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         return data, content_version(data)
 
+    def iter_landing(
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+    ) -> Iterator[bytes]:
+        try:
+            handle = self._path(f"landing/{dataset}/{key}").open("rb")
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+        with handle:
+            while chunk := handle.read(chunk_bytes):
+                yield chunk
+
     def landing_size(self, dataset: str, key: str) -> int:
         try:
             return self._path(f"landing/{dataset}/{key}").stat().st_size
@@ -200,8 +238,27 @@ class LocalLakeStore(LakeStore):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def write_stream(self, path: str, source: BinaryIO) -> None:
+        target = self._path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(source, handle, STREAM_CHUNK_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def read_bytes(self, path: str) -> bytes:
         return self._path(path).read_bytes()
+
+    def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
+        with self._path(path).open("rb") as handle:
+            while chunk := handle.read(chunk_bytes):
+                yield chunk
 
     def exists(self, path: str) -> bool:
         return self._path(path).exists()
@@ -219,6 +276,10 @@ class LocalLakeStore(LakeStore):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def delete_files(self, paths: list[str]) -> None:
+        for path in paths:
+            self._path(path).unlink(missing_ok=True)
 
     def location(self, path: str) -> str:
         """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
