@@ -36,6 +36,13 @@ APP_EVENTS = DatasetSpec(
             required=False,
             null_literals=("null",),
         ),
+        # Firehose's own receipt time: staged (for delivery latency) but in neither table.
+        Field(
+            "arrival_timestamp",
+            "timestamp",
+            timestamp_format=EPOCH_MILLIS,
+            required=False,
+        ),
         Field(
             "effective_date",
             "timestamp",
