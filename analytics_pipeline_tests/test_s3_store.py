@@ -537,3 +537,27 @@ def test_staging_and_compaction_on_s3_leave_the_same_lake_as_locally(
         if path.startswith("quarantine/"):
             local_lines = [json.loads(x) for x in local.read_bytes(path).splitlines()]
             assert [json.loads(x) for x in s3_store.read_bytes(path).splitlines()] == local_lines
+
+
+def test_iter_landing_streams_the_version_read_and_refuses_a_replaced_one(
+    s3_store: S3LakeStore,
+):
+    data = b"".join(b'{"n": %d}\n' % i for i in range(5000))
+    put_landing(s3_store, "iot_sensor_data", "big.ndjson", data)
+    head, _ = s3_store.read_landing("iot_sensor_data", "big.ndjson", 100)
+    chunks = list(s3_store.iter_landing("iot_sensor_data", "big.ndjson", chunk_bytes=1000))
+    assert b"".join(chunks) == data
+    assert max(len(c) for c in chunks) <= 1000
+    put_landing(s3_store, "iot_sensor_data", "big.ndjson", data + b"{}\n")  # replaced
+    with pytest.raises(LandingObjectGone):
+        list(s3_store.iter_landing("iot_sensor_data", "big.ndjson"))
+
+
+def test_write_stream_iter_bytes_and_delete_files_round_trip(s3_store: S3LakeStore):
+    import io
+
+    data = bytes(range(256)) * 1000
+    s3_store.write_stream("quarantine/x/a.jsonl", io.BytesIO(data))
+    assert b"".join(s3_store.iter_bytes("quarantine/x/a.jsonl", chunk_bytes=4096)) == data
+    s3_store.delete_files(["quarantine/x/a.jsonl", "quarantine/x/missing.jsonl"])
+    assert not s3_store.exists("quarantine/x/a.jsonl")
