@@ -1,8 +1,12 @@
 """What one landing-sensor tick costs on S3 with 100,000 existing keys and 100 new ones.
 
 Runs against moto (in process, no network, no AWS account) and counts the S3 calls and the
-keys S3 returned for three ways to find the new objects:
-- the cursor listing (`list_new_landing_objects`, StartAfter): the AWS sensor without a queue;
+keys S3 returned for the ways to find the new objects:
+- the cursor listing (`list_new_landing_objects`, StartAfter);
+- the landing sensor's time-ordered mode (`plan_time_ordered_tick`, what the AWS sensor runs
+  per tick with ANALYTICS_LANDING_KEYS_TIME_ORDERED): the tick that finds the 100, the next
+  tick (they are still inside the reorder window, so listed again, not requested), and the
+  tick after their runs succeeded and archived them (one range check per run);
 - the SQS queue (`receive_landing_arrivals`): the AWS sensor with a queue;
 - a full listing of the prefix (`S3LakeStore.list_landing`, like dagster-aws's `get_objects`).
 
@@ -60,7 +64,13 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    from analytics_pipeline.arrivals import list_new_landing_objects, receive_landing_arrivals
+    from analytics_pipeline.arrivals import (
+        SUCCEEDED,
+        TimeOrderedCursor,
+        list_new_landing_objects,
+        plan_time_ordered_tick,
+        receive_landing_arrivals,
+    )
     from analytics_pipeline.resources.s3_store import S3LakeStore
 
     with mock_aws():
@@ -121,6 +131,43 @@ def main() -> None:
             f"  full listing (list_landing): {store_calls['ListObjectsV2']} ListObjectsV2 calls, "
             f"{sum(store_keys):,} keys returned, {listed:,} objects to compare, {seconds:.3f} s"
         )
+
+        # The time-ordered sensor: its cursor passed the existing keys on earlier ticks.
+        run_states: dict[str, str] = {}
+        state = TimeOrderedCursor(after=cursor)
+        for label in ("finds the new", "next tick", "after the runs"):
+            if label == "after the runs":
+                for entry in state.pending:  # the runs succeeded and archived their objects
+                    run_states[str(entry.run_key)] = SUCCEEDED
+                    s3.delete_objects(
+                        Bucket=BUCKET,
+                        Delete={"Objects": [{"Key": f"landing/{DATASET}/{k}"} for k in entry.keys]},
+                    )
+            calls, keys = counted(s3, "s3")
+            started = time.perf_counter()
+            now = time.time()
+            plan = plan_time_ordered_tick(
+                s3,
+                BUCKET,
+                DATASET,
+                state,
+                now=now,
+                settle_seconds=0.0,
+                reorder_seconds=300.0,
+                batch_files=2000,
+                run_states=lambda run_keys: {k: run_states[k] for k in run_keys if k in run_states},
+            )
+            for n, batch in enumerate(plan.batches):
+                plan.add_requested(f"run-{label}-{n}", batch, now)
+            seconds = time.perf_counter() - started
+            state = plan.cursor
+            requested = sum(len(b) for b in plan.batches)
+            print(
+                f"  time-ordered sensor tick, {label}: {calls['ListObjectsV2']} ListObjectsV2 "
+                f"calls, {sum(keys)} keys returned, {requested} objects requested, {seconds:.3f} s"
+            )
+            if label == "finds the new":
+                assert requested == args.new, requested
 
 
 if __name__ == "__main__":
