@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 import dagster as dg
@@ -46,18 +46,21 @@ class UnsafePathError(ValueError):
     """A key or path that would leave the lake."""
 
 
-def safe_relative(path: str) -> PurePosixPath:
-    """A relative POSIX path with no '..', '.', empty or absolute parts (one trailing / is ok)."""
+def safe_relative(path: str) -> str:
+    """A relative POSIX path with no '..', '.', empty or absolute parts (one trailing / is ok).
+
+    Plain string checks: this runs several times per landing file, and building path
+    objects here was a third of the cost of staging one-object files.
+    """
     path = path.removesuffix("/")
-    pure = PurePosixPath(path)
     if (
         not path
-        or pure.is_absolute()
+        or path.startswith("/")
         or "\x00" in path
         or any(part in ("..", ".", "") for part in path.split("/"))
     ):
         raise UnsafePathError(f"unsafe key or path {path!r}")
-    return pure
+    return path
 
 
 class LakeStore(dg.ConfigurableResource):
@@ -152,7 +155,7 @@ class LocalLakeStore(LakeStore):
             (self.root / area).mkdir(parents=True, exist_ok=True)
 
     def _path(self, path: str) -> Path:
-        return self.root.joinpath(*safe_relative(path).parts)
+        return Path(f"{self.root}/{safe_relative(path)}")
 
     # landing
 
