@@ -88,13 +88,21 @@ def write_partition(store: LakeStore, table: str, dt: str, data: pa.Table) -> Wr
 
 
 def delete_older_versions(store: LakeStore, table: str, dt: str, keep: str) -> list[str]:
-    """Remove versions older than the registered one; newer ones may belong to a running write."""
+    """Remove versions older than the registered one; newer ones may belong to a running write.
+
+    A version is a folder dt=D/<version>/, whatever files it holds: the Athena scale path
+    (athena_compaction.py) writes extensionless files into version folders of the same
+    naming, so either path removes the other's older versions."""
     keep_version = keep.rsplit("/", 2)[-2]
+    prefix = partition_prefix(table, dt)
     removed = []
-    for path in versions(store, table, dt):
-        version = path.rsplit("/", 2)[-2]
-        if version < keep_version:
-            store.delete_prefix(path.rsplit("/", 1)[0])
+    deleted: set[str] = set()
+    for path in store.list_files(prefix):
+        version, slash, _ = path[len(prefix) :].partition("/")
+        if slash and version < keep_version:
+            if version not in deleted:
+                store.delete_prefix(f"{prefix}{version}")
+                deleted.add(version)
             removed.append(path)
     return removed
 

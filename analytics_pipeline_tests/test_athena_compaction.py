@@ -6,25 +6,34 @@ import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import boto3
 import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from analytics_pipeline.athena_compaction import (
     compact_days_in_athena,
+    compact_partition_range_in_athena,
     day_chunks,
     insert_days_sql,
     insert_statements,
     staged_table_ddl,
 )
+from analytics_pipeline.athena_cost import query_cost_usd
 from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets import DATASETS, dataset
+from analytics_pipeline.partitions import publish_partition, versions, write_partition
+from analytics_pipeline.resources import athena_engine
+from analytics_pipeline.resources.athena_engine import AthenaEngine, AthenaQueryError
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryResult
-from analytics_pipeline.resources.glue_catalog import GlueCatalog
+from analytics_pipeline.resources.glue_catalog import GlueCatalog, ProjectionLayoutError
+from analytics_pipeline.resources.s3_store import S3LakeStore
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import parquet_bytes, staged_schema
 
@@ -167,82 +176,288 @@ def test_the_insert_keeps_the_same_rows_as_compact_day(store: LocalLakeStore, la
     assert len(inserted) == 2
 
 
-# running it
+# running it: moto for S3 and Glue, botocore's Stubber for Athena's API
 
 
-class RecordingEngine:
-    """Stands in for Athena: records each statement and what the lake held when it ran."""
+LAKE = "my-lake"
+START = date(2024, 1, 1)
+RANGE = [(START + timedelta(n)).isoformat() for n in range(150)]  # 100 + 50 days
 
-    def __init__(self, store: LocalLakeStore, glue: GlueCatalog, table: str) -> None:
-        self.store, self.glue, self.table = store, glue, table
-        self.statements: list[str] = []
-        self.seen_at_insert: list[tuple[list[str], dict[str, str]]] = []
 
-    def run_query(self, athena_sql: str) -> QueryResult:
-        self.statements.append(athena_sql)
-        if athena_sql.startswith("INSERT"):
-            first, last = between(athena_sql)
-            days = day_chunks(first, last)[0]
-            objects = [
-                p for d in days for p in self.store.list_files(f"parquet/{self.table}/dt={d}/")
-            ]
-            self.seen_at_insert.append((objects, self.glue.partitions(self.table, dts=days)))
-        stats = {"athena_bytes_scanned": 1000, "athena_cost_usd": 0.5}
-        return QueryResult(pa.table({}), athena_sql, "athena", 0.0, stats)
+def rows_of(dt: str) -> int:
+    """Staged rows per day in these tests: every seventh day has none."""
+    n = date.fromisoformat(dt).toordinal()
+    return 0 if n % 7 == 0 else n % 50 + 1
 
 
 @pytest.fixture
-def glue(monkeypatch: pytest.MonkeyPatch) -> Iterator[GlueCatalog]:
+def lake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S3LakeStore, GlueCatalog]]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setattr(athena_engine, "_sleep", lambda _: None)
     with mock_aws():
-        yield GlueCatalog(database="lake", lake_bucket="my-lake")
+        boto3.client("s3").create_bucket(Bucket=LAKE)
+        yield (
+            S3LakeStore(landing_bucket=LAKE, lake_bucket=LAKE),
+            GlueCatalog(database="lake", lake_bucket=LAKE),
+        )
 
 
-def old_days(store: LocalLakeStore, glue: GlueCatalog, days: list[str]) -> None:
-    """Days already built in-process: a version file each, registered in Glue."""
-    spec_table = PRODUCTS.tables[0]
+class StubbedAthena:
+    """The real AthenaEngine over a Stubber'd client, playing Athena's side of an INSERT:
+    it writes an extensionless file into each registered scratch partition that has rows,
+    before the query's outcome is known (a failed INSERT leaves its partial files too)."""
+
+    def __init__(self, store: S3LakeStore, glue: GlueCatalog) -> None:
+        self.store, self.glue = store, glue
+        self.engine = AthenaEngine(
+            database="lake", workgroup="analytics", output_location="s3://results/athena/"
+        )
+        self.stub = Stubber(self.engine.athena_client())
+        self.stub.activate()
+        self.statements: list[str] = []
+        self.queries = 0
+
+    def expect(
+        self,
+        *,
+        state: str = "SUCCEEDED",
+        reason: str | None = None,
+        scanned: int = 0,
+        statement_type: str = "DML",
+        rows: list[list[str]] | None = None,
+    ) -> None:
+        self.queries += 1
+        query_id = f"q{self.queries}"
+        self.stub.add_response("start_query_execution", {"QueryExecutionId": query_id}, None)
+        status: dict[str, Any] = {"State": state}
+        if reason:
+            status["StateChangeReason"] = reason
+        self.stub.add_response(
+            "get_query_execution",
+            {
+                "QueryExecution": {
+                    "QueryExecutionId": query_id,
+                    "StatementType": statement_type,
+                    "Status": status,
+                    "Statistics": {"DataScannedInBytes": scanned},
+                }
+            },
+            {"QueryExecutionId": query_id},
+        )
+        if state != "SUCCEEDED":
+            return
+        columns = [{"Name": "dt", "Type": "varchar"}, {"Name": "rows", "Type": "bigint"}]
+        table = [["dt", "rows"], *rows] if rows is not None else []
+        self.stub.add_response(
+            "get_query_results",
+            {
+                "ResultSet": {
+                    "Rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in table],
+                    "ResultSetMetadata": {"ColumnInfo": columns if rows is not None else []},
+                }
+            },
+            None,
+        )
+
+    def expect_chunk(self, days: list[str], scanned: int) -> None:
+        self.expect(scanned=scanned)  # INSERT
+        self.expect(
+            scanned=1_000,
+            rows=[[dt, str(rows_of(dt))] for dt in days if rows_of(dt)],
+        )  # count
+
+    def run_query(self, athena_sql: str) -> QueryResult:
+        self.statements.append(athena_sql)
+        if athena_sql.startswith("INSERT INTO"):
+            scratch = athena_sql.split(".", 1)[1].split(" ", 1)[0].strip('"')
+            first, last = between(athena_sql)
+            for dt, location in self.glue.partitions(scratch).items():
+                if first <= dt <= last and rows_of(dt):
+                    path = location.removeprefix(f"s3://{LAKE}/")
+                    self.store.write_bytes(f"{path}20240601_101010_00007_abcde_{dt}", b"PAR1")
+        return self.engine.run_query(athena_sql)
+
+
+def built_in_process(store: S3LakeStore, glue: GlueCatalog, days: list[str]) -> dict[str, str]:
+    """Days the in-process path built: a version file each, registered in Glue."""
     glue.ensure_table(
         TableDef(
-            "products", tuple((f.name, f.athena_type) for f in PRODUCTS.table_fields(spec_table))
+            "products",
+            tuple((f.name, f.athena_type) for f in PRODUCTS.table_fields(PRODUCTS.tables[0])),
         )
     )
     locations = {}
     for dt in days:
-        path = f"parquet/products/dt={dt}/v1/part-00000.snappy.parquet"
+        path = f"parquet/products/dt={dt}/20231231T000000000000Z-00000000/part-00000.snappy.parquet"
         store.write_bytes(path, b"old")
-        locations[dt] = f"s3://my-lake/{path}"
+        locations[dt] = store.location(path)
     glue.register_partitions("products", locations)
+    return locations
 
 
-def test_a_re_run_deletes_each_chunks_days_before_inserting_them(
-    store: LocalLakeStore, glue: GlueCatalog
-):
-    first = date(2024, 1, 1)
-    in_range = [(first + timedelta(n)).isoformat() for n in range(250)]
-    old_days(store, glue, [*in_range[:3], in_range[150], in_range[-1], "2024-12-31"])
-    engine = RecordingEngine(store, glue, "products")
+def objects(store: S3LakeStore, dt: str) -> list[str]:
+    return [p.split(f"dt={dt}/", 1)[1] for p in store.list_files(f"parquet/products/dt={dt}")]
+
+
+def test_150_days_are_two_chunks_each_repointed_to_a_new_version(lake):
+    store, glue = lake
+    old = built_in_process(store, glue, RANGE)
+    athena = StubbedAthena(store, glue)
+    athena.expect(statement_type="DDL")
+    athena.expect_chunk(RANGE[:100], scanned=3 * 10**9)
+    athena.expect_chunk(RANGE[100:], scanned=10**9)
 
     report = compact_days_in_athena(
-        engine,
+        athena,
         store,
         glue,
         PRODUCTS,
         PRODUCTS.tables[0],
-        in_range[0],
-        in_range[-1],
+        RANGE[0],
+        RANGE[-1],
         partitions_start="2020-01-01",
     )
 
-    assert engine.statements[0].startswith(
-        "CREATE EXTERNAL TABLE IF NOT EXISTS `lake`.`staged_products`"
+    athena.stub.assert_no_pending_responses()
+    kinds = [s.split(" ", 3)[:3] for s in athena.statements]
+    assert kinds[0] == ["CREATE", "EXTERNAL", "TABLE"]
+    assert [k[0] for k in kinds[1:]] == ["INSERT", "SELECT", "INSERT", "SELECT"]
+    assert [between(s) for s in athena.statements[1:]] == [
+        (RANGE[0], RANGE[99]),
+        (RANGE[0], RANGE[99]),
+        (RANGE[100], RANGE[-1]),
+        (RANGE[100], RANGE[-1]),
+    ]
+    for statement in athena.statements[1:]:
+        assert '"lake"."scratch_products_' in statement  # never the served table directly
+        sqlglot.parse_one(statement, read="athena")
+    # Every day with rows is served from its new version; the old version is gone.
+    served = glue.partitions("products")
+    written = [dt for dt in RANGE if rows_of(dt)]
+    for dt in written:
+        version = report.locations[dt].split(f"dt={dt}/", 1)[1]
+        assert (
+            served[dt] == report.locations[dt] == f"s3://{LAKE}/parquet/products/dt={dt}/{version}"
+        )
+        assert objects(store, dt) == [f"{version}20240601_101010_00007_abcde_{dt}"]
+        assert report.previous_locations[dt] == old[dt]
+    # A day without staged rows is left as it was.
+    for dt in report.empty_days:
+        assert served[dt] == old[dt] and objects(store, dt) == [old[dt].split(f"dt={dt}/")[1]]
+    assert report.empty_days == [dt for dt in RANGE if not rows_of(dt)]
+    assert report.rows_by_day == {dt: rows_of(dt) for dt in RANGE}
+    assert report.rows == sum(rows_of(dt) for dt in RANGE)
+    assert (report.days, len(report.chunks)) == (150, 2)
+    assert report.bytes_scanned == 4 * 10**9 + 2_000
+    assert report.cost_usd == pytest.approx(
+        query_cost_usd(3 * 10**9) + query_cost_usd(10**9) + 2 * query_cost_usd(1_000)
     )
-    assert len(engine.statements) == 4
-    assert engine.seen_at_insert == [([], {}), ([], {}), ([], {})]
-    # A day outside the range keeps its objects and registration.
-    assert store.list_files("parquet/products/dt=2024-12-31/")
-    assert list(glue.partitions("products")) == ["2024-12-31"]
-    assert (report.days, len(report.chunks), report.bytes_scanned) == (250, 3, 3000)
-    assert report.cost_usd == pytest.approx(1.5)
+    assert report.query_ids == ["q1", "q2", "q3", "q4", "q5"]
+    assert report.metadata()["dagster/row_count"] == report.rows
+    assert glue.tables() == ["products"]  # the scratch tables are gone
+
+
+def test_a_failure_in_chunk_two_raises_athenas_reason_and_chunk_one_stays_done(lake):
+    store, glue = lake
+    old = built_in_process(store, glue, RANGE)
+    athena = StubbedAthena(store, glue)
+    athena.expect(statement_type="DDL")
+    athena.expect_chunk(RANGE[:100], scanned=10**9)
+    athena.expect(state="FAILED", reason="HIVE_BAD_DATA: Field id's type INT64 is incompatible")
+
+    with pytest.raises(AthenaQueryError, match="q4 FAILED: HIVE_BAD_DATA: Field id's type"):
+        compact_days_in_athena(
+            athena,
+            store,
+            glue,
+            PRODUCTS,
+            PRODUCTS.tables[0],
+            RANGE[0],
+            RANGE[-1],
+            partitions_start="2020-01-01",
+        )
+
+    athena.stub.assert_no_pending_responses()
+    assert [s.split(" ", 1)[0] for s in athena.statements] == [
+        "CREATE",
+        "INSERT",
+        "SELECT",
+        "INSERT",
+    ]
+    served = glue.partitions("products")
+    for dt in RANGE[:100]:  # chunk one: done
+        if rows_of(dt):
+            assert served[dt] != old[dt] and "20240601_101010" in objects(store, dt)[0]
+    for dt in RANGE[100:]:  # chunk two: the previous version, and nothing else
+        assert served[dt] == old[dt]
+        assert objects(store, dt) == [old[dt].split(f"dt={dt}/")[1]]
+    assert glue.tables() == ["products"]
+
+
+def test_the_in_process_path_takes_over_a_day_athena_built(lake):
+    store, glue = lake
+    day = RANGE[1]
+    athena = StubbedAthena(store, glue)
+    athena.expect(statement_type="DDL")
+    athena.expect_chunk([day], scanned=10)
+    report = compact_days_in_athena(
+        athena,
+        store,
+        glue,
+        PRODUCTS,
+        PRODUCTS.tables[0],
+        day,
+        day,
+        partitions_start="2020-01-01",
+    )
+    athena_version = report.chunks[0].version
+    # Athena's files are not taken for in-process versions ...
+    assert versions(store, "products", day) == []
+
+    data = pa.table({"id": [1], "date": [date(2024, 1, 2)], "product": ["A"]})
+    written = write_partition(store, "products", day, data)
+    published = publish_partition(
+        store,
+        glue,
+        TableDef("products", (("id", "bigint"), ("date", "date"), ("product", "string"))),
+        day,
+        written.path,
+    )
+
+    # ... and once the day is repointed, Athena's older version folder goes like any other.
+    assert glue.partition_location("products", day) == store.location(written.path)
+    assert published.previous_location == report.locations[day]
+    assert not any(o.startswith(athena_version) for o in objects(store, day))
+    assert objects(store, day) == [written.path.split(f"dt={day}/")[1]]
+
+
+def test_a_projected_table_is_refused(lake):
+    store, _ = lake
+    glue = GlueCatalog(database="lake", lake_bucket=LAKE, projected_tables=["products"])
+    with pytest.raises(ProjectionLayoutError, match="partition projection"):
+        compact_days_in_athena(
+            StubbedAthena(store, glue),
+            store,
+            glue,
+            PRODUCTS,
+            PRODUCTS.tables[0],
+            RANGE[0],
+            RANGE[1],
+            partitions_start="2020-01-01",
+        )
+
+
+def test_the_entry_point_for_a_partition_range_is_the_same_path(lake):
+    store, glue = lake
+    athena = StubbedAthena(store, glue)
+    athena.expect(statement_type="DDL")
+    athena.expect_chunk(RANGE[:3], scanned=10)
+
+    report = compact_partition_range_in_athena(
+        athena, store, glue, PRODUCTS, PRODUCTS.tables[0], RANGE[0], RANGE[2], "2020-01-01"
+    )
+
+    assert report.rows_by_day == {dt: rows_of(dt) for dt in RANGE[:3]}

@@ -542,6 +542,30 @@ def test_pipeline_role_names_only_this_deployments_resources(
 
 
 @requires_terraform
+def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_scratch_tables(
+    applied_terraform: AppliedTerraform,
+) -> None:
+    from analytics_pipeline.athena_compaction import REQUIRED_ACTIONS
+    from analytics_pipeline.resources.glue_catalog import SCRATCH_TABLE_PREFIX
+
+    out = applied_terraform.outputs
+    policy = _role_policy(applied_terraform, out["pipeline_role_arn"])
+    granted = [
+        (a, r)
+        for s in policy["Statement"]
+        for a in _listed(s["Action"])
+        for r in _listed(s["Resource"])
+    ]
+    assert sorted(set(REQUIRED_ACTIONS) - {a for a, _ in granted}) == []
+    tables = [r for a, r in granted if a == "glue:DeleteTable" and ":table/" in r]
+    assert tables == [
+        f"arn:aws:glue:{REGION}:123456789012:table/{out['glue_database']}/{SCRATCH_TABLE_PREFIX}*"
+    ]
+    lake = f"arn:aws:s3:::{out['lake_bucket']}/"
+    assert any(a == "s3:DeleteObject" and r.startswith(lake) for a, r in granted)
+
+
+@requires_terraform
 def test_analyst_role_can_query_but_not_change_the_lake(
     applied_terraform: AppliedTerraform,
 ) -> None:

@@ -10,6 +10,8 @@ locals {
   glue_catalog_arn  = "arn:${local.partition}:glue:${var.region}:${local.account_id}:catalog"
   glue_database_arn = "arn:${local.partition}:glue:${var.region}:${local.account_id}:database/${aws_glue_catalog_database.lake.name}"
   glue_tables_arn   = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${aws_glue_catalog_database.lake.name}/*"
+  # The Athena scale path's per-chunk scratch tables (GlueCatalog.SCRATCH_TABLE_PREFIX).
+  glue_scratch_tables_arn = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${aws_glue_catalog_database.lake.name}/scratch_*"
 
   account_root = "arn:${local.partition}:iam::${local.account_id}:root"
 }
@@ -115,6 +117,14 @@ data "aws_iam_policy_document" "pipeline" {
       "glue:BatchDeletePartition",
     ]
     resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_tables_arn]
+  }
+
+  statement {
+    sid = "GlueScratchTables"
+    # athena_compaction.py writes each chunk through a scratch table it then drops; no other
+    # table may be deleted.
+    actions   = ["glue:DeleteTable"]
+    resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_scratch_tables_arn]
   }
 
   statement {

@@ -40,6 +40,9 @@ UPDATE_PARTITIONS_PER_CALL = 100
 DELETE_PARTITIONS_PER_CALL = 25
 GET_PARTITIONS_PER_CALL = 1000
 MAX_EXPRESSION_CHARS = 2048
+# Tables the pipeline creates and drops itself (terraform/iam.tf allows glue:DeleteTable on
+# these names only).
+SCRATCH_TABLE_PREFIX = "scratch_"
 
 
 class GlueCatalogError(RuntimeError):
@@ -292,6 +295,39 @@ class GlueCatalog(Catalog):
                     found[partition["Values"][0]] = _registered_location(partition)
         return dict(sorted(found.items()))
 
+    # scratch tables (the Athena scale path writes through one; see athena_compaction.py)
+
+    def create_scratch_table(self, name: str, like: TableDef, locations: dict[str, str]) -> None:
+        """A table shaped like `like`, its days registered at the given directories, which
+        may lie under another table's location: an INSERT INTO it writes each day's files
+        into that directory. Its name must start with SCRATCH_TABLE_PREFIX (the only
+        tables deleted, and the only ones the pipeline role may delete)."""
+        name = _scratch_name(name)
+        table = TableDef(name, like.columns, f"scratch table for {like.name}; safe to delete")
+        glue = self.glue_client()
+        glue.create_table(DatabaseName=self.database, TableInput=self.table_input(table))
+        storage = self._storage_descriptor(table, self.table_location(name))
+        inputs = []
+        for dt, location in sorted(locations.items()):
+            if not location.startswith(f"s3://{self.lake_bucket}/parquet/"):
+                raise ValueError(f"scratch partition dt={dt}: {location!r} is not under parquet/")
+            directory = location if location.endswith("/") else f"{location}/"
+            inputs.append(self._partition_input(storage, validate_dt(dt), directory, directory))
+        for chunk in _chunks(inputs, CREATE_PARTITIONS_PER_CALL):
+            errors = glue.batch_create_partition(
+                DatabaseName=self.database, TableName=name, PartitionInputList=chunk
+            ).get("Errors", [])
+            if errors:
+                self._raise_unless_already_exists(name, errors)
+
+    def delete_scratch_table(self, name: str) -> None:
+        """Drop a scratch table (its partitions go with it; no object is deleted)."""
+        try:
+            self.glue_client().delete_table(DatabaseName=self.database, Name=_scratch_name(name))
+        except ClientError as error:
+            if _code(error) != "EntityNotFoundException":
+                raise
+
     # helpers
 
     def _storage_descriptor(self, table: TableDef, location: str) -> dict[str, Any]:
@@ -380,6 +416,12 @@ class GlueCatalog(Catalog):
                 )
 
 
+def _scratch_name(name: str) -> str:
+    if not validate_identifier(name).startswith(SCRATCH_TABLE_PREFIX):
+        raise ValueError(f"{name!r} is not a scratch table name ({SCRATCH_TABLE_PREFIX}*)")
+    return name
+
+
 def _registered_location(partition: dict[str, Any]) -> str:
     """The location as registered: the file URI we stored, else Glue's directory."""
     stored = (partition.get("Parameters") or {}).get(LOCATION_PARAMETER)
@@ -394,5 +436,6 @@ __all__ = [
     "GlueCatalog",
     "GlueCatalogError",
     "ProjectionLayoutError",
+    "SCRATCH_TABLE_PREFIX",
     "dt_expressions",
 ]
