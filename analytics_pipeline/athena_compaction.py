@@ -5,8 +5,10 @@ projection); then per chunk of at most 100 days (Athena's limit of partitions on
 may write), the same atomic replacement as the in-process path:
 1. a fresh version name V (the in-process path's format, so versions of both paths sort by
    time together) and a scratch Glue table whose days are registered at
-   parquet/<table>/dt=D/V/ (Athena's INSERT INTO writes a registered partition's files
-   into that partition's location);
+   parquet/<table>/dt=D/V/ (INSERT INTO appends to a registered partition in that
+   partition's own location: Trino's Hive connector, Athena engine 3's base, does so in
+   its APPEND mode, see trinodb/trino#30580; new partitions would go to <location>/dt=D/
+   and be registered by Athena itself, as AWS's "CTAS and INSERT INTO for ETL" shows);
 2. INSERT INTO the scratch table the staged rows of the chunk, deduplicated by source
    record exactly as `compaction.compact_day`;
 3. SELECT dt, count(*) from the scratch table: the rows of each day (one cheap query);
