@@ -28,6 +28,7 @@ from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.sensors import run_states
 from analytics_pipeline.settings import AwsSettings, Settings
+from analytics_pipeline_tests.test_aws_deployment import aws_settings, moto_endpoint  # noqa: F401
 
 BUCKET = "landing"
 DATASET = "web_requests"
@@ -289,7 +290,7 @@ def test_the_listing_modes_cursor_is_taken_over_without_requesting_twice(s3):
 # the sensor, as the daemon evaluates it
 
 
-def aws_settings(tmp_path: Path, **kw: Any) -> Settings:
+def time_ordered_settings(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(
         env="aws",
         lake_dir=tmp_path,
@@ -315,7 +316,7 @@ def _failing() -> None:
 
 def test_the_sensor_requests_new_objects_and_knows_its_failed_runs(s3, tmp_path):
     put(s3, "2024/05/01/00/a.gz", "2024/05/01/00/b.gz")
-    defs = build_definitions(aws_settings(tmp_path))
+    defs = build_definitions(time_ordered_settings(tmp_path))
     sensor = defs.resolve_sensor_def(f"{DATASET}_landing_sensor")
     with dg.instance_for_test() as instance:
 
@@ -350,7 +351,7 @@ def test_the_sensor_requests_new_objects_and_knows_its_failed_runs(s3, tmp_path)
 
 
 def test_only_the_named_datasets_list_from_a_cursor(s3, tmp_path):
-    settings = aws_settings(tmp_path)
+    settings = time_ordered_settings(tmp_path)
     assert settings.keys_time_ordered(DATASET) and not settings.keys_time_ordered("products")
     every = dataclasses.replace(settings, landing_keys_time_ordered=("*",))
     assert every.keys_time_ordered("products")
@@ -403,3 +404,27 @@ def test_the_listing_mode_takes_over_the_time_ordered_cursor(lake_dir, defs, ins
 
     assert result.run_requests == []  # already requested by the time-ordered mode
     assert list(json.loads(result.cursor)) == [obj.signature]
+
+
+def test_the_aws_pipeline_runs_end_to_end_with_time_ordered_keys(aws_settings):  # noqa: F811
+    """`make process`'s loop over a moto server, products' sensor in the time-ordered mode."""
+    from analytics_pipeline.process import process_landing
+    from analytics_pipeline_tests.test_aws_deployment import LAKE, LANDING
+
+    s3 = boto3.client("s3")
+    for n, day in enumerate(["2024-03-02", "2024-03-03"]):
+        s3.put_object(
+            Bucket=LANDING,
+            Key=f"landing/products/2024/03/0{2 + n}/10/{n}.json",
+            Body=json.dumps({"id": n, "date": day, "product": "A"}).encode(),
+        )
+    settings = dataclasses.replace(aws_settings, landing_keys_time_ordered=("products",))
+    defs = build_definitions(settings)
+    assert "from a cursor" in str(defs.resolve_sensor_def("products_landing_sensor").description)
+    with dg.instance_for_test() as instance:
+        summary = process_landing(defs, instance)
+
+    assert summary.materialized["products/table"] == 2
+    assert s3.list_objects_v2(Bucket=LANDING, Prefix="landing/").get("KeyCount") == 0
+    archived = s3.list_objects_v2(Bucket=LAKE, Prefix="archive/products/")["Contents"]
+    assert len(archived) == 2
