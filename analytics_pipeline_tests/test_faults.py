@@ -127,7 +127,7 @@ class LocalLake:
 def local_lake(
     lake_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> LocalLake:
-    """A lake and an on-disk DAGSTER_HOME, shared by this process and a child `make process`."""
+    """A lake and an on-disk DAGSTER_HOME, shared by this process and a child run."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -259,18 +259,6 @@ def test_a_run_killed_after_parquet_before_registration_keeps_the_old_day_served
     assert query(lake.dir, "SELECT count(*), count(DISTINCT id) FROM products") == [(3, 3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (process.py / automation): once a run of products/parquet + products/table "
-    "for a day is SIGKILLed in the table step (as `make process`'s automation run can be), "
-    "running `make process` again never publishes that day. (1) The killed run stays STARTED "
-    "in DAGSTER_HOME forever (nothing marks a run whose process died as failed), so "
-    "`~AutomationCondition.in_progress()` in rebuild_on_upstream_update blocks every later "
-    "rebuild of that day: new files for it are staged but its Parquet and table are never "
-    "requested again. (2) Even with that run marked failed, process_landing's first "
-    "evaluation is a baseline, so a day staged before the crash is not requested until new "
-    "data for it arrives. The served table keeps the pre-crash rows ([1, 2], not [1..4]).",
-)
 def test_make_process_after_a_killed_run_brings_every_staged_record_to_the_table(
     local_lake: LocalLake,
 ):
@@ -285,6 +273,10 @@ def test_make_process_after_a_killed_run_brings_every_staged_record_to_the_table
     drop_products(lake.dir, {4: "A"})
     with dg.DagsterInstance.get() as instance:
         summary = process_landing(lake.defs, instance)
+        # The killed run, left STARTED, is found dead and marked failed, with the reason.
+        [abandoned] = summary.abandoned_runs
+        run = instance.get_run_by_id(abandoned)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
 
     assert summary.failed_runs == []
     assert summary.ingest_runs == 1 and landing_files(lake.dir, "products") == []
