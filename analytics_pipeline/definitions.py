@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from analytics_pipeline.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.assets.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.assets.factory import build_dataset_definitions
 from analytics_pipeline.datasets import DATASETS
@@ -81,6 +82,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         )
     assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
     refresh_job = analytics_job()
+    sensors.append(build_abandoned_runs_sensor())
     sensors.append(
         dg.AutomationConditionSensorDefinition(
             "lake_automation_sensor",

@@ -10,11 +10,13 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import dagster as dg
 
+from analytics_pipeline.abandoned_runs import fail_abandoned_runs
 from analytics_pipeline.assets.ranges import DAYS_PER_RUN
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.settings import Settings
@@ -29,6 +31,7 @@ class ProcessSummary:
     ingest_runs: int = 0
     automation_runs: int = 0
     failed_runs: list[str] = field(default_factory=list)
+    abandoned_runs: list[str] = field(default_factory=list)  # found dead, marked failed
     materialized: Counter[str] = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
@@ -36,6 +39,7 @@ class ProcessSummary:
             f"ingest runs: {self.ingest_runs}, automation runs: {self.automation_runs}, "
             f"failed runs: {len(self.failed_runs)}"
         ]
+        out += [f"  ABANDONED (process gone, marked failed) {run}" for run in self.abandoned_runs]
         out += [f"  {key}: {n} partitions" for key, n in sorted(self.materialized.items())]
         out += [f"  FAILED {run}" for run in self.failed_runs]
         return out
@@ -43,9 +47,13 @@ class ProcessSummary:
 
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
     """Run sensors and automation until neither asks for anything more."""
-    summary = ProcessSummary()
-    # A first evaluation sets the baseline, so only what changes from here on is rebuilt.
+    summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
+    # A first evaluation sets the baseline, so only what changes from here on is rebuilt...
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    # ...and what was left behind before it (a day whose rebuild failed or was killed, an
+    # ingest nobody automated) is caught up first.
+    for day_range, asset_keys in _stale_runs(defs, instance):
+        _execute_asset_request(defs, instance, day_range, asset_keys, summary)
     # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
     # whose run failed stays in landing, and must not be requested again every round.
     sensor_cursors: dict[str, str | None] = {}
@@ -95,17 +103,51 @@ def _run_landing_sensors(
     return requested
 
 
+Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]
+
+
 def _requested_runs(
     defs: dg.Definitions, result: dg.EvaluateAutomationConditionsResult
-) -> list[tuple[tuple[str, str] | None, list[dg.AssetKey]]]:
-    """The runs the daemon would launch: assets requested for the same days share a run, and
-    each run takes a contiguous range of at most DAYS_PER_RUN days (the backfill policy)."""
+) -> list[Run]:
+    """The runs the daemon would launch for what the automation requested."""
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
     for spec in defs.resolve_all_asset_specs():
         requested = frozenset(result.get_requested_partitions(spec.key))
         if requested:
             by_days.setdefault(requested, []).append(spec.key)
-    runs: list[tuple[tuple[str, str] | None, list[dg.AssetKey]]] = []
+    return _as_runs(by_days)
+
+
+def _stale_runs(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[Run]:
+    """Days of each automated asset materialized before a day they are built from."""
+    graph = defs.resolve_asset_graph()
+    by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
+    for key in graph.materializable_asset_keys:
+        node = graph.get(key)
+        if node.partitions_def is None or node.automation_condition is None:
+            continue
+        own = _latest_by_day(instance, key)
+        stale = {
+            day
+            for parent in node.parent_keys
+            for day, storage_id in _latest_by_day(instance, parent).items()
+            if storage_id > own.get(day, -1)
+        }
+        if stale:
+            by_days.setdefault(frozenset(stale), []).append(key)
+    return _as_runs(by_days)
+
+
+def _latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
+    return instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+
+
+def _as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
+    """Assets wanted for the same days share a run, and each run takes a contiguous range of
+    at most DAYS_PER_RUN days (the assets' backfill policy), as the daemon groups them."""
+    runs: list[Run] = []
     for days, asset_keys in by_days.items():
         if None in days:
             runs.append((None, asset_keys))
