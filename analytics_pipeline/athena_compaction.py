@@ -409,3 +409,22 @@ def _compact_chunk(
     report.chunks.append(
         ChunkRun(chunk[0], chunk[-1], version, rows, dict(inserted.stats), dict(counted.stats))
     )
+
+
+def staged_distinct_sql(
+    spec: DatasetSpec, table: TableSpec, *, database: str, first: str, last: str
+) -> str:
+    """Distinct staged records per day for the table: what its days must hold (the check).
+
+    It reads only dt and the three source columns of staged/, a small part of its bytes."""
+    source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
+    where = f'"dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}'
+    if table.where is not None:
+        where += f" AND {_quoted(table.where[0])} = {_literal(table.where[1])}"
+    return (
+        f'SELECT "dt", count(*) AS "rows" FROM (\n'
+        f'  SELECT DISTINCT "dt", {source}\n'
+        f"  FROM {_quoted(database)}.{_quoted(staged_table_name(spec))}\n"
+        f"  WHERE {where}\n"
+        ') GROUP BY "dt"'
+    )

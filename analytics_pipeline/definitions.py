@@ -15,7 +15,6 @@ from analytics_pipeline.schedules import analytics_job, build_analytics_schedule
 from analytics_pipeline.sensors import (
     build_landing_sensor,
     build_queue_sensor,
-    check_time_ordered_datasets,
 )
 from analytics_pipeline.settings import Settings
 
@@ -66,7 +65,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     sensors: list = []
     checks: list = []
     uses_queue = bool(settings.aws and settings.aws.landing_queue_url)
-    check_time_ordered_datasets(settings, [spec.name for spec in DATASETS])
+    settings.check_dataset_names(spec.name for spec in DATASETS)
     for spec in DATASETS:
         dataset_defs = build_dataset_definitions(spec, daily, settings)
         assets += dataset_defs.assets

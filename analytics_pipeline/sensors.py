@@ -121,16 +121,6 @@ def build_landing_sensor(
     return landing_sensor
 
 
-def check_time_ordered_datasets(settings: Settings, names: Iterable[str]) -> None:
-    """ANALYTICS_LANDING_KEYS_TIME_ORDERED may only name datasets that exist."""
-    unknown = sorted(set(settings.landing_keys_time_ordered) - {"*", *names})
-    if unknown:
-        raise ValueError(
-            f"ANALYTICS_LANDING_KEYS_TIME_ORDERED names unknown datasets {unknown}; "
-            f"known: {sorted(names)} (or 1 for all)"
-        )
-
-
 def build_time_ordered_landing_sensor(
     spec: DatasetSpec, job: dg.JobDefinition, settings: Settings
 ) -> dg.SensorDefinition:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -63,6 +63,29 @@ class Settings:
     landing_keys_time_ordered: tuple[str, ...] = ()
     # In that mode, how long after a later-sorting key an earlier one may still appear.
     landing_reorder_seconds: float = 300.0
+    # Datasets whose Parquet step runs inside Athena (the scale path; "*": all); aws only.
+    athena_compaction: tuple[str, ...] = ()
+
+    def builds_in_athena(self, dataset: str) -> bool:
+        """Whether the dataset's Parquet days are built by Athena INSERTs from staged/
+        instead of in-process (ANALYTICS_ATHENA_COMPACTION); only in the aws deployment."""
+        if self.aws is None:
+            return False
+        return "*" in self.athena_compaction or dataset in self.athena_compaction
+
+    def check_dataset_names(self, names: Iterable[str]) -> None:
+        """The per-dataset switches may only name datasets that exist."""
+        known = set(names)
+        for variable, chosen in (
+            ("ANALYTICS_LANDING_KEYS_TIME_ORDERED", self.landing_keys_time_ordered),
+            ("ANALYTICS_ATHENA_COMPACTION", self.athena_compaction),
+        ):
+            unknown = sorted(set(chosen) - {"*", *known})
+            if unknown:
+                raise ValueError(
+                    f"{variable} names unknown datasets {unknown}; "
+                    f"known: {sorted(known)} (or 1 for all)"
+                )
 
     def keys_time_ordered(self, dataset: str) -> bool:
         """Whether the dataset's landing sensor lists from a StartAfter cursor instead of the
@@ -96,6 +119,7 @@ class Settings:
                 environ.get("ANALYTICS_LANDING_KEYS_TIME_ORDERED", "")
             ),
             landing_reorder_seconds=float(environ.get("ANALYTICS_LANDING_REORDER_SECONDS", "300")),
+            athena_compaction=_dataset_list(environ.get("ANALYTICS_ATHENA_COMPACTION", "")),
         )
 
 

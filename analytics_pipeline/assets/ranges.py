@@ -43,22 +43,31 @@ class DayResult:
 
 
 def build_days(
-    context: dg.AssetExecutionContext, build: Callable[[str], DayResult]
+    context: dg.AssetExecutionContext,
+    build: Callable[[str], DayResult],
+    run_metadata: Mapping[str, Any] | None = None,
 ) -> dg.MaterializeResult:
-    """Build each day of the run in order; each day's metadata goes to its own partition."""
+    """Build each day of the run in order; each day's metadata goes to its own partition.
+    `run_metadata` (work done once for the whole range) goes to every day of the run."""
     days = sorted(context.partition_keys)
     results = {}
     for dt in days:
         results[dt] = build(dt)
         context.add_asset_metadata(results[dt].metadata, partition_key=dt)
     if len(days) == 1:
-        return dg.MaterializeResult(check_results=results[days[0]].checks)
-    run_metadata: dict[str, Any] = {"run_days": len(days), "run_range": f"{days[0]}..{days[-1]}"}
+        return dg.MaterializeResult(
+            metadata=dict(run_metadata or {}), check_results=results[days[0]].checks
+        )
+    metadata: dict[str, Any] = {
+        **(run_metadata or {}),
+        "run_days": len(days),
+        "run_range": f"{days[0]}..{days[-1]}",
+    }
     for day_key, total_key in SUMMED.items():
         values = [results[dt].metadata.get(day_key) for dt in days]
         if all(isinstance(v, int | float) for v in values):
-            run_metadata[total_key] = sum(v for v in values if isinstance(v, int | float))
-    return dg.MaterializeResult(metadata=run_metadata, check_results=_fold_checks(results, days))
+            metadata[total_key] = sum(v for v in values if isinstance(v, int | float))
+    return dg.MaterializeResult(metadata=metadata, check_results=_fold_checks(results, days))
 
 
 def _fold_checks(results: Mapping[str, DayResult], days: list[str]) -> list[dg.AssetCheckResult]:
