@@ -63,6 +63,10 @@ CREDENTIAL_ASSIGNMENT = re.compile(
 )
 
 
+# A template, not a value: {name} (an f-string), ${var.name} (HCL, shell), <your-key>.
+PLACEHOLDER = re.compile(r"[{}$<>]")
+
+
 def credential_findings(text: str) -> list[str]:
     """Where the text holds something that looks like a credential (line, kind, a masked
     start of the match: enough to find it, not enough to use it)."""
@@ -78,7 +82,7 @@ def credential_findings(text: str) -> list[str]:
     ]
     for match in CREDENTIAL_ASSIGNMENT.finditer(text):
         value = next(g for g in match.groups() if g is not None)
-        if value not in FAKE_CREDENTIAL_VALUES:
+        if value not in FAKE_CREDENTIAL_VALUES and not PLACEHOLDER.search(value):
             found.append(where(match, "a secret key or token with a literal value"))
     return found
 
@@ -90,19 +94,22 @@ def git(*args: str) -> str:
 
 
 def test_the_scanner_finds_each_kind_of_credential():
-    # Built at run time, so that this file holds none of them.
+    # Built at run time, so that this file holds none of them (it is scanned too).
     key_id = "AKIA" + "Q7" * 8
     secret = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCY" + "x" * 10
+    secret_name, token_name = "aws_secret" + "_access_key", "aws_session" + "_token"
     planted = {
         f"aws_access_key_id = {key_id}": 1,
-        f'AWS_SECRET_ACCESS_KEY = "{secret}"': 1,
-        f"aws_secret_access_key={secret}": 1,
-        f'"aws_session_token": "{secret}"': 1,
-        f'monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "{secret[:12]}")': 1,
+        f'{secret_name.upper()} = "{secret}"': 1,
+        f"{secret_name}={secret}": 1,
+        f'"{token_name}": "{secret}"': 1,
+        f'monkeypatch.setenv("{secret_name.upper()}", "{secret[:12]}")': 1,
         "-----BEGIN " + "RSA PRIVATE KEY-----": 1,
         "-----BEGIN " + "OPENSSH PRIVATE KEY-----": 1,
         "gh" + "p_" + "a1" * 18: 1,
         'monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")': 0,
+        'AWS_SECRET_ACCESS_KEY: "${{ secrets.AWS_SECRET_ACCESS_KEY }}"': 0,
+        'aws_secret_access_key = "<your secret key>"': 0,
         '  secret_key                  = "testing"': 0,
         "aws_secret_access_key=FAKE_CREDENTIALS[name]": 0,
         'for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):': 0,
@@ -651,30 +658,42 @@ def _called(node: ast.AST) -> str | None:
     return None
 
 
-def quoted_sql_values(tree: ast.Module) -> Iterator[tuple[int, ast.expr, list[ast.AST]]]:
-    """Each value an f-string puts inside SQL quotes ('{...}'), with its enclosing functions."""
+Scopes = list[ast.FunctionDef | ast.AsyncFunctionDef]
 
-    def visit(node: ast.AST, scopes: list[ast.AST]) -> Iterator[tuple[int, ast.expr, list]]:
+
+def enclosing_functions(tree: ast.Module) -> dict[int, Scopes]:
+    """For every node (by id), the functions it is in, outermost first."""
+    scopes_of: dict[int, Scopes] = {}
+
+    def visit(node: ast.AST, scopes: Scopes) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             scopes = [*scopes, node]
-        if isinstance(node, ast.JoinedStr):
-            text = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
-            # SQL text, or a SQL string literal built alone (f"'{value}'").
-            if SQL_WORDS.search(text) or text == "''":
-                for before, value in zip(node.values, node.values[1:], strict=False):
-                    if (
-                        isinstance(before, ast.Constant)
-                        and str(before.value).endswith("'")
-                        and isinstance(value, ast.FormattedValue)
-                    ):
-                        yield node.lineno, value.value, scopes
+        scopes_of[id(node)] = scopes
         for child in ast.iter_child_nodes(node):
-            yield from visit(child, scopes)
+            visit(child, scopes)
 
-    yield from visit(tree, [])
+    visit(tree, [])
+    return scopes_of
 
 
-def validated_in(name: str, scopes: list[ast.AST]) -> bool:
+def quoted_sql_values(tree: ast.Module) -> Iterator[tuple[int, ast.expr]]:
+    """Each value an f-string puts inside SQL quotes ('{...}')."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        text = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
+        # SQL text, or a SQL string literal built alone (f"'{value}'").
+        if SQL_WORDS.search(text) or text == "''":
+            for before, value in zip(node.values, node.values[1:], strict=False):
+                if (
+                    isinstance(before, ast.Constant)
+                    and str(before.value).endswith("'")
+                    and isinstance(value, ast.FormattedValue)
+                ):
+                    yield node.lineno, value.value
+
+
+def validated_in(name: str, scopes: Scopes) -> bool:
     """`name = validate_dt(...)` (or another validator) in one of the enclosing functions."""
     return any(
         isinstance(node, ast.Assign)
@@ -685,16 +704,52 @@ def validated_in(name: str, scopes: list[ast.AST]) -> bool:
     )
 
 
+def is_validated(
+    value: ast.expr, scopes: Scopes, tree: ast.Module, scopes_of: dict[int, Scopes], depth: int = 0
+) -> bool:
+    """A validator's result, a name assigned one, or a parameter that every call of its
+    function in the module passes such a value (two calls deep at most)."""
+    if _called(value) in VALIDATORS:
+        return True
+    if not isinstance(value, ast.Name):
+        return False
+    if validated_in(value.id, scopes):
+        return True
+    if depth == 2 or not scopes:
+        return False
+    function = scopes[-1]
+    positional = [a.arg for a in function.args.posonlyargs + function.args.args]
+    keyword_only = [a.arg for a in function.args.kwonlyargs]
+    if value.id not in positional + keyword_only:
+        return False
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and _called(node) == function.name
+    ]
+    for call in calls:
+        passed = [k.value for k in call.keywords if k.arg == value.id]
+        if not passed and value.id in positional:
+            index = positional.index(value.id)
+            if positional[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute):
+                index -= 1
+            passed = call.args[index : index + 1]
+        if not passed or not is_validated(
+            passed[0], scopes_of[id(call)], tree, scopes_of, depth + 1
+        ):
+            return False
+    return bool(calls)
+
+
 def unvalidated_sql_values(source: str) -> tuple[int, list[str]]:
     """How many values the source quotes into SQL, and those neither validated nor escaped."""
+    tree = ast.parse(source)
+    scopes_of = enclosing_functions(tree)
     checked, offenders = 0, []
-    for line, value, scopes in quoted_sql_values(ast.parse(source)):
+    for line, value in quoted_sql_values(tree):
         checked += 1
-        if _called(value) in VALIDATORS:
-            continue
-        if isinstance(value, ast.Name) and validated_in(value.id, scopes):
-            continue
-        offenders.append(f"line {line}: {ast.unparse(value)}")
+        if not is_validated(value, scopes_of[id(value)], tree, scopes_of):
+            offenders.append(f"line {line}: {ast.unparse(value)}")
     return checked, offenders
 
 
@@ -706,15 +761,27 @@ def raw(context):
 
 def validated(context):
     dt = validate_dt(context.partition_key)
-    return f"SELECT * FROM t " f"WHERE dt = '{dt}'"
+    return f"SELECT * FROM t " f"WHERE dt = '{dt}'" + _count(t, dt) + _count(t, dt=dt)
 
 def literal(day):
     return f"'{day}'"
 
 def escaped(path):
     return f"ATTACH '{_escape(path)}' AS lake"
+
+def _count(table, dt):
+    return f"SELECT count(*) FROM {table} WHERE dt = '{dt}'"
+
+def _leaky(table, dt):
+    return f"SELECT count(*) FROM {table} WHERE dt = '{dt}'"
+
+def caller(context, day):
+    return _leaky("t", validate_dt(day)) + _leaky("t", context.partition_key)
 """
-    assert unvalidated_sql_values(source) == (4, ["line 4: dt", "line 11: day"])
+    checked, offenders = unvalidated_sql_values(source)
+    # raw: not validated; literal: never called, so nothing vouches for it; _leaky: one caller
+    # passes a raw partition key. _count: every caller passes a validated date.
+    assert (checked, sorted(offenders)) == (6, ["line 11: day", "line 20: dt", "line 4: dt"])
 
 
 def test_every_value_quoted_into_sql_is_validated_or_escaped():
