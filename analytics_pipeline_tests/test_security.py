@@ -470,15 +470,6 @@ def test_symlinks_in_landing_are_never_followed_by_the_landing_sensor(
     assert not (lake_dir / "archive" / "products" / "linkdir").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (resources/store.py, LocalLakeStore._path): safe_relative checks the key's "
-    "text only; the resolved path is never checked to stay inside the lake. An ingest run "
-    "whose config names a key under a symlinked directory in landing/ (launchable from the "
-    "UI; the landing sensor itself skips symlinks) reads a file outside the lake, stages its "
-    "records, and archive_landing's os.replace MOVES the outside file into archive/: a write "
-    "(deletion) outside ANALYTICS_LAKE_DIR.",
-)
 def test_an_ingest_run_never_follows_a_symlink_out_of_the_lake(
     lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ):

@@ -157,6 +157,15 @@ class LocalLakeStore(LakeStore):
     def _path(self, path: str) -> Path:
         return Path(f"{self.root}/{safe_relative(path)}")
 
+    def _landing_path(self, dataset: str, key: str) -> Path:
+        """A landing object's path, refused if it resolves outside the lake: a key names what
+        a producer dropped, and a symlink under landing/ must not lead a run (which reads,
+        then moves, the file) out of ANALYTICS_LAKE_DIR."""
+        path = self._path(f"landing/{dataset}/{key}")
+        if not os.path.realpath(path).startswith(f"{self.root}/"):
+            raise UnsafePathError(f"landing/{dataset}/{key} resolves outside the lake")
+        return path
+
     # landing
 
     def list_landing(self, dataset: str) -> Iterator[LandingObject]:
@@ -179,7 +188,7 @@ class LocalLakeStore(LakeStore):
 
     def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
         """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag)."""
-        path = self._path(f"landing/{dataset}/{key}")
+        path = self._landing_path(dataset, key)
         try:
             with path.open("rb") as handle:
                 data = handle.read(max_bytes + 1)
@@ -191,7 +200,7 @@ class LocalLakeStore(LakeStore):
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
     ) -> Iterator[bytes]:
         try:
-            handle = self._path(f"landing/{dataset}/{key}").open("rb")
+            handle = self._landing_path(dataset, key).open("rb")
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with handle:
@@ -200,7 +209,7 @@ class LocalLakeStore(LakeStore):
 
     def landing_size(self, dataset: str, key: str) -> int:
         try:
-            return self._path(f"landing/{dataset}/{key}").stat().st_size
+            return self._landing_path(dataset, key).stat().st_size
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
 
@@ -210,7 +219,7 @@ class LocalLakeStore(LakeStore):
         A different earlier delivery of the same key already archived keeps its bytes: this
         one goes beside it as <key>~<version>, so no original is ever overwritten.
         """
-        source = self._path(f"landing/{dataset}/{key}")
+        source = self._landing_path(dataset, key)
         archive_path = f"archive/{dataset}/{key}"
         target = self._path(archive_path)
         if version and target.exists() and _md5(target) != version:
