@@ -333,23 +333,6 @@ def compact_days_in_athena(
     return report
 
 
-def compact_partition_range_in_athena(
-    engine: QueryEngine,
-    store: LakeStore,
-    catalog: GlueCatalog,
-    spec: DatasetSpec,
-    table: TableSpec,
-    first: str,
-    last: str,
-    partitions_start: str,
-) -> AthenaCompaction:
-    """The parquet asset's entry point for a partition key range (first..last inclusive,
-    e.g. `context.partition_key_range`): `compact_days_in_athena`."""
-    return compact_days_in_athena(
-        engine, store, catalog, spec, table, first, last, partitions_start=partitions_start
-    )
-
-
 def _compact_chunk(
     engine: QueryEngine,
     store: LakeStore,

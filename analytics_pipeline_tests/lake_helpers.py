@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
 
 from analytics_pipeline.resources.catalog import CATALOG_FILE
+from analytics_pipeline.settings import AwsSettings, Settings
 
 
 def drop(lake_dir: Path, dataset: str, key: str, content: str | bytes) -> Path:
@@ -71,3 +74,31 @@ def web_request(**changes: Any) -> dict[str, Any]:
         "path": "/home",
         **changes,
     }
+
+
+# The aws deployment's names in tests, and its buckets and database created (on moto).
+LANDING, LAKE, RESULTS, DATABASE = "acme-landing", "acme-lake", "acme-athena-results", "acme_lake"
+
+
+def provisioned_aws_settings(tmp_path: Path) -> Settings:
+    """Settings of the aws deployment, with its buckets and Glue database created."""
+    s3 = boto3.client("s3")
+    for bucket in (LANDING, LAKE, RESULTS):
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
+    return Settings(
+        env="aws",
+        lake_dir=tmp_path / "unused",
+        partitions_start=date(2020, 1, 1),
+        ingest_batch_files=100,
+        max_landing_file_bytes=1 << 20,
+        landing_settle_seconds=0,
+        aws=AwsSettings(
+            landing_bucket=LANDING,
+            lake_bucket=LAKE,
+            athena_output=f"s3://{RESULTS}/",
+            glue_database=DATABASE,
+            athena_workgroup="primary",
+            landing_queue_url=None,
+        ),
+    )

@@ -18,7 +18,6 @@ from moto import mock_aws
 
 from analytics_pipeline.athena_compaction import (
     compact_days_in_athena,
-    compact_partition_range_in_athena,
     day_chunks,
     insert_days_sql,
     insert_statements,
@@ -448,16 +447,3 @@ def test_a_projected_table_is_refused(lake):
             RANGE[1],
             partitions_start="2020-01-01",
         )
-
-
-def test_the_entry_point_for_a_partition_range_is_the_same_path(lake):
-    store, glue = lake
-    athena = StubbedAthena(store, glue)
-    athena.expect(statement_type="DDL")
-    athena.expect_chunk(RANGE[:3], scanned=10)
-
-    report = compact_partition_range_in_athena(
-        athena, store, glue, PRODUCTS, PRODUCTS.tables[0], RANGE[0], RANGE[2], "2020-01-01"
-    )
-
-    assert report.rows_by_day == {dt: rows_of(dt) for dt in RANGE[:3]}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 import boto3
@@ -14,9 +13,14 @@ from moto.server import ThreadedMotoServer
 
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.process import process_landing
-from analytics_pipeline.settings import AwsSettings, Settings
-
-LANDING, LAKE, RESULTS, DATABASE = "acme-landing", "acme-lake", "acme-athena-results", "acme_lake"
+from analytics_pipeline.settings import Settings
+from analytics_pipeline_tests.lake_helpers import (
+    DATABASE,
+    LAKE,
+    LANDING,
+    RESULTS,
+    provisioned_aws_settings,
+)
 
 
 @pytest.fixture
@@ -41,26 +45,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def aws_settings(moto_endpoint: str, tmp_path: Path) -> Settings:
-    s3 = boto3.client("s3")
-    for bucket in (LANDING, LAKE, RESULTS):
-        s3.create_bucket(Bucket=bucket)
-    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
-    return Settings(
-        env="aws",
-        lake_dir=tmp_path / "unused",
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=100,
-        max_landing_file_bytes=1 << 20,
-        landing_settle_seconds=0,
-        aws=AwsSettings(
-            landing_bucket=LANDING,
-            lake_bucket=LAKE,
-            athena_output=f"s3://{RESULTS}/",
-            glue_database=DATABASE,
-            athena_workgroup="primary",
-            landing_queue_url=None,
-        ),
-    )
+    return provisioned_aws_settings(tmp_path)
 
 
 def _keys(bucket: str, prefix: str) -> list[str]:

@@ -16,7 +16,6 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -35,8 +34,16 @@ from analytics_pipeline.process import QUIET_LOGGING, headless_definitions, proc
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.s3_store import S3LakeStore
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.settings import AwsSettings, Settings
-from analytics_pipeline_tests.lake_helpers import drop, landing_files, query
+from analytics_pipeline.settings import Settings
+from analytics_pipeline_tests.lake_helpers import (
+    DATABASE,
+    LAKE,
+    LANDING,
+    drop,
+    landing_files,
+    provisioned_aws_settings,
+    query,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-05-01"
@@ -317,31 +324,9 @@ def test_a_run_killed_after_repointing_before_clean_up_serves_the_new_day_once(
 # AWS: the deployment's resources against moto, in this process
 
 
-LANDING, LAKE, RESULTS, DATABASE = "acme-landing", "acme-lake", "acme-athena-results", "acme_lake"
-
-
 @pytest.fixture
 def aws_settings(aws: None, tmp_path: Path) -> Settings:
-    s3 = boto3.client("s3")
-    for bucket in (LANDING, LAKE, RESULTS):
-        s3.create_bucket(Bucket=bucket)
-    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
-    return Settings(
-        env="aws",
-        lake_dir=tmp_path / "unused",
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=100,
-        max_landing_file_bytes=1 << 20,
-        landing_settle_seconds=0,
-        aws=AwsSettings(
-            landing_bucket=LANDING,
-            lake_bucket=LAKE,
-            athena_output=f"s3://{RESULTS}/",
-            glue_database=DATABASE,
-            athena_workgroup="primary",
-            landing_queue_url=None,
-        ),
-    )
+    return provisioned_aws_settings(tmp_path)
 
 
 def put_landing(key: str, body: str) -> None:

@@ -33,9 +33,17 @@ from analytics_pipeline.partitions import partition_prefix, validate_dt, validat
 from analytics_pipeline.process import QUIET_LOGGING, headless_definitions, process_landing
 from analytics_pipeline.resources.catalog import TableDef, view_sql
 from analytics_pipeline.resources.glue_catalog import dt_expressions
-from analytics_pipeline.settings import AwsSettings, Settings
+from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests import dev_server
-from analytics_pipeline_tests.lake_helpers import drop, query
+from analytics_pipeline_tests.lake_helpers import (
+    DATABASE,
+    LAKE,
+    LANDING,
+    RESULTS,
+    drop,
+    provisioned_aws_settings,
+    query,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-05-01"
@@ -236,31 +244,11 @@ def test_a_local_run_logs_no_credential(
         assert value not in corpus
 
 
-LANDING, LAKE, RESULTS, DATABASE = "acme-landing", "acme-lake", "acme-athena-results", "acme_lake"
 ATHENA_REASON = "HIVE_CURSOR_ERROR: injected by the test"
 
 
 def aws_settings(tmp_path: Path) -> Settings:
-    s3 = boto3.client("s3")
-    for bucket in (LANDING, LAKE, RESULTS):
-        s3.create_bucket(Bucket=bucket)
-    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
-    return Settings(
-        env="aws",
-        lake_dir=tmp_path / "unused",
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=100,
-        max_landing_file_bytes=1 << 20,
-        landing_settle_seconds=0,
-        aws=AwsSettings(
-            landing_bucket=LANDING,
-            lake_bucket=LAKE,
-            athena_output=f"s3://{RESULTS}/",
-            glue_database=DATABASE,
-            athena_workgroup="primary",
-            landing_queue_url=None,
-        ),
-    )
+    return provisioned_aws_settings(tmp_path)
 
 
 def every_object(bucket: str) -> list[str]:

@@ -36,10 +36,9 @@ from benchmarks.run import (
     fresh_lake,
     generate_products,
     gib,
-    machine,
     median,
     peak_rss_bytes,
-    print_table,
+    run_figures,
 )
 
 GiB = 1 << 30
@@ -372,20 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.big_bytes is None:
         args.big_bytes = 256 * MiB if args.quick else 2 * GiB
 
-    only = set(args.only or ["burst", "big", "sensor"])
-    print(f"machine: {machine()}")
-    print(f"command: python -m benchmarks.load {' '.join(argv or sys.argv[1:])}".rstrip())
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="load-") as tmp:
-        work = Path(tmp)
-        if "burst" in only:
-            figure_burst(work, args, rows)
-        if "big" in only:
-            figure_big(work, args, rows)
-        if "sensor" in only:
-            figure_sensor(work, args, rows)
-    print_table(rows)
-    return 0
+    figures = {"burst": figure_burst, "big": figure_big, "sensor": figure_sensor}
+    return run_figures("benchmarks.load", argv, args, figures)
 
 
 if __name__ == "__main__":

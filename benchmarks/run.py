@@ -628,20 +628,30 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(CHILDREN[args.child](**json.loads(args.child_args))))
         return 0
 
-    only = set(args.only or ["iot", "products", "sensor", "aws"])
+    figures = {
+        "iot": figure_iot,
+        "products": figure_products,
+        "sensor": figure_sensor_tick,
+        "aws": figure_aws,
+    }
+    return run_figures("benchmarks.run", argv, args, figures)
+
+
+def run_figures(
+    module: str,
+    argv: list[str] | None,
+    args: argparse.Namespace,
+    figures: dict[str, Callable[[Path, argparse.Namespace, list[Row]], Any]],
+) -> int:
+    """Print the machine and command, run the chosen figures in a scratch dir, print the table."""
+    only = set(args.only or figures)
     print(f"machine: {machine()}")
-    print(f"command: python -m benchmarks.run {' '.join(argv or sys.argv[1:])}".rstrip())
+    print(f"command: python -m {module} {' '.join(argv or sys.argv[1:])}".rstrip())
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        work = Path(tmp)
-        if "iot" in only:
-            figure_iot(work, args, rows)
-        if "products" in only:
-            figure_products(work, args, rows)
-        if "sensor" in only:
-            figure_sensor_tick(work, args, rows)
-        if "aws" in only:
-            figure_aws(work, args, rows)
+        for name, figure in figures.items():
+            if name in only:
+                figure(Path(tmp), args, rows)
     print_table(rows)
     return 0
 

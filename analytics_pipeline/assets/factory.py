@@ -22,7 +22,7 @@ from analytics_pipeline.assets.keys import (
 from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
 from analytics_pipeline.athena_compaction import (
     AthenaCompaction,
-    compact_partition_range_in_athena,
+    compact_days_in_athena,
     day_chunks,
     staged_distinct_sql,
 )
@@ -381,7 +381,7 @@ def _build_range_in_athena(
         raise dg.Failure("ANALYTICS_ATHENA_COMPACTION needs the aws deployment's Glue catalog")
     days = context.partition_key_range
     first, last = validate_dt(days.start), validate_dt(days.end)
-    built = compact_partition_range_in_athena(
+    built = compact_days_in_athena(
         engine, store, catalog, spec, table, first, last, partitions_start=partitions_start
     )
     expected: dict[str, int] = {}
@@ -494,26 +494,44 @@ def _table_day(
     dt = validate_dt(dt)
     existing = versions(store, table.name, dt)
     if not existing:
-        raise dg.Failure(
-            f"{table.name} has no Parquet for {dt}: materialize "
-            f"{parquet_key(table.name).to_user_string()} for {dt} first"
-        )
+        raise _no_parquet(table, dt)
     newest = existing[-1]
     file_rows = pq.read_metadata(pa.BufferReader(store.read_bytes(newest))).num_rows
     published = publish_partition(store, catalog, table_def(spec, table), dt, newest)
-    served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
-    results = _served_checks(engine, table, dt, served, file_rows)
-    return DayResult(
-        metadata={
-            "dagster/row_count": file_rows,
-            "dagster/partition_row_count": file_rows,
-            "catalog_rows": -1 if served is None else served,
+    return _served_day(
+        engine,
+        table,
+        dt,
+        file_rows,
+        {
             "location": published.location,
             "previous_location": published.previous_location or "",
             "table_status": published.table_status,
             "versions_removed": len(published.removed_versions),
         },
-        checks=results,
+    )
+
+
+def _no_parquet(table: TableSpec, dt: str) -> dg.Failure:
+    return dg.Failure(
+        f"{table.name} has no Parquet for {dt}: materialize "
+        f"{parquet_key(table.name).to_user_string()} for {dt} first"
+    )
+
+
+def _served_day(
+    engine: QueryEngine, table: TableSpec, dt: str, file_rows: int, metadata: dict
+) -> DayResult:
+    """The day as the catalog serves it, checked against the rows its Parquet holds."""
+    served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
+    return DayResult(
+        metadata={
+            "dagster/row_count": file_rows,
+            "dagster/partition_row_count": file_rows,
+            "catalog_rows": -1 if served is None else served,
+            **metadata,
+        },
+        checks=_served_checks(engine, table, dt, served, file_rows),
     )
 
 
@@ -556,22 +574,10 @@ def _athena_table_day(
     ).records
     event = records[0].asset_materialization if records else None
     if event is None:
-        raise dg.Failure(
-            f"{table.name} has no Parquet for {dt}: materialize "
-            f"{parquet_key(table.name).to_user_string()} for {dt} first"
-        )
+        raise _no_parquet(table, dt)
     built_rows = int(event.metadata["dagster/partition_row_count"].value)  # type: ignore[arg-type]
-    served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
-    result = _served_checks(engine, table, dt, served, built_rows)
-    return DayResult(
-        metadata={
-            "dagster/row_count": built_rows,
-            "dagster/partition_row_count": built_rows,
-            "catalog_rows": -1 if served is None else served,
-            "location": catalog.partition_location(table.name, dt) or "",
-        },
-        checks=result,
-    )
+    location = catalog.partition_location(table.name, dt) or ""
+    return _served_day(engine, table, dt, built_rows, {"location": location})
 
 
 def _scalar(engine: QueryEngine, sql: str) -> int | None:
