@@ -60,7 +60,7 @@ REQUIRED_ACTIONS = (
     "glue:GetTable",
     "glue:CreateTable",  # the staged table (Athena DDL) and each chunk's scratch table
     "glue:UpdateTable",
-    "glue:DeleteTable",  # scratch tables only
+    "glue:DeleteTable",  # scratch tables, and the staged table when the spec grew
     "glue:GetPartition",
     "glue:GetPartitions",
     "glue:BatchGetPartition",
@@ -99,16 +99,40 @@ def _bucket(name: str) -> str:
     return name
 
 
+def staged_columns(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """The staged Parquet's columns with their Athena types (dt is the partition key)."""
+    return [(f.name, f.athena_type) for f in spec.fields] + [
+        ("_source_key", "string"),
+        ("_source_version", "string"),
+        ("_source_line", "int"),
+    ]
+
+
+def drop_stale_staged_table(engine: QueryEngine, catalog: GlueCatalog, spec: DatasetSpec) -> bool:
+    """Drop the external staged table if its columns are not the spec's (a field was added
+    since it was created): CREATE ... IF NOT EXISTS would keep the old columns, and the
+    INSERT would fail on the new one. Dropping an external table leaves its files."""
+    name = staged_table_name(spec)
+    try:
+        found = catalog.glue_client().get_table(DatabaseName=catalog.database, Name=name)
+    except catalog.glue_client().exceptions.EntityNotFoundException:
+        return False
+    columns = [
+        (c["Name"], c["Type"])
+        for c in found["Table"].get("StorageDescriptor", {}).get("Columns", [])
+    ]
+    if columns == staged_columns(spec):
+        return False
+    engine.run_query(f"DROP TABLE IF EXISTS {_backticked(catalog.database)}.{_backticked(name)}")
+    return True
+
+
 def staged_table_ddl(
     spec: DatasetSpec, *, database: str, lake_bucket: str, partitions_start: str
 ) -> str:
     """CREATE EXTERNAL TABLE over the staged Parquet; projection finds the days, no MSCK."""
     location = f"s3://{_bucket(lake_bucket)}/staged/{validate_identifier(spec.name)}/"
-    columns = [(f.name, f.athena_type) for f in spec.fields] + [
-        ("_source_key", "string"),
-        ("_source_version", "string"),
-        ("_source_line", "int"),
-    ]
+    columns = staged_columns(spec)
     column_sql = ",\n  ".join(f"{_backticked(name)} {kind}" for name, kind in columns)
     properties = {
         "classification": "parquet",
@@ -318,6 +342,7 @@ def compact_days_in_athena(
         table.description,
     )
     catalog.ensure_table(definition)
+    drop_stale_staged_table(engine, catalog, spec)
     ddl = engine.run_query(
         staged_table_ddl(
             spec,

@@ -18,6 +18,8 @@ import pytest
 from botocore.stub import Stubber
 
 from analytics_pipeline.assets.keys import parquet_key, table_key
+from analytics_pipeline.athena_compaction import drop_stale_staged_table, staged_columns
+from analytics_pipeline.datasets import dataset
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.resources import athena_engine
 from analytics_pipeline.resources.athena_engine import AthenaEngine
@@ -197,3 +199,29 @@ def test_a_wrong_count_fails_the_check_not_silently(
     ]
     assert not check.passed
     assert check.metadata["staged_distinct_records"].value == 4
+
+
+def test_a_staged_table_from_an_older_spec_is_dropped_before_it_is_recreated(
+    player: AthenaPlayer,
+) -> None:
+    spec = dataset("products")
+    glue = boto3.client("glue")
+    glue.create_database(DatabaseInput={"Name": "lake"})
+    current = [{"Name": n, "Type": t} for n, t in staged_columns(spec)]
+    glue.create_table(
+        DatabaseName="lake",
+        TableInput={"Name": "staged_products", "StorageDescriptor": {"Columns": current[1:]}},
+    )
+    engine = AthenaEngine(database="lake", workgroup="primary", output_location="s3://x/")
+    catalog = GlueCatalog(database="lake", lake_bucket=LAKE)
+    player.expect()  # the DROP
+
+    assert drop_stale_staged_table(engine, catalog, spec)
+    assert player.statements == ["DROP TABLE IF EXISTS `lake`.`staged_products`"]
+
+    glue.update_table(
+        DatabaseName="lake",
+        TableInput={"Name": "staged_products", "StorageDescriptor": {"Columns": current}},
+    )
+    assert not drop_stale_staged_table(engine, catalog, spec)  # up to date: no query
+    player.stub.assert_no_pending_responses()

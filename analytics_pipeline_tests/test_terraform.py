@@ -542,7 +542,7 @@ def test_pipeline_role_names_only_this_deployments_resources(
 
 
 @requires_terraform
-def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_scratch_tables(
+def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_its_own_tables(
     applied_terraform: AppliedTerraform,
 ) -> None:
     from analytics_pipeline.athena_compaction import REQUIRED_ACTIONS
@@ -557,9 +557,10 @@ def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_scratch_table
         for r in _listed(s["Resource"])
     ]
     assert sorted(set(REQUIRED_ACTIONS) - {a for a, _ in granted}) == []
-    tables = [r for a, r in granted if a == "glue:DeleteTable" and ":table/" in r]
+    tables = sorted(r for a, r in granted if a == "glue:DeleteTable" and ":table/" in r)
     assert tables == [
-        f"arn:aws:glue:{REGION}:123456789012:table/{out['glue_database']}/{SCRATCH_TABLE_PREFIX}*"
+        f"arn:aws:glue:{REGION}:123456789012:table/{out['glue_database']}/{SCRATCH_TABLE_PREFIX}*",
+        f"arn:aws:glue:{REGION}:123456789012:table/{out['glue_database']}/staged_*",
     ]
     lake = f"arn:aws:s3:::{out['lake_bucket']}/"
     assert any(a == "s3:DeleteObject" and r.startswith(lake) for a, r in granted)

@@ -12,6 +12,8 @@ locals {
   glue_tables_arn   = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${aws_glue_catalog_database.lake.name}/*"
   # The Athena scale path's per-chunk scratch tables (GlueCatalog.SCRATCH_TABLE_PREFIX).
   glue_scratch_tables_arn = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${aws_glue_catalog_database.lake.name}/scratch_*"
+  # Its external tables over staged/ (athena_compaction.staged_table_name), recreated when a spec grows.
+  glue_staged_tables_arn = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${aws_glue_catalog_database.lake.name}/staged_*"
 
   account_root = "arn:${local.partition}:iam::${local.account_id}:root"
 }
@@ -121,10 +123,10 @@ data "aws_iam_policy_document" "pipeline" {
 
   statement {
     sid = "GlueScratchTables"
-    # athena_compaction.py writes each chunk through a scratch table it then drops; no other
-    # table may be deleted.
+    # athena_compaction.py writes each chunk through a scratch table it then drops, and drops
+    # its external staged table when the spec gained a field; no other table may be deleted.
     actions   = ["glue:DeleteTable"]
-    resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_scratch_tables_arn]
+    resources = [local.glue_catalog_arn, local.glue_database_arn, local.glue_scratch_tables_arn, local.glue_staged_tables_arn]
   }
 
   statement {
