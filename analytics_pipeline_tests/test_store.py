@@ -159,3 +159,22 @@ def test_a_redelivered_key_with_new_content_never_overwrites_the_archived_origin
     # The same content again simply replaces its identical copy.
     drop(lake_dir, "products", "1.json", "first")
     assert store.archive_landing("products", "1.json", first_version) == "archive/products/1.json"
+
+
+def test_a_landing_key_that_is_a_link_or_under_a_linked_directory_is_refused(
+    tmp_path: Path, store: LocalLakeStore
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"id": 1}')
+    landing = store.root / "landing" / "products"
+    landing.mkdir(parents=True)
+    (landing / "file-link.json").symlink_to(outside / "secret.json")
+    (landing / "dir-link").symlink_to(outside)
+
+    for key in ("file-link.json", "dir-link/secret.json"):
+        with pytest.raises(UnsafePathError):
+            store.read_landing("products", key, 1 << 20)
+        with pytest.raises(UnsafePathError):
+            store.archive_landing("products", key)
+    assert (outside / "secret.json").read_text() == '{"id": 1}'

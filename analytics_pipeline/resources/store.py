@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -137,33 +138,44 @@ class LakeStore(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+@functools.cache
+def _resolved_root(lake_dir: str) -> str:
+    # Resolving costs an lstat per component; with one object per file it dominated staging.
+    return str(Path(lake_dir).resolve())
+
+
 class LocalLakeStore(LakeStore):
     """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
 
     lake_dir: str
-    _root: Path | None = PrivateAttr(default=None)
+    # Landing directories already found to resolve inside the lake.
+    _safe_dirs: set[str] = PrivateAttr(default_factory=set)
 
     @property
     def root(self) -> Path:
-        # Resolving the path costs syscalls; with one object per file it dominated staging.
-        if self._root is None:
-            self._root = Path(self.lake_dir).resolve()
-        return self._root
+        return Path(_resolved_root(self.lake_dir))
 
     def ensure_layout(self) -> None:
         for area in LAKE_AREAS:
             (self.root / area).mkdir(parents=True, exist_ok=True)
 
     def _path(self, path: str) -> Path:
-        return Path(f"{self.root}/{safe_relative(path)}")
+        return Path(f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}")
 
     def _landing_path(self, dataset: str, key: str) -> Path:
         """A landing object's path, refused if it resolves outside the lake: a key names what
         a producer dropped, and a symlink under landing/ must not lead a run (which reads,
-        then moves, the file) out of ANALYTICS_LAKE_DIR."""
+        then moves, the file) out of ANALYTICS_LAKE_DIR. The directory is resolved once per
+        store; the file itself must not be a link."""
         path = self._path(f"landing/{dataset}/{key}")
-        if not os.path.realpath(path).startswith(f"{self.root}/"):
-            raise UnsafePathError(f"landing/{dataset}/{key} resolves outside the lake")
+        directory = os.path.dirname(path)
+        if directory not in self._safe_dirs:
+            root = _resolved_root(self.lake_dir)
+            if not os.path.realpath(directory).startswith(f"{root}/"):
+                raise UnsafePathError(f"landing/{dataset}/{key} resolves outside the lake")
+            self._safe_dirs.add(directory)
+        if os.path.islink(path):
+            raise UnsafePathError(f"landing/{dataset}/{key} is a link")
         return path
 
     # landing
