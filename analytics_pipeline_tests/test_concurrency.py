@@ -1,10 +1,11 @@
 """Two runs for the same partition at once: the table's pool lets only one of them write.
 
 Two real processes share one Dagster instance ($DAGSTER_HOME, SQLite) and one lake, and
-each materializes products/parquet for the same day, with its write slowed down so they
-would overlap. With the project's dagster.yaml (pool default_limit 1) the writes take
-turns; with a dagster.yaml without it, the same two runs overlap, which shows the test
-can see an overlap when there is one.
+each materializes products/parquet for the same day. Inside its write, each run waits for
+the other to enter its write too (for MEET_SECONDS once both are launched). With the
+project's dagster.yaml (pool default_limit 1) the other never can, and the writes take
+turns; with a dagster.yaml without it, the same two runs meet inside the write, which shows
+the test sees an overlap when there is one, however slowly the processes start.
 """
 
 from __future__ import annotations
@@ -28,23 +29,37 @@ from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-03-01"
-WRITE_SECONDS = 2.0
+# How long a write waits for the other run to reach its write too. Under the pool the other
+# run cannot, and this is the time it was given to try; without the pool it arrives, and
+# both are inside the write at once however slowly the two processes started.
+MEET_SECONDS = 20.0
 
 _RUN = textwrap.dedent(
     """
-    import json, sys, time
+    import json, os, sys, time
     import dagster as dg
     import analytics_pipeline.assets.factory as factory
     from analytics_pipeline.assets.keys import parquet_key
     from analytics_pipeline.process import headless_definitions
     from analytics_pipeline.settings import Settings
 
-    log, day, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    log, day, meet_seconds, me = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    other = "b" if me == "a" else "a"
     real_write = factory.write_partition
+
+    def marked(name):
+        return os.path.exists(f"{log}.{name}")
 
     def slow_write(*args, **kwargs):
         started = time.time()
-        time.sleep(seconds)
+        open(f"{log}.entered-{me}", "w").close()
+        # Wait for the other run to be launched, then give it meet_seconds to enter too.
+        while not marked(f"launched-{other}") and time.time() - started < 120:
+            time.sleep(0.05)
+        waited_from = time.time()
+        while not marked(f"entered-{other}") and time.time() - waited_from < meet_seconds:
+            time.sleep(0.05)
+        time.sleep(0.5)
         written = real_write(*args, **kwargs)
         with open(log, "a") as out:
             out.write(json.dumps([started, time.time()]) + "\\n")
@@ -53,6 +68,7 @@ _RUN = textwrap.dedent(
     factory.write_partition = slow_write
     defs = headless_definitions(Settings.from_env())
     with dg.DagsterInstance.get() as instance:
+        open(f"{log}.launched-{me}", "w").close()
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[parquet_key("products")], partition_key=day
         )
@@ -71,12 +87,12 @@ def _two_runs_at_once(tmp_path: Path, lake_dir: Path, dagster_home: Path) -> lis
     }
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", _RUN, str(log), DAY, str(WRITE_SECONDS)],
+            [sys.executable, "-c", _RUN, str(log), DAY, str(MEET_SECONDS), me],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(2)
+        for me in ("a", "b")
     ]
     try:
         outputs = [run.communicate(timeout=180)[0].decode() for run in runs]
