@@ -113,14 +113,9 @@ def drop_stale_staged_table(engine: QueryEngine, catalog: GlueCatalog, spec: Dat
     since it was created): CREATE ... IF NOT EXISTS would keep the old columns, and the
     INSERT would fail on the new one. Dropping an external table leaves its files."""
     name = staged_table_name(spec)
-    try:
-        found = catalog.glue_client().get_table(DatabaseName=catalog.database, Name=name)
-    except catalog.glue_client().exceptions.EntityNotFoundException:
+    columns = catalog.table_columns(name)
+    if columns is None:
         return False
-    columns = [
-        (c["Name"], c["Type"])
-        for c in found["Table"].get("StorageDescriptor", {}).get("Columns", [])
-    ]
     if columns == staged_columns(spec):
         return False
     engine.run_query(f"DROP TABLE IF EXISTS {_backticked(catalog.database)}.{_backticked(name)}")

@@ -199,6 +199,16 @@ def test_a_wrong_count_fails_the_check_not_silently(
     ]
     assert not check.passed
     assert check.metadata["staged_distinct_records"].value == 4
+    [schema] = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "schema_matches_spec"  # type: ignore[union-attr]
+    ]
+    # Compared, not assumed: the columns Glue holds (Athena writes with them) = the spec's.
+    assert schema.passed
+    assert ["id", "bigint"] in schema.metadata["glue_columns"].value
+    assert schema.metadata["glue_columns"].value == schema.metadata["spec"].value
 
 
 def test_a_staged_table_from_an_older_spec_is_dropped_before_it_is_recreated(

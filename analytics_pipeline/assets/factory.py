@@ -292,9 +292,10 @@ def _parquet_asset(
         built, expected = _build_range_in_athena(
             context, store, catalog, engine, spec, table, settings.partitions_start.isoformat()
         )
+        columns = catalog.table_columns(table.name) if isinstance(catalog, GlueCatalog) else None
         return build_days(
             context,
-            lambda dt: _athena_parquet_day(built, expected, catalog, spec, table, dt),
+            lambda dt: _athena_parquet_day(built, expected, columns, catalog, spec, table, dt),
             run_metadata=built.metadata(),
         )
 
@@ -399,11 +400,13 @@ def _build_range_in_athena(
 def _athena_parquet_day(
     built: AthenaCompaction,
     expected: dict[str, int],
+    glue_columns: list[tuple[str, str]] | None,
     catalog: Catalog,
     spec: DatasetSpec,
     table: TableSpec,
     dt: str,
 ) -> DayResult:
+    spec_columns = list(table_def(spec, table).columns)
     rows = built.rows_by_day.get(dt, 0)
     location = built.locations.get(dt) or catalog.partition_location(table.name, dt) or ""
     return DayResult(
@@ -422,9 +425,12 @@ def _athena_parquet_day(
             ),
             dg.AssetCheckResult(
                 check_name="schema_matches_spec",
-                # Athena writes the table's own Glue schema, which ensure_table keeps = spec.
-                passed=True,
-                metadata={"written": "the Glue table's columns (ensure_table: = spec)"},
+                # Athena writes the files with the Glue table's columns.
+                passed=glue_columns == spec_columns,
+                metadata={
+                    "glue_columns": dg.MetadataValue.json([list(c) for c in glue_columns or []]),
+                    "spec": dg.MetadataValue.json([list(c) for c in spec_columns]),
+                },
             ),
         ],
     )

@@ -377,6 +377,14 @@ class GlueCatalog(Catalog):
         keys = ("Columns", "InputFormat", "OutputFormat", "SerdeInfo")
         return {k: storage[k] for k in keys if k in storage}
 
+    def table_columns(self, name: str) -> list[tuple[str, str]] | None:
+        """The table's (name, type) columns as Glue holds them; None if there is no table."""
+        found = self._get_table(validate_identifier(name))
+        if found is None:
+            return None
+        columns = found.get("StorageDescriptor", {}).get("Columns", [])
+        return [(c["Name"], c["Type"]) for c in columns]
+
     def _get_table(self, name: str) -> dict[str, Any] | None:
         try:
             return self.glue_client().get_table(DatabaseName=self.database, Name=name)["Table"]
