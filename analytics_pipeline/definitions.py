@@ -17,6 +17,7 @@ from analytics_pipeline.sensors import (
     build_queue_sensor,
 )
 from analytics_pipeline.settings import Settings
+from analytics_pipeline.staleness import build_stale_days_sensor
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -82,6 +83,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
     refresh_job = analytics_job()
     sensors.append(build_abandoned_runs_sensor())
+    sensors.append(build_stale_days_sensor())
     sensors.append(
         dg.AutomationConditionSensorDefinition(
             "lake_automation_sensor",

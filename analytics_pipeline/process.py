@@ -10,16 +10,14 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
 
 import dagster as dg
 
 from analytics_pipeline.abandoned_runs import fail_abandoned_runs
-from analytics_pipeline.assets.ranges import DAYS_PER_RUN
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.settings import Settings
+from analytics_pipeline.staleness import Run, as_runs, run_target, stale_runs
 
 MAX_ROUNDS = 50
 # Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
@@ -52,7 +50,7 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
     # ...and what was left behind before it (a day whose rebuild failed or was killed, an
     # ingest nobody automated) is caught up first.
-    for day_range, asset_keys in _stale_runs(defs, instance):
+    for day_range, asset_keys in stale_runs(defs.resolve_asset_graph(), instance):
         _execute_asset_request(defs, instance, day_range, asset_keys, summary)
     # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
     # whose run failed stays in landing, and must not be requested again every round.
@@ -103,9 +101,6 @@ def _run_landing_sensors(
     return requested
 
 
-Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]
-
-
 def _requested_runs(
     defs: dg.Definitions, result: dg.EvaluateAutomationConditionsResult
 ) -> list[Run]:
@@ -115,56 +110,7 @@ def _requested_runs(
         requested = frozenset(result.get_requested_partitions(spec.key))
         if requested:
             by_days.setdefault(requested, []).append(spec.key)
-    return _as_runs(by_days)
-
-
-def _stale_runs(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[Run]:
-    """Days of each automated asset materialized before a day they are built from."""
-    graph = defs.resolve_asset_graph()
-    by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
-    for key in graph.materializable_asset_keys:
-        node = graph.get(key)
-        if node.partitions_def is None or node.automation_condition is None:
-            continue
-        own = _latest_by_day(instance, key)
-        stale = {
-            day
-            for parent in node.parent_keys
-            for day, storage_id in _latest_by_day(instance, parent).items()
-            if storage_id > own.get(day, -1)
-        }
-        if stale:
-            by_days.setdefault(frozenset(stale), []).append(key)
-    return _as_runs(by_days)
-
-
-def _latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
-    return instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
-
-
-def _as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
-    """Assets wanted for the same days share a run, and each run takes a contiguous range of
-    at most DAYS_PER_RUN days (the assets' backfill policy), as the daemon groups them."""
-    runs: list[Run] = []
-    for days, asset_keys in by_days.items():
-        if None in days:
-            runs.append((None, asset_keys))
-        days_only = sorted(d for d in days if d is not None)
-        runs += [(day_range, asset_keys) for day_range in day_ranges(days_only, DAYS_PER_RUN)]
-    return sorted(runs, key=lambda run: run[0] or ("", ""))
-
-
-def day_ranges(days: list[str], max_days: int) -> list[tuple[str, str]]:
-    """Sorted days as (first, last) runs of consecutive dates, each at most max_days long."""
-    runs: list[list[date]] = []
-    for day in map(date.fromisoformat, days):
-        if runs and day == runs[-1][-1] + timedelta(1) and len(runs[-1]) < max_days:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return [(run[0].isoformat(), run[-1].isoformat()) for run in runs]
+    return as_runs(by_days)
 
 
 def _execute_asset_request(
@@ -175,16 +121,11 @@ def _execute_asset_request(
     summary: ProcessSummary,
 ) -> None:
     job = defs.resolve_implicit_global_asset_job_def()
-    range_tags = {}
-    if day_range is not None and day_range[0] != day_range[1]:
-        range_tags = {
-            "dagster/asset_partition_range_start": day_range[0],
-            "dagster/asset_partition_range_end": day_range[1],
-        }
+    partition_key, range_tags = run_target(day_range)
     result = job.execute_in_process(
         instance=instance,
         asset_selection=asset_keys,
-        partition_key=day_range[0] if day_range and not range_tags else None,
+        partition_key=partition_key,
         run_config=QUIET_LOGGING,
         tags={
             "dagster/from_automation_condition": "true",

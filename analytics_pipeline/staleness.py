@@ -1,0 +1,114 @@
+"""Days older than what they are built from, and the runs that rebuild them.
+
+The automation reacts to events: a day is rebuilt when the automation sees its parent
+updated, and a parent update seen in the same tick as the day's own update counts as
+handled. Under load a tick can span a rebuild and a late file for the same day, and the
+late file is then never served. Here the rule is by order instead: a day whose latest
+materialization is older than the latest of a parent day is stale. `make process` catches
+up on it first; `stale_days_sensor` does the same under `dagster dev`.
+"""
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+from analytics_pipeline.assets.ranges import DAYS_PER_RUN
+
+# A run: (first day, last day), or None for unpartitioned assets, and the assets it builds.
+Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def stale_runs(graph: AssetGraph, instance: dg.DagsterInstance) -> list[Run]:
+    """Days of each automated asset materialized before a day they are built from."""
+    by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
+    for key in sorted(graph.materializable_asset_keys):
+        node = graph.get(key)
+        if node.partitions_def is None or node.automation_condition is None:
+            continue
+        own = latest_by_day(instance, key)
+        stale = {
+            day
+            for parent in node.parent_keys
+            for day, storage_id in latest_by_day(instance, parent).items()
+            if storage_id > own.get(day, -1)
+        }
+        if stale:
+            by_days.setdefault(frozenset(stale), []).append(key)
+    return as_runs(by_days)
+
+
+def latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
+    return instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+
+
+def as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
+    """Assets wanted for the same days share a run, and each run takes a contiguous range of
+    at most DAYS_PER_RUN days (the assets' backfill policy), as the daemon groups them."""
+    runs: list[Run] = []
+    for days, asset_keys in by_days.items():
+        if None in days:
+            runs.append((None, asset_keys))
+        days_only = sorted(d for d in days if d is not None)
+        runs += [(day_range, asset_keys) for day_range in day_ranges(days_only, DAYS_PER_RUN)]
+    return sorted(runs, key=lambda run: run[0] or ("", ""))
+
+
+def day_ranges(days: list[str], max_days: int) -> list[tuple[str, str]]:
+    """Sorted days as (first, last) runs of consecutive dates, each at most max_days long."""
+    runs: list[list[date]] = []
+    for day in map(date.fromisoformat, days):
+        if runs and day == runs[-1][-1] + timedelta(1) and len(runs[-1]) < max_days:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [(run[0].isoformat(), run[-1].isoformat()) for run in runs]
+
+
+def run_target(day_range: tuple[str, str] | None) -> tuple[str | None, dict[str, str]]:
+    """The partition key, or the range tags, of a run over these days."""
+    if day_range is None:
+        return None, {}
+    if day_range[0] == day_range[1]:
+        return day_range[0], {}
+    return None, {RANGE_START_TAG: day_range[0], RANGE_END_TAG: day_range[1]}
+
+
+def build_stale_days_sensor() -> dg.SensorDefinition:
+    @dg.sensor(
+        name="stale_days_sensor",
+        target=dg.AssetSelection.all(),
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Safety net for the automation: rebuilds any day whose latest build is "
+        "older than the latest update of a day it is built from (a late file that arrived "
+        "in the same automation tick as a rebuild of its day).",
+    )
+    def stale_days_sensor(context: dg.SensorEvaluationContext):
+        graph = context.repository_def.asset_graph  # type: ignore[union-attr]
+        requests = []
+        for day_range, asset_keys in stale_runs(graph, context.instance):
+            partition_key, tags = run_target(day_range)
+            # The same stale state is requested once: the key names the newest parent event.
+            newest = max(
+                max(latest_by_day(context.instance, p).values(), default=0)
+                for key in asset_keys
+                for p in graph.get(key).parent_keys
+            )
+            names = ",".join(k.to_user_string() for k in asset_keys)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"stale:{day_range}:{names}:{newest}",
+                    asset_selection=asset_keys,
+                    partition_key=partition_key,
+                    tags={**tags, "triggered_by": "stale_days_sensor"},
+                )
+            )
+        return requests or dg.SkipReason("no day is older than what it is built from")
+
+    return stale_days_sensor

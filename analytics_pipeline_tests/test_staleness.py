@@ -1,0 +1,87 @@
+"""The safety net for the automation: a day built before its parent's latest update is
+rebuilt, whatever the automation's ticks saw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.process import process_landing
+from analytics_pipeline.staleness import build_stale_days_sensor, stale_runs
+from analytics_pipeline_tests.lake_helpers import drop, query
+
+DAY = "2024-03-02"
+
+
+def _product(lake_dir: Path, id_: int, day: str = DAY) -> None:
+    drop(lake_dir, "products", f"{id_}.json", json.dumps({"id": id_, "date": day, "product": "A"}))
+
+
+def _ingest_only(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """What the landing sensor and its run do, with no automation tick after it: the late
+    file staged, as when a tick counted a rebuild of the day as having handled it."""
+    sensor = defs.resolve_sensor_def("products_landing_sensor")
+    context = dg.build_sensor_context(instance=instance, resources=dict(defs.resources or {}))
+    for request in sensor.evaluate_tick(context).run_requests or []:
+        result = defs.resolve_job_def("ingest_products").execute_in_process(
+            run_config=request.run_config, instance=instance, tags=request.tags
+        )
+        assert result.success
+
+
+def _tick(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    sensor = build_stale_days_sensor()
+    context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    return list(sensor.evaluate_tick(context).run_requests or [])
+
+
+def test_a_late_file_the_automation_missed_is_served_after_the_sensors_ticks(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    assert _tick(defs, instance) == []  # everything built after what it is built from
+
+    _product(lake_dir, 2)
+    _ingest_only(defs, instance)
+    graph = defs.resolve_asset_graph()
+    assert stale_runs(graph, instance) == [((DAY, DAY), [parquet_key("products")])]
+
+    built = []
+    for _ in range(5):  # parquet, then table, then analytics: one layer per tick
+        requests = _tick(defs, instance)
+        if not requests:
+            break
+        for request in requests:
+            assert request.partition_key == DAY
+            built += request.asset_selection or []
+            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance,
+                asset_selection=request.asset_selection,
+                partition_key=request.partition_key,
+                tags=request.tags,
+            )
+            assert result.success
+    assert built == [
+        parquet_key("products"),
+        table_key("products"),
+        analytics_key("daily_product_counts"),
+    ]
+    assert query(lake_dir, f"SELECT count(*) FROM products WHERE dt = '{DAY}'") == [(2,)]
+
+
+def test_the_same_stale_state_is_requested_under_one_run_key(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    _product(lake_dir, 2)
+    _ingest_only(defs, instance)
+    first, again = _tick(defs, instance), _tick(defs, instance)
+    assert [r.run_key for r in first] == [r.run_key for r in again]  # the daemon runs it once
+    _product(lake_dir, 3)
+    _ingest_only(defs, instance)
+    assert [r.run_key for r in _tick(defs, instance)] != [r.run_key for r in first]
