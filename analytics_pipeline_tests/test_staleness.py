@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import pytest
 
+from analytics_pipeline.assets import factory
 from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.process import process_landing
 from analytics_pipeline.staleness import build_stale_days_sensor, stale_runs
@@ -85,3 +88,36 @@ def test_the_same_stale_state_is_requested_under_one_run_key(
     _product(lake_dir, 3)
     _ingest_only(defs, instance)
     assert [r.run_key for r in _tick(defs, instance)] != [r.run_key for r in first]
+
+
+def test_a_file_staged_while_its_day_is_built_is_in_the_build(
+    lake_dir: Path,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _product(lake_dir, 1)
+    _ingest_only(defs, instance)
+    real_compact = factory.compact_day
+    calls = []
+
+    def compact_then_stage_a_late_file(*args: Any, **kwargs: Any) -> Any:
+        day = real_compact(*args, **kwargs)
+        if not calls:  # the late file lands after the staged files were read
+            _product(lake_dir, 2)
+            _ingest_only(defs, instance)
+        calls.append(day.staged_files)
+        return day
+
+    monkeypatch.setattr(factory, "compact_day", compact_then_stage_a_late_file)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[parquet_key("products"), table_key("products")],
+        partition_key=DAY,
+    )
+    assert result.success
+    assert calls == [1, 2]  # built again with the late file
+    assert query(lake_dir, f"SELECT count(*) FROM products WHERE dt = '{DAY}'") == [(2,)]
+    # Only the analytics (not built here) wait; the Parquet and table are up to date.
+    stale = stale_runs(defs.resolve_asset_graph(), instance)
+    assert stale == [((DAY, DAY), [analytics_key("daily_product_counts")])]

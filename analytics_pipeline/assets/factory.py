@@ -26,7 +26,7 @@ from analytics_pipeline.athena_compaction import (
     day_chunks,
     staged_distinct_sql,
 )
-from analytics_pipeline.compaction import compact_day
+from analytics_pipeline.compaction import compact_day, staged_prefix
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import (
     publish_partition,
@@ -328,10 +328,20 @@ def _parquet_asset(
     return decorate(by_athena if in_athena else in_process)
 
 
+# How many times a day is rebuilt at once when staged files keep arriving while it is built.
+REBUILDS_WHILE_STAGING = 3
+
+
 def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> DayResult:
     dt = validate_dt(dt)
-    day = compact_day(store, spec, table, dt)
-    written = write_partition(store, table.name, dt, day.table)
+    # A staged file written while the day is built would count as built (its update is
+    # older than this materialization): build again until the day's staged files hold still.
+    for _ in range(REBUILDS_WHILE_STAGING):
+        staged_before = store.list_files(staged_prefix(spec, dt))
+        day = compact_day(store, spec, table, dt)
+        written = write_partition(store, table.name, dt, day.table)
+        if store.list_files(staged_prefix(spec, dt)) == staged_before:
+            break
     stored = pq.read_table(pa.BufferReader(store.read_bytes(written.path)))
     expected_schema = spec.table_arrow_schema(table)
     schema_ok = stored.schema.remove_metadata().equals(expected_schema)
