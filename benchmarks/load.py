@@ -33,6 +33,7 @@ from typing import Any
 
 from benchmarks.run import (
     Row,
+    copy_iot_ndjson,
     fresh_lake,
     generate_products,
     gib,
@@ -65,20 +66,13 @@ def generate_big_iot(path: Path, size: int) -> int:
     line = 150  # bytes per reading, about, as DuckDB writes them
     rows = max(1000, size // line)
     con = duckdb.connect()
-    con.execute(
-        f"""
-        COPY (
-          SELECT CAST(1000 + i % 500 AS VARCHAR) AS deviceid,
-            strftime(TIMESTAMP '2024-05-01' + to_seconds((i * 604800) // {rows}),
-                     '%Y-%m-%d %H:%M:%S') AS datetime,
-            CAST(i * 7 % 40 - 5 AS VARCHAR) AS temperature,
-            CAST(20 + i * 13 % 80 AS VARCHAR) AS humidity,
-            CAST(i * 31 % 360 AS VARCHAR) AS winddirection,
-            CAST(i * 3 % 30 AS VARCHAR) AS windintensity,
-            CAST(CASE WHEN i % 9 = 0 THEN i % 14 ELSE 0 END AS VARCHAR) AS rainheight
-          FROM range({rows}) t(i)
-        ) TO '{path}' (FORMAT json)
-        """
+    copy_iot_ndjson(
+        con,
+        path,
+        rows,
+        deviceid="1000 + i % 500",
+        seconds=f"(i * 604800) // {rows}",
+        first_day="2024-05-01",
     )
     con.close()
     return rows

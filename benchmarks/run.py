@@ -85,6 +85,28 @@ class Row:
 # --- data ------------------------------------------------------------------------------------
 
 
+def copy_iot_ndjson(
+    con: Any, path: Path, rows: int, *, deviceid: str, seconds: str, first_day: str
+) -> None:
+    """`rows` string-valued IoT readings as NDJSON, generated in DuckDB from row number i:
+    the device id and the seconds after first_day are SQL expressions of i."""
+    con.execute(
+        f"""
+        COPY (
+          SELECT CAST({deviceid} AS VARCHAR) AS deviceid,
+            strftime(TIMESTAMP '{first_day}' + to_seconds({seconds}),
+                     '%Y-%m-%d %H:%M:%S') AS datetime,
+            CAST(i * 7 % 40 - 5 AS VARCHAR) AS temperature,
+            CAST(20 + i * 13 % 80 AS VARCHAR) AS humidity,
+            CAST(i * 31 % 360 AS VARCHAR) AS winddirection,
+            CAST(i * 3 % 30 AS VARCHAR) AS windintensity,
+            CAST(CASE WHEN i % 9 = 0 THEN i % 14 ELSE 0 END AS VARCHAR) AS rainheight
+          FROM range({rows}) t(i)
+        ) TO '{path}' (FORMAT json)
+        """
+    )
+
+
 def generate_iot(source: Path, rows: int) -> dict[str, int]:
     """IOT_FILES NDJSON files of string-valued readings; returns the raw JSON bytes per day."""
     import duckdb
@@ -97,20 +119,13 @@ def generate_iot(source: Path, rows: int) -> dict[str, int]:
     con = duckdb.connect()
     for f in range(IOT_FILES):
         path = target / f"gw-{f:02d}.ndjson"
-        con.execute(
-            f"""
-            COPY (
-              SELECT CAST({1000 + f * devices} + i % {devices} AS VARCHAR) AS deviceid,
-                strftime(TIMESTAMP '{FIRST_DAY}' + to_seconds((i // {devices}) * {step}),
-                         '%Y-%m-%d %H:%M:%S') AS datetime,
-                CAST(i * 7 % 40 - 5 AS VARCHAR) AS temperature,
-                CAST(20 + i * 13 % 80 AS VARCHAR) AS humidity,
-                CAST(i * 31 % 360 AS VARCHAR) AS winddirection,
-                CAST(i * 3 % 30 AS VARCHAR) AS windintensity,
-                CAST(CASE WHEN i % 9 = 0 THEN i % 14 ELSE 0 END AS VARCHAR) AS rainheight
-              FROM range({per_file}) t(i)
-            ) TO '{path}' (FORMAT json)
-            """
+        copy_iot_ndjson(
+            con,
+            path,
+            per_file,
+            deviceid=f"{1000 + f * devices} + i % {devices}",
+            seconds=f"(i // {devices}) * {step}",
+            first_day=FIRST_DAY.isoformat(),
         )
     by_day = con.execute(
         f"""

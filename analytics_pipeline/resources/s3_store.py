@@ -394,21 +394,14 @@ class S3LakeStore(LakeStore):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """One PUT, or a multipart upload above the threshold; both appear atomically."""
+        if len(data) >= self.multipart_threshold_bytes:
+            self.write_stream(path, io.BytesIO(data))
+            return
         key = self._lake_key(path)
-        client = self.s3_client()
         try:
-            if len(data) >= self.multipart_threshold_bytes:
-                client.upload_fileobj(
-                    io.BytesIO(data), self.lake_bucket, key, Config=self._transfer_config()
-                )
-            else:
-                client.put_object(Bucket=self.lake_bucket, Key=key, Body=data)
+            self.s3_client().put_object(Bucket=self.lake_bucket, Key=key, Body=data)
         except ClientError as error:
             raise _s3_error("PutObject", self.lake_bucket, key, error) from error
-        except S3UploadFailedError as error:
-            raise S3StoreError(
-                f"multipart upload to s3://{self.lake_bucket}/{key} failed: {error}"
-            ) from error
 
     def write_stream(self, path: str, source: BinaryIO) -> None:
         """A multipart upload read from the source a part at a time (memory stays bounded)."""
@@ -421,7 +414,7 @@ class S3LakeStore(LakeStore):
             raise _s3_error("PutObject", self.lake_bucket, key, error) from error
         except S3UploadFailedError as error:
             raise S3StoreError(
-                f"upload to s3://{self.lake_bucket}/{key} failed: {error}"
+                f"multipart upload to s3://{self.lake_bucket}/{key} failed: {error}"
             ) from error
 
     def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -249,20 +250,10 @@ class LocalLakeStore(LakeStore):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Readers see the old object or the new one, never half of one."""
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.write_stream(path, io.BytesIO(data))
 
     def write_stream(self, path: str, source: BinaryIO) -> None:
+        """Into a hidden temp file beside the target, fsync, then rename over it."""
         target = self._path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
