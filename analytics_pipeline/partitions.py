@@ -125,8 +125,23 @@ def publish_partition(
     store: LakeStore, catalog: Catalog, table: TableDef, dt: str, path: str
 ) -> PublishedPartition:
     """Repoint the table's day at `path`, then delete the versions it replaced."""
+    return publish_partitions(store, catalog, table, {dt: path})[dt]
+
+
+def publish_partitions(
+    store: LakeStore, catalog: Catalog, table: TableDef, paths: dict[str, str]
+) -> dict[str, PublishedPartition]:
+    """Repoint the table's days at their paths in one catalog change, then delete the
+    versions they replaced."""
     status = catalog.ensure_table(table)
-    location = store.location(path)
-    previous = catalog.register_partition(table.name, dt, location)
-    removed = delete_older_versions(store, table.name, dt, keep=path)
-    return PublishedPartition(location, previous, status, removed)
+    locations = {validate_dt(dt): store.location(path) for dt, path in paths.items()}
+    previous = catalog.register_partitions(table.name, locations)
+    return {
+        dt: PublishedPartition(
+            locations[dt],
+            previous[dt],
+            status,
+            delete_older_versions(store, table.name, dt, keep=path),
+        )
+        for dt, path in paths.items()
+    }

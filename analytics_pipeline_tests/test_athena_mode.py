@@ -166,8 +166,8 @@ def test_a_range_of_days_is_built_by_athena_in_one_run_and_checked(
     assert check.passed and check.metadata["days_checked"].value == 3
 
     # The table asset checks the catalog against the rows the parquet step recorded.
-    player.expect([["3"]], ("_col0",))  # count(*) 03-01
-    player.expect([["0"]], ("_col0",))  # no duplicate keys 03-01
+    player.expect([["2024-03-01", "3"]], ("dt", "rows"))  # count(*) by day
+    player.expect([], ("dt", "keys"))  # no day has duplicate keys
     table_run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=[table_key("products")], partition_key=DAYS[0]
     )

@@ -108,6 +108,37 @@ def test_register_partition_repoints_and_returns_the_previous_location(
     assert query(lake_dir, "SELECT id, name FROM events") == [(1, "new")]
 
 
+def test_register_partitions_repoints_a_range_in_one_rewrite(
+    lake_dir: Path, catalog: DuckDBCatalog, monkeypatch: pytest.MonkeyPatch
+):
+    catalog.ensure_table(EVENTS)
+    old = parquet_day(lake_dir, "events", "2024-05-01", [{"id": 1, "name": "old"}], "v1")
+    catalog.register_partition("events", "2024-05-01", old)
+    new = {
+        dt: parquet_day(lake_dir, "events", dt, [{"id": i, "name": "new"}], "v2")
+        for i, dt in enumerate(["2024-05-01", "2024-05-02", "2024-05-03"])
+    }
+    writes = []
+    real_write = DuckDBCatalog._write
+    monkeypatch.setattr(
+        DuckDBCatalog, "_write", lambda self, state: writes.append(1) or real_write(self, state)
+    )
+
+    previous = catalog.register_partitions("events", new)
+
+    assert previous == {"2024-05-01": old, "2024-05-02": None, "2024-05-03": None}
+    assert len(writes) == 1
+    assert catalog.partitions("events") == new
+    assert query(lake_dir, "SELECT id, dt FROM events ORDER BY id") == [
+        (0, "2024-05-01"),
+        (1, "2024-05-02"),
+        (2, "2024-05-03"),
+    ]
+    with pytest.raises(ValueError, match="invalid partition key"):
+        catalog.register_partitions("events", {"2024-05-04": old, "2024-13-01": old})
+    assert catalog.partitions("events") == new  # all or nothing
+
+
 def test_register_partition_of_an_unknown_table_is_a_clear_error(catalog: DuckDBCatalog):
     with pytest.raises(KeyError, match="table 'nope' is not in the catalog"):
         catalog.register_partition("nope", "2024-05-01", "/x/dt=2024-05-01/a.parquet")

@@ -167,7 +167,7 @@ def die(*args, **kwargs):
 kill_point, table, day = sys.argv[1:]
 if kill_point == "before-registration":
     # The Parquet step has finished; the table step dies before the catalog changes.
-    DuckDBCatalog.register_partition = die
+    DuckDBCatalog.register_partitions = die
 elif kill_point == "before-old-versions-deleted":
     # The catalog points at the new version; the old one is still on disk.
     partitions.delete_older_versions = die

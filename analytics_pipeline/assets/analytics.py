@@ -13,7 +13,7 @@ from analytics_pipeline.assets.keys import (
     table_key,
 )
 from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
-from analytics_pipeline.partitions import publish_partition, validate_dt, write_partition
+from analytics_pipeline.partitions import publish_partitions, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore
@@ -127,37 +127,51 @@ def build_analytics_asset(
         catalog: Catalog,
         engine: QueryEngine,
     ) -> dg.MaterializeResult:
-        return build_days(context, lambda dt: _analytics_day(store, catalog, engine, spec, dt))
+        days = sorted(validate_dt(dt) for dt in context.partition_keys)
+        built = {dt: _analytics_day(store, engine, spec, dt) for dt in days}
+        # One catalog change for the run's days (each change rewrites the catalog file).
+        # A day typed differently (a column added) is ensured in day order, as it came.
+        for table in list(dict.fromkeys(b.table for b in built.values()))[:-1]:
+            catalog.ensure_table(table)
+        published = publish_partitions(
+            store, catalog, built[days[-1]].table, {dt: b.path for dt, b in built.items()}
+        )
+        for dt, day in built.items():
+            day.result.metadata["location"] = published[dt].location
+        return build_days(context, lambda dt: built[dt].result)
 
     return analytics_asset
 
 
+@dataclass(frozen=True)
+class _WrittenDay:
+    result: DayResult
+    table: TableDef
+    path: str
+
+
 def _analytics_day(
-    store: LakeStore, catalog: Catalog, engine: QueryEngine, spec: AnalyticsSpec, dt: str
-) -> DayResult:
-    dt = validate_dt(dt)
+    store: LakeStore, engine: QueryEngine, spec: AnalyticsSpec, dt: str
+) -> _WrittenDay:
     sql = spec.sql(dt)
     result = engine.run_query(sql)
     data, columns = athena_typed(result.table)
     written = write_partition(store, spec.name, dt, data)
-    published = publish_partition(
-        store, catalog, TableDef(spec.name, columns, spec.description), dt, written.path
-    )
-    return DayResult(
-        metadata={
-            "dagster/row_count": data.num_rows,
-            "dagster/partition_row_count": data.num_rows,
-            "query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
-            "executed_sql": dg.MetadataValue.md(f"```sql\n{result.executed_sql}\n```"),
-            "preview": _preview(data),
-            "engine": result.engine,
-            "engine_seconds": round(result.seconds, 4),
-            **result.stats,
-            "path": written.path,
-            "bytes": written.bytes,
-            "unchanged": written.unchanged,
-            "location": published.location,
-        }
+    metadata = {
+        "dagster/row_count": data.num_rows,
+        "dagster/partition_row_count": data.num_rows,
+        "query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+        "executed_sql": dg.MetadataValue.md(f"```sql\n{result.executed_sql}\n```"),
+        "preview": _preview(data),
+        "engine": result.engine,
+        "engine_seconds": round(result.seconds, 4),
+        **result.stats,
+        "path": written.path,
+        "bytes": written.bytes,
+        "unchanged": written.unchanged,
+    }
+    return _WrittenDay(
+        DayResult(metadata), TableDef(spec.name, columns, spec.description), written.path
     )
 
 

@@ -26,10 +26,10 @@ from analytics_pipeline.athena_compaction import (
     day_chunks,
     staged_distinct_sql,
 )
-from analytics_pipeline.compaction import compact_day, staged_prefix
+from analytics_pipeline.compaction import compact_day, staged_day_paths
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import (
-    publish_partition,
+    publish_partitions,
     validate_dt,
     versions,
     write_partition,
@@ -337,14 +337,15 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
     # A staged file written while the day is built would count as built (its update is
     # older than this materialization): build again until the day's staged files hold still.
     for _ in range(REBUILDS_WHILE_STAGING):
-        staged_before = store.list_files(staged_prefix(spec, dt))
         day = compact_day(store, spec, table, dt)
         written = write_partition(store, table.name, dt, day.table)
-        if store.list_files(staged_prefix(spec, dt)) == staged_before:
+        if tuple(staged_day_paths(store, spec, dt)) == day.staged_paths:
             break
-    stored = pq.read_table(pa.BufferReader(store.read_bytes(written.path)))
+    # What the stored file says of itself (its footer), not what was meant to be written.
+    stored = pq.ParquetFile(pa.BufferReader(store.read_bytes(written.path)))
+    stored_schema = stored.schema_arrow.remove_metadata()
     expected_schema = spec.table_arrow_schema(table)
-    schema_ok = stored.schema.remove_metadata().equals(expected_schema)
+    schema_ok = stored_schema.equals(expected_schema)
     return DayResult(
         metadata={
             "dagster/row_count": written.rows,
@@ -360,9 +361,9 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
         checks=[
             dg.AssetCheckResult(
                 check_name="rows_reconcile_with_staged",
-                passed=stored.num_rows == day.expected_rows,
+                passed=stored.metadata.num_rows == day.expected_rows,
                 metadata={
-                    "parquet_rows": stored.num_rows,
+                    "parquet_rows": stored.metadata.num_rows,
                     "staged_distinct_records": day.expected_rows,
                 },
             ),
@@ -370,7 +371,7 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
                 check_name="schema_matches_spec",
                 passed=schema_ok,
                 metadata={
-                    "written": str(stored.schema.remove_metadata()),
+                    "written": str(stored_schema),
                     "spec": str(expected_schema),
                 },
             ),
@@ -490,42 +491,50 @@ def _table_asset(
         catalog: Catalog,
         engine: QueryEngine,
     ):
+        days = sorted(validate_dt(dt) for dt in context.partition_keys)
         if in_athena:
-            return build_days(
-                context, lambda dt: _athena_table_day(context.instance, catalog, engine, table, dt)
-            )
-        return build_days(context, lambda dt: _table_day(store, catalog, engine, spec, table, dt))
+            built = {dt: _athena_built_day(context.instance, catalog, table, dt) for dt in days}
+        else:
+            built = _publish_days(store, catalog, spec, table, days)
+        served = _served_days(engine, table, built)
+        return build_days(context, served.__getitem__)
 
     return table_asset
 
 
-def _table_day(
-    store: LakeStore,
-    catalog: Catalog,
-    engine: QueryEngine,
-    spec: DatasetSpec,
-    table: TableSpec,
-    dt: str,
-) -> DayResult:
-    dt = validate_dt(dt)
-    existing = versions(store, table.name, dt)
-    if not existing:
-        raise _no_parquet(table, dt)
-    newest = existing[-1]
-    file_rows = pq.read_metadata(pa.BufferReader(store.read_bytes(newest))).num_rows
-    published = publish_partition(store, catalog, table_def(spec, table), dt, newest)
-    return _served_day(
-        engine,
-        table,
-        dt,
-        file_rows,
-        {
-            "location": published.location,
-            "previous_location": published.previous_location or "",
-            "table_status": published.table_status,
-            "versions_removed": len(published.removed_versions),
-        },
-    )
+@dataclass(frozen=True)
+class _BuiltDay:
+    rows: int  # what the day's Parquet holds
+    metadata: dict
+
+
+def _publish_days(
+    store: LakeStore, catalog: Catalog, spec: DatasetSpec, table: TableSpec, days: list[str]
+) -> dict[str, _BuiltDay]:
+    """Point the run's days at their newest Parquet versions, in one catalog change."""
+    newest: dict[str, str] = {}
+    for dt in days:
+        existing = versions(store, table.name, dt)
+        if not existing:
+            raise _no_parquet(table, dt)
+        newest[dt] = existing[-1]
+    file_rows = {
+        dt: pq.read_metadata(pa.BufferReader(store.read_bytes(path))).num_rows
+        for dt, path in newest.items()
+    }
+    published = publish_partitions(store, catalog, table_def(spec, table), newest)
+    return {
+        dt: _BuiltDay(
+            file_rows[dt],
+            {
+                "location": published[dt].location,
+                "previous_location": published[dt].previous_location or "",
+                "table_status": published[dt].table_status,
+                "versions_removed": len(published[dt].removed_versions),
+            },
+        )
+        for dt in days
+    }
 
 
 def _no_parquet(table: TableSpec, dt: str) -> dg.Failure:
@@ -535,56 +544,61 @@ def _no_parquet(table: TableSpec, dt: str) -> dg.Failure:
     )
 
 
-def _served_day(
-    engine: QueryEngine, table: TableSpec, dt: str, file_rows: int, metadata: dict
-) -> DayResult:
-    """The day as the catalog serves it, checked against the rows its Parquet holds."""
-    served = _scalar(engine, f"SELECT count(*) FROM {table.name} WHERE dt = '{dt}'")
-    return DayResult(
-        metadata={
-            "dagster/row_count": file_rows,
-            "dagster/partition_row_count": file_rows,
-            "catalog_rows": -1 if served is None else served,
-            **metadata,
-        },
-        checks=_served_checks(engine, table, dt, served, file_rows),
+def _served_days(
+    engine: QueryEngine, table: TableSpec, built: dict[str, _BuiltDay]
+) -> dict[str, DayResult]:
+    """The run's days as the catalog serves them, checked against the rows their Parquet
+    holds: one query for the counts and one for duplicate keys, whatever the range (on
+    Athena, each query is billed at least 10 MB)."""
+    days = ", ".join(f"'{validate_dt(dt)}'" for dt in built)
+    served = _per_day(
+        engine,
+        f'SELECT dt, count(*) AS "rows" FROM {table.name} WHERE dt IN ({days}) GROUP BY dt',
     )
-
-
-def _served_checks(
-    engine: QueryEngine, table: TableSpec, dt: str, served: int | None, file_rows: int
-) -> list[dg.AssetCheckResult]:
-    results = [
-        dg.AssetCheckResult(
-            check_name="rows_match_parquet",
-            passed=served == file_rows,
-            metadata={"catalog_rows": served, "parquet_rows": file_rows},
-        )
-    ]
+    duplicated: dict[str, int] = {}
     if table.key:
         key_columns = ", ".join(table.key)
-        duplicated = _scalar(
+        duplicated = _per_day(
             engine,
-            f"SELECT count(*) FROM (SELECT {key_columns} FROM {table.name} "
-            f"WHERE dt = '{dt}' GROUP BY {key_columns} HAVING count(*) > 1)",
+            f'SELECT dt, count(*) AS "keys" FROM (SELECT dt, {key_columns} FROM {table.name} '
+            f"WHERE dt IN ({days}) GROUP BY dt, {key_columns} HAVING count(*) > 1) GROUP BY dt",
         )
-        results.append(
+    results = {}
+    for dt, day in built.items():
+        rows = served.get(dt, 0)
+        checks = [
             dg.AssetCheckResult(
-                check_name="no_duplicate_keys",
-                passed=duplicated == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"duplicated_keys": duplicated},
+                check_name="rows_match_parquet",
+                passed=rows == day.rows,
+                metadata={"catalog_rows": rows, "parquet_rows": day.rows},
             )
+        ]
+        if table.key:
+            checks.append(
+                dg.AssetCheckResult(
+                    check_name="no_duplicate_keys",
+                    passed=duplicated.get(dt, 0) == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"duplicated_keys": duplicated.get(dt, 0)},
+                )
+            )
+        results[dt] = DayResult(
+            metadata={
+                "dagster/row_count": day.rows,
+                "dagster/partition_row_count": day.rows,
+                "catalog_rows": rows,
+                **day.metadata,
+            },
+            checks=checks,
         )
     return results
 
 
-def _athena_table_day(
-    instance: dg.DagsterInstance, catalog: Catalog, engine: QueryEngine, table: TableSpec, dt: str
-) -> DayResult:
+def _athena_built_day(
+    instance: dg.DagsterInstance, catalog: Catalog, table: TableSpec, dt: str
+) -> _BuiltDay:
     """Athena's days are registered by the parquet step itself (their files have no .parquet
-    name to find); here the catalog is checked against the rows that step recorded."""
-    dt = validate_dt(dt)
+    name to find); here the rows that step recorded are what the catalog must serve."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=parquet_key(table.name), asset_partitions=[dt]), limit=1
     ).records
@@ -592,14 +606,16 @@ def _athena_table_day(
     if event is None:
         raise _no_parquet(table, dt)
     built_rows = int(event.metadata["dagster/partition_row_count"].value)  # type: ignore[arg-type]
-    location = catalog.partition_location(table.name, dt) or ""
-    return _served_day(engine, table, dt, built_rows, {"location": location})
+    return _BuiltDay(built_rows, {"location": catalog.partition_location(table.name, dt) or ""})
 
 
-def _scalar(engine: QueryEngine, sql: str) -> int | None:
-    """The query's single value; None when the engine returned no row (the check then fails)."""
+def _per_day(engine: QueryEngine, sql: str) -> dict[str, int]:
+    """A (dt, number) query's rows by day; a day with no row has none to count."""
     table = engine.run_query(sql).table
-    if table.num_rows == 0 or table.num_columns == 0:
-        return None
-    value = table.column(0)[0].as_py()
-    return None if value is None else int(value)
+    if table.num_columns < 2:
+        return {}
+    return {
+        str(dt): int(n)
+        for dt, n in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
+        if dt is not None and n is not None
+    }
