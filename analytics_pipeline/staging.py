@@ -41,7 +41,12 @@ from analytics_pipeline.parsing import (
     parse_landing_file,
     raw_preview,
 )
-from analytics_pipeline.resources.store import LakeStore, LandingObjectGone
+from analytics_pipeline.resources.store import (
+    STREAM_CHUNK_BYTES,
+    LakeStore,
+    LandingObjectGone,
+    content_version,
+)
 from analytics_pipeline.validation import count_unknown
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
@@ -163,6 +168,7 @@ def stage_landing_files(
                 store,
                 spec,
                 key,
+                fetched[0],
                 start=start,
                 now=now,
                 block_bytes=stream_block_bytes,
@@ -175,7 +181,9 @@ def stage_landing_files(
             identities.append(file_id(key, streamed[1].version or ""))
             read.append(outcome)
             continue
-        version = fetched[1]
+        # A read cut off at the limit has no version of its own: this file is quarantined
+        # whole, under the version of the bytes read (as reconciliation counts it).
+        version = fetched[1] or content_version(fetched[0])
         outcome.version = version
         identities.append(file_id(key, version))
         _account(report, outcome, parsed)
@@ -349,6 +357,7 @@ def _stage_streamed(
     store: LakeStore,
     spec: DatasetSpec,
     key: str,
+    head: bytes,
     *,
     start: date,
     now: datetime,
@@ -358,15 +367,19 @@ def _stage_streamed(
     """Stage one big NDJSON file block by block: its own report and outcome, or None if it
     went (or changed) meanwhile, in which case nothing of it is left in staged/.
 
-    Two passes: the first computes the content version (the md5 every staged row carries)
-    and checks the encoding; the second parses and stages, each block with the same fast
-    path or row-level fallback as a whole file, and writes the file's own staged parts (so
-    they can be taken back) every FLUSH_RECORDS rows.
+    `head` is the file's start, already read. Two passes over the rest: the first completes
+    the content version (the md5 every staged row carries) and checks the encoding; the
+    second parses and stages, PARSE_WORKERS blocks at a time, each with the same fast path or
+    row-level fallback as a whole file, and writes the file's own staged parts (so they can
+    be taken back) every FLUSH_RECORDS rows.
     """
+    scanner = StreamScanner()
     try:
-        scan = scan_stream(store.iter_landing(spec.name, key))
+        for chunk in _chunked(head, store.iter_landing(spec.name, key, offset=len(head))):
+            scanner.feed(chunk)
     except LandingObjectGone:
         return None
+    scan = scanner.finish()
     version = scan.version
     report = StageReport(spec.name, batch_id=file_id(key, version))
     outcome = FileOutcome(key, version)
@@ -383,26 +396,31 @@ def _stage_streamed(
     second = StreamScan()
 
     def tapped() -> Iterator[bytes]:
-        for chunk in store.iter_landing(spec.name, key):
+        for chunk in _chunked(head, store.iter_landing(spec.name, key, offset=len(head))):
             second.checksum = zlib.crc32(chunk, second.checksum)
             second.size += len(chunk)
             yield chunk
 
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+    def parse(piece: bytes | OverlongLine, line: int) -> ParsedFile | ParsedTable:
+        if isinstance(piece, OverlongLine):
+            reason = f"line {line} is longer than the limit of {max_line_bytes} bytes"
+            raw = piece.preview.decode("utf-8", errors="replace")
+            return ParsedFile(key, rejections=[Rejection(key, line, reason, raw)])
+        body = piece.removeprefix(_UTF8_BOM) if line == 1 else piece
+        return parse_ndjson_block(spec, key, body, line, start=start, now=now)
+
+    def numbered() -> Iterator[tuple[bytes | OverlongLine, int]]:
+        line = 1
+        for piece in split_blocks(tapped(), block_bytes, max_line_bytes):
+            yield piece, line
+            line += 1 if isinstance(piece, OverlongLine) else piece.count(b"\n")
+
+    with (
+        tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool,
+        ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="parse") as pool,
+    ):
         try:
-            line = 1
-            for piece in split_blocks(tapped(), block_bytes, max_line_bytes):
-                if isinstance(piece, OverlongLine):
-                    reason = f"line {line} is longer than the limit of {max_line_bytes} bytes"
-                    raw = piece.preview.decode("utf-8", errors="replace")
-                    parsed: ParsedFile | ParsedTable = ParsedFile(
-                        key, rejections=[Rejection(key, line, reason, raw)]
-                    )
-                    line += 1
-                else:
-                    body = piece.removeprefix(_UTF8_BOM) if line == 1 else piece
-                    parsed = parse_ndjson_block(spec, key, body, line, start=start, now=now)
-                    line += piece.count(b"\n")
+            for parsed in _in_order(pool, parse, numbered(), PARSE_WORKERS):
                 _account(report, outcome, parsed)
                 pending.add(parsed, key, version)
                 spool.write(_jsonl(r.as_json() for r in parsed.rejections))
@@ -428,6 +446,29 @@ def _stage_streamed(
             store.write_stream(qpath, spool)  # type: ignore[arg-type]
             report.quarantine_paths.append(qpath)
     return report, outcome
+
+
+def _chunked(head: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
+    """The head in STREAM_CHUNK_BYTES pieces, then the rest: one stream of modest chunks."""
+    for i in range(0, len(head), STREAM_CHUNK_BYTES):
+        yield head[i : i + STREAM_CHUNK_BYTES]
+    yield from rest
+
+
+def _in_order(
+    pool: ThreadPoolExecutor,
+    parse: Callable[[Any, int], ParsedFile | ParsedTable],
+    items: Iterable[tuple[Any, int]],
+    depth: int,
+) -> Iterator[ParsedFile | ParsedTable]:
+    """parse(*item) for each item, `depth` at a time in the pool, yielded in item order."""
+    ahead: deque[Future[ParsedFile | ParsedTable]] = deque()
+    for item in items:
+        ahead.append(pool.submit(parse, *item))
+        if len(ahead) >= depth:
+            yield ahead.popleft().result()
+    while ahead:
+        yield ahead.popleft().result()
 
 
 def _preview(scan: StreamScan) -> str:

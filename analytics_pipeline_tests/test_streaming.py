@@ -255,11 +255,13 @@ def test_a_file_changed_between_the_two_passes_leaves_nothing_staged(
     passes = []
     real = LocalLakeStore.iter_landing
 
-    def rewritten(self: LocalLakeStore, dataset_name: str, key: str, chunk_bytes: int = 1 << 23):
+    def rewritten(
+        self: LocalLakeStore, dataset_name: str, key: str, chunk_bytes: int = 1 << 23, offset=0
+    ):
         passes.append(key)
         if len(passes) == 2:
-            path.write_bytes(data.replace(b'"7"', b'"8"', 1))  # edited in place
-        return real(self, dataset_name, key, 1000)
+            path.write_bytes(data.replace(b'"7"', b'"8"', 1))  # edited in place, past the head
+        return real(self, dataset_name, key, 1000, offset)
 
     monkeypatch.setattr(LocalLakeStore, "iter_landing", rewritten)
     report = stage(

@@ -37,8 +37,8 @@ from analytics_pipeline.resources.store import (
     LandingObject,
     LandingObjectGone,
     UnsafePathError,
-    content_version,
     safe_relative,
+    whole_version,
 )
 
 MiB = 1024 * 1024
@@ -212,10 +212,10 @@ class S3LakeStore(LakeStore):
                     ) from error
         with self._lock:
             self._read_etags[(dataset, key)] = response["ETag"]
-        return data, content_version(data)
+        return data, whole_version(data, max_bytes)
 
     def iter_landing(
-        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
         """The object streamed, chunk_bytes at a time; the version read_landing read (If-Match
         its ETag), else the current one, remembered for archiving. A body that breaks off is
@@ -224,7 +224,8 @@ class S3LakeStore(LakeStore):
         with self._lock:
             etag = self._read_etags.get((dataset, key))
         try:
-            for chunk, current in self._stream(self.landing_bucket, s3_key, chunk_bytes, etag):
+            chunks = self._stream(self.landing_bucket, s3_key, chunk_bytes, etag, offset)
+            for chunk, current in chunks:
                 if etag is None:
                     etag = current
                     with self._lock:
@@ -238,10 +239,11 @@ class S3LakeStore(LakeStore):
             ) from None
 
     def _stream(
-        self, bucket: str, key: str, chunk_bytes: int, etag: str | None
+        self, bucket: str, key: str, chunk_bytes: int, etag: str | None, offset: int = 0
     ) -> Iterator[tuple[bytes, str]]:
-        """(chunk, ETag) pairs of one object version; resumes a broken body with a Range GET."""
-        offset, failures = 0, 0
+        """(chunk, ETag) pairs of one object version from `offset`; resumes a broken body
+        with a Range GET."""
+        failures = 0
         while True:
             params: dict[str, Any] = {"Bucket": bucket, "Key": key}
             if etag is not None:

@@ -40,6 +40,12 @@ def content_version(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def whole_version(data: bytes, max_bytes: int) -> str:
+    """The content version of a read of at most max_bytes + 1 bytes: "" if it was cut off
+    (a file that big is streamed, and its version taken as it streams)."""
+    return content_version(data) if len(data) <= max_bytes else ""
+
+
 class LandingObjectGone(FileNotFoundError):
     """The landing object was archived (or removed) by someone else first."""
 
@@ -75,7 +81,8 @@ class LakeStore(dg.ConfigurableResource):
         raise NotImplementedError
 
     def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
-        """The object's bytes (at most max_bytes + 1) and its content version (md5 / ETag)."""
+        """The object's bytes (at most max_bytes + 1) and its content version (the md5 of
+        the bytes); "" when the object is longer than max_bytes (it was not read whole)."""
         raise NotImplementedError
 
     def read_landing_many(
@@ -93,11 +100,12 @@ class LakeStore(dg.ConfigurableResource):
                 yield key, None
 
     def iter_landing(
-        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
-        """The landing object's bytes as they stream in, at most chunk_bytes at a time.
+        """The landing object's bytes from `offset` on as they stream in, at most chunk_bytes
+        at a time.
 
-        For files too big to hold. Each call reads the object from its start; on a remote
+        For files too big to hold. Each call reads the object afresh; on a remote
         store every call after read_landing reads the same object version as it did, or
         raises LandingObjectGone (the object was replaced or removed meanwhile).
         """
@@ -200,23 +208,25 @@ class LocalLakeStore(LakeStore):
                         yield LandingObject(dataset, key, stat.st_size, stat.st_mtime)
 
     def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
-        """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag)."""
+        """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag;
+        "" for a file longer than max_bytes)."""
         path = self._landing_path(dataset, key)
         try:
             with path.open("rb") as handle:
                 data = handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-        return data, content_version(data)
+        return data, whole_version(data, max_bytes)
 
     def iter_landing(
-        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
         try:
             handle = self._landing_path(dataset, key).open("rb")
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with handle:
+            handle.seek(offset)
             while chunk := handle.read(chunk_bytes):
                 yield chunk
 
