@@ -59,14 +59,14 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
     takes a fraction of a SQL window's time; the first staged copy of a record is kept."""
     staged, paths = _read_staged(store, spec, staged_day_paths(store, spec, dt))
     codes = source_codes(staged)
-    distinct = _distinct(codes)
-    rows = np.arange(staged.num_rows)
+    order = np.argsort(codes, kind="stable")  # by source record, staged order among copies
+    distinct = int(np.count_nonzero(_firsts(codes[order])))
     if table.where is not None:
         column, value = table.where
         values = staged.column(column)
         matches = pc.equal(values, pa.scalar(value).cast(values.type))
-        rows = np.flatnonzero(pc.fill_null(matches, False).to_numpy(zero_copy_only=False))
-    keep = _first_of_each(codes, rows)
+        order = order[pc.fill_null(matches, False).to_numpy(zero_copy_only=False)[order]]
+    keep = order[_firsts(codes[order])]
     data = staged.select(list(table.columns)).take(keep).cast(spec.table_arrow_schema(table))
     return CompactedDay(
         table=data,
@@ -81,34 +81,29 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
 
 def source_codes(staged: pa.Table) -> np.ndarray:
     """One int64 per row, ordered as (key, version, line) and equal exactly for one record."""
-    pair = _ranks(staged.column("_source_key")) * (staged.num_rows + 1) + _ranks(
-        staged.column("_source_version")
-    )
-    _, pair_rank = np.unique(pair, return_inverse=True)
+    version_rank = _ranks(staged.column("_source_version"))
+    versions = int(version_rank.max()) + 1 if len(version_rank) else 1
+    pair = _ranks(staged.column("_source_key")) * versions + version_rank
+    if len(pair) and pair.max() >= 1 << 31:  # keep pair << 32 inside an int64
+        pair = np.unique(pair, return_inverse=True)[1].astype(np.int64)
     line_column = staged.column("_source_line")
     if line_column.null_count:
         raise ValueError("a staged row has no _source_line")
     lines = line_column.to_numpy().astype(np.int64)
     if len(lines) and lines.min() < 0:
         raise ValueError("a staged row has a negative _source_line")
-    return (pair_rank.astype(np.int64) << 32) | lines
+    return (pair << 32) | lines
 
 
 def _ranks(column: pa.ChunkedArray) -> np.ndarray:
-    """Each value's dense rank among the column's distinct values, in byte order."""
+    """Each value's dense rank (from 0) among the column's distinct values, in byte order."""
     encoded = pc.dictionary_encode(column).combine_chunks()
     rank = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
-    return rank.to_numpy().astype(np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
+    return (rank.to_numpy().astype(np.int64) - 1)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _distinct(codes: np.ndarray) -> int:
-    return len(np.unique(codes))
-
-
-def _first_of_each(codes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Of these rows, the first (in staged order) of each source record, ordered by source."""
-    ordered = rows[np.argsort(codes[rows], kind="stable")]
-    sorted_codes = codes[ordered]
-    first = np.ones(len(ordered), dtype=bool)
+def _firsts(sorted_codes: np.ndarray) -> np.ndarray:
+    """True where a run of equal codes starts."""
+    first = np.ones(len(sorted_codes), dtype=bool)
     first[1:] = sorted_codes[1:] != sorted_codes[:-1]
-    return ordered[first]
+    return first

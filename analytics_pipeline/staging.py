@@ -52,12 +52,14 @@ from analytics_pipeline.validation import count_unknown
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 # Bound memory on big batches: staged files are written every this many records.
 FLUSH_RECORDS = 250_000
+# A parsed table whose days come in at most this many stretches is split by slicing.
+MAX_SLICED_DAYS = 1000
 # Big NDJSON files parsed at once (in threads: Arrow releases the GIL), each one in memory.
 PARSE_WORKERS = 2
 MiB = 1024 * 1024
 # NDJSON files larger than this (or than max_file_bytes, if that is smaller) are staged
 # streamed: block by block, so memory stays bounded whatever the file's size.
-STREAM_THRESHOLD_BYTES = 64 * MiB
+STREAM_THRESHOLD_BYTES = 128 * MiB
 # A streamed file is parsed this many bytes at a time, cut at line ends.
 STREAM_BLOCK_BYTES = 16 * MiB
 # A streamed file's line longer than this is quarantined unread (its first 1 KiB kept).
@@ -510,9 +512,15 @@ class _Pending:
         table = table.append_column(
             "_source_version", pa.repeat(pa.scalar(version, pa.string()), n)
         )
-        dts = table.column("dt")
-        for dt in pc.unique(dts).to_pylist():
-            self.tables[dt].append(table.filter(pc.equal(dts, dt)).drop_columns(["dt"]))
+        dts = table.column("dt").combine_chunks()
+        runs = _runs(dts, MAX_SLICED_DAYS)
+        if runs is not None and len(runs) == len({dt for dt, _, _ in runs}):
+            # Each day in one stretch (readings usually come in time order): zero-copy slices.
+            for dt, first, length in runs:
+                self.tables[dt].append(table.slice(first, length).drop_columns(["dt"]))
+        else:
+            for dt in pc.unique(dts).to_pylist():
+                self.tables[dt].append(table.filter(pc.equal(dts, dt)).drop_columns(["dt"]))
         self.size += n
 
     def by_dt(self, schema: pa.Schema) -> list[tuple[str, pa.Table]]:
@@ -528,6 +536,19 @@ class _Pending:
         self.rows.clear()
         self.tables.clear()
         self.size = 0
+
+
+def _runs(values: pa.Array, limit: int) -> list[tuple[Any, int, int]] | None:
+    """(value, first row, rows) of each stretch of equal adjacent values; None if more
+    than `limit` stretches."""
+    if len(values) == 0:
+        return []
+    changes = pc.indices_nonzero(pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)))
+    if len(changes) >= limit:
+        return None
+    starts = [0, *(changes.to_numpy() + 1).tolist()]
+    ends = [*starts[1:], len(values)]
+    return [(values[a].as_py(), a, b - a) for a, b in zip(starts, ends, strict=True)]
 
 
 def _parsed_ahead(

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets import dataset
@@ -329,3 +330,29 @@ def test_a_known_field_with_a_changed_type_is_quarantined_with_its_reason(
     ]
     [product] = quarantine_lines(lake_dir, "products")
     assert product["reason"] == "wrong type in field id: expected bigint, got string 'abc'"
+
+
+def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleaved(
+    lake_dir: Path, store: LocalLakeStore
+):
+    # Over 16 KiB, so the Arrow path parses them; days in stretches, and days alternating.
+    days = ["2024-05-01", "2024-05-02", "2024-05-03"]
+    in_order = [reading(i, f"{days[i * 3 // 600]} 10:00:00") for i in range(600)]
+    interleaved = [reading(i, f"{days[i % 3]} 10:00:00") for i in range(600)]
+    drop(lake_dir, "iot_sensor_data", "in_order.ndjson", ndjson(in_order))
+    drop(lake_dir, "iot_sensor_data", "interleaved.ndjson", ndjson(interleaved))
+
+    report = stage(store, "iot_sensor_data", ["in_order.ndjson", "interleaved.ndjson"])
+
+    assert report.staged == 1200
+    assert staged_days(lake_dir, "iot_sensor_data") == {f"dt={day}": 400 for day in days}
+    for day in days:
+        table = pq.read_table(lake_dir / "staged" / "iot_sensor_data" / f"dt={day}")
+        for key, rows in (("in_order.ndjson", in_order), ("interleaved.ndjson", interleaved)):
+            mine = table.filter(pc.equal(table.column("_source_key"), key))
+            lines = mine.column("_source_line").to_pylist()
+            assert lines == sorted(lines)
+            assert {rows[n - 1]["deviceid"] for n in lines} == {
+                str(d) for d in mine.column("deviceid").to_pylist()
+            }
+            assert all(rows[n - 1]["datetime"].startswith(day) for n in lines)
