@@ -171,25 +171,28 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
         table = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=columns)
         if table.num_rows == 0:
             continue
-        groups = table.group_by(columns[:2], use_threads=False).aggregate(
-            [("_source_line", "list")]
-        )
-        lines = groups.column("_source_line_list").combine_chunks()
-        for i, (key, version) in enumerate(
-            zip(
-                groups.column("_source_key").to_pylist(),
-                groups.column("_source_version").to_pylist(),
-                strict=True,
+        keys = pc.dictionary_encode(table.column(0)).combine_chunks()
+        versions = pc.dictionary_encode(table.column(1)).combine_chunks()
+        pair = keys.indices.to_numpy().astype(np.int64) * len(versions.dictionary)
+        pair += versions.indices.to_numpy()
+        lines = table.column(2).to_numpy()
+        order = np.argsort(pair, kind="stable")
+        pair = pair[order]
+        starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+        for first, stop in zip(starts, [*starts[1:], len(pair)], strict=True):
+            code = int(pair[first])
+            source = (
+                keys.dictionary[code // len(versions.dictionary)].as_py(),
+                versions.dictionary[code % len(versions.dictionary)].as_py(),
             )
-        ):
-            numbers = lines[i].values.to_numpy(zero_copy_only=False)
-            bitmap = seen.get((key, version))
+            numbers = lines[order[first:stop]]
+            bitmap = seen.get(source)
             needed = int(numbers.max()) + 1
             if bitmap is None or len(bitmap) < needed:
                 grown = np.zeros(max(needed, 2 * len(bitmap) if bitmap is not None else 0), bool)
                 if bitmap is not None:
                     grown[: len(bitmap)] = bitmap
-                bitmap = seen[(key, version)] = grown
+                bitmap = seen[source] = grown
             bitmap[numbers] = True
     return Counter({file: int(np.count_nonzero(bitmap)) for file, bitmap in seen.items()})
 

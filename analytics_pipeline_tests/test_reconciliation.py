@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.process import process_landing
-from analytics_pipeline.reconciliation import reconcile_dataset
+from analytics_pipeline.reconciliation import _staged_records_by_file, reconcile_dataset
 from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.staging import parquet_bytes, staged_schema
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 IOT = dataset("iot_sensor_data")
@@ -79,3 +85,41 @@ def test_the_check_runs_from_dagster(
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed
     assert evaluation.metadata["scope"].value == "whole dataset"
+
+
+source_line = st.tuples(
+    st.sampled_from(["a.ndjson", "b.ndjson", "b.ndjson~1"]),
+    st.sampled_from(["v1", "v2"]),
+    st.integers(min_value=1, max_value=40),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=st.lists(st.lists(source_line, max_size=30), max_size=4))
+def test_staged_records_are_counted_once_per_source_line(files: list[list[tuple[str, str, int]]]):
+    """Re-staged lines (in another file, or twice in one) count once; sources never mix."""
+    schema = staged_schema(IOT)
+    with tempfile.TemporaryDirectory() as lake:
+        store = LocalLakeStore(lake_dir=lake)
+        paths = []
+        for i, rows in enumerate(files):
+            table = pa.table(
+                {
+                    "_source_key": [r[0] for r in rows],
+                    "_source_version": [r[1] for r in rows],
+                    "_source_line": pa.array([r[2] for r in rows], pa.int32()),
+                }
+            )
+            full = pa.table(
+                {
+                    n: table.column(n)
+                    if n in table.column_names
+                    else pa.nulls(len(rows), schema.field(n).type)
+                    for n in schema.names
+                }
+            )
+            paths.append(f"staged/iot_sensor_data/dt=2024-05-01/b{i}-0000.parquet")
+            store.write_bytes(paths[-1], parquet_bytes(full))
+        counted = _staged_records_by_file(store, paths)
+    expected = Counter((key, version) for key, version, _ in {r for rows in files for r in rows})
+    assert counted == expected
