@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -168,10 +169,13 @@ class LocalLakeStore(LakeStore):
         for area in LAKE_AREAS:
             (self.root / area).mkdir(parents=True, exist_ok=True)
 
-    def _path(self, path: str) -> Path:
-        return Path(f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}")
+    # Paths are plain strings, not pathlib objects: with one object per landing file,
+    # building Path objects cost more than the file system calls themselves.
 
-    def _landing_path(self, dataset: str, key: str) -> Path:
+    def _path(self, path: str) -> str:
+        return f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}"
+
+    def _landing_path(self, dataset: str, key: str) -> str:
         """A landing object's path, refused if it resolves outside the lake: a key names what
         a producer dropped, and a symlink under landing/ must not lead a run (which reads,
         then moves, the file) out of ANALYTICS_LAKE_DIR. The directory is resolved once per
@@ -191,7 +195,7 @@ class LocalLakeStore(LakeStore):
 
     def list_landing(self, dataset: str) -> Iterator[LandingObject]:
         base = self._path(f"landing/{dataset}")
-        if not base.is_dir():
+        if not os.path.isdir(base):
             return
         stack = [base]
         while stack:
@@ -201,10 +205,10 @@ class LocalLakeStore(LakeStore):
                     if entry.name.startswith("."):
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
+                        stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False):
                         stat = entry.stat(follow_symlinks=False)
-                        key = Path(entry.path).relative_to(base).as_posix()
+                        key = entry.path[len(base) + 1 :]
                         yield LandingObject(dataset, key, stat.st_size, stat.st_mtime)
 
     def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
@@ -212,7 +216,7 @@ class LocalLakeStore(LakeStore):
         "" for a file longer than max_bytes)."""
         path = self._landing_path(dataset, key)
         try:
-            with path.open("rb") as handle:
+            with open(path, "rb") as handle:
                 data = handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
@@ -222,7 +226,7 @@ class LocalLakeStore(LakeStore):
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
         try:
-            handle = self._landing_path(dataset, key).open("rb")
+            handle = open(self._landing_path(dataset, key), "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with handle:
@@ -232,7 +236,7 @@ class LocalLakeStore(LakeStore):
 
     def landing_size(self, dataset: str, key: str) -> int:
         try:
-            return self._landing_path(dataset, key).stat().st_size
+            return os.stat(self._landing_path(dataset, key)).st_size
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
 
@@ -245,15 +249,15 @@ class LocalLakeStore(LakeStore):
         source = self._landing_path(dataset, key)
         archive_path = f"archive/{dataset}/{key}"
         target = self._path(archive_path)
-        if version and target.exists() and _md5(target) != version:
+        if version and os.path.exists(target) and _md5(target) != version:
             archive_path = f"{archive_path}~{version[:16]}"
             target = self._path(archive_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
             os.replace(source, target)
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-        _prune_empty_dirs(source.parent, self._path(f"landing/{dataset}"))
+        _prune_empty_dirs(os.path.dirname(source), self._path(f"landing/{dataset}"))
         return archive_path
 
     # lake objects
@@ -265,8 +269,9 @@ class LocalLakeStore(LakeStore):
     def write_stream(self, path: str, source: BinaryIO) -> None:
         """Into a hidden temp file beside the target, fsync, then rename over it."""
         target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        directory, name = os.path.split(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 shutil.copyfileobj(source, handle, STREAM_CHUNK_BYTES)
@@ -278,25 +283,28 @@ class LocalLakeStore(LakeStore):
             raise
 
     def read_bytes(self, path: str) -> bytes:
-        return self._path(path).read_bytes()
+        with open(self._path(path), "rb") as handle:
+            return handle.read()
 
     def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
-        with self._path(path).open("rb") as handle:
+        with open(self._path(path), "rb") as handle:
             while chunk := handle.read(chunk_bytes):
                 yield chunk
 
     def exists(self, path: str) -> bool:
-        return self._path(path).exists()
+        return os.path.exists(self._path(path))
 
     def list_files(self, prefix: str) -> list[str]:
         """Lake paths of the files under a prefix (a directory), sorted; temp files excluded."""
         base = self._path(prefix)
-        if not base.is_dir():
+        if not os.path.isdir(base):
             return []
+        skip = len(_resolved_root(self.lake_dir)) + 1
         return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            os.path.join(directory, name)[skip:]
+            for directory, _, names in os.walk(base)
+            for name in names
+            if not name.startswith(".") and os.path.isfile(os.path.join(directory, name))
         )
 
     def delete_prefix(self, prefix: str) -> None:
@@ -304,25 +312,26 @@ class LocalLakeStore(LakeStore):
 
     def delete_files(self, paths: list[str]) -> None:
         for path in paths:
-            self._path(path).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(path))
 
     def location(self, path: str) -> str:
         """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
-        return str(self._path(path))
+        return self._path(path)
 
 
-def _md5(path: Path) -> str:
+def _md5(path: str) -> str:
     digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _prune_empty_dirs(directory: Path, stop: Path) -> None:
-    while directory != stop and directory.is_relative_to(stop):
+def _prune_empty_dirs(directory: str, stop: str) -> None:
+    while directory != stop and directory.startswith(f"{stop}/"):
         try:
-            directory.rmdir()
+            os.rmdir(directory)
         except OSError:
             return
-        directory = directory.parent
+        directory = os.path.dirname(directory)
