@@ -13,8 +13,9 @@ landing bucket holds.
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -69,6 +70,17 @@ def plan_landing_runs(
     return LandingPlan(batches, next_cursor, waiting)
 
 
+def ingest_run_config(dataset: str, keys: list[str]) -> dict[str, Any]:
+    """An ingest run's config: its keys as one JSON string (see IngestConfig)."""
+    return {"ops": {stage_op_name(dataset): {"config": {"keys_json": json.dumps(keys)}}}}
+
+
+def run_config_keys(dataset: str, run_config: Mapping[str, Any]) -> list[str]:
+    """The landing keys an ingest run's config names, however it names them."""
+    config = run_config["ops"][stage_op_name(dataset)]["config"]
+    return list(config.get("keys", [])) + json.loads(config.get("keys_json") or "[]")
+
+
 def ingest_run_request(
     spec: DatasetSpec, batch: list[LandingObject], now: float, job_name: str | None = None
 ) -> dg.RunRequest:
@@ -77,9 +89,7 @@ def ingest_run_request(
     signatures = "\n".join(sorted(o.signature for o in batch)) + f"\n{now}"
     return dg.RunRequest(
         run_key=f"{spec.name}-{hashlib.sha256(signatures.encode()).hexdigest()[:24]}",
-        run_config={
-            "ops": {stage_op_name(spec.name): {"config": {"keys": [o.key for o in batch]}}}
-        },
+        run_config=ingest_run_config(spec.name, [o.key for o in batch]),
         tags={"dataset": spec.name, "landing_files": str(len(batch))},
         job_name=job_name,
     )

@@ -18,7 +18,12 @@ import pytest
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.resources.store import LandingObject
-from analytics_pipeline.sensors import RETRY_AFTER_SECONDS, plan_landing_runs
+from analytics_pipeline.sensors import (
+    RETRY_AFTER_SECONDS,
+    ingest_run_config,
+    plan_landing_runs,
+    run_config_keys,
+)
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop
 
@@ -125,7 +130,7 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None 
 
 
 def landing_keys(request: dg.RunRequest) -> list[str]:
-    return request.run_config["ops"][stage_op_name("products")]["config"]["keys"]
+    return run_config_keys("products", request.run_config)
 
 
 def set_mtime(path: Path, seconds_ago: float) -> None:
@@ -244,3 +249,15 @@ def test_sensor_ignores_dot_files_still_being_uploaded(
     drop(lake_dir, "products", ".1.json.part", "{")
     result = tick(defs, instance)
     assert result.run_requests == []
+
+
+def test_ingest_config_takes_keys_as_one_json_string_or_a_list():
+    from analytics_pipeline.assets.factory import IngestConfig
+
+    odd = ["a.json", "dir/b c.json", "line\nbreak.json", "é.json"]
+    config = ingest_run_config("products", odd)["ops"][stage_op_name("products")]["config"]
+    assert IngestConfig(**config).landing_keys() == odd
+    assert run_config_keys("products", ingest_run_config("products", odd)) == odd
+    assert IngestConfig(keys=["x.json"]).landing_keys() == ["x.json"]  # a launchpad list
+    with pytest.raises(dg.Failure, match="keys_json must be a JSON array"):
+        IngestConfig(keys_json='{"a": 1}').landing_keys()

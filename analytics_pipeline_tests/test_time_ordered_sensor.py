@@ -24,9 +24,8 @@ from analytics_pipeline.arrivals import (
     TimeOrderedPlan,
     plan_time_ordered_tick,
 )
-from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.sensors import run_states
+from analytics_pipeline.sensors import run_config_keys, run_states
 from analytics_pipeline.settings import AwsSettings, Settings
 from analytics_pipeline_tests.test_aws_deployment import aws_settings, moto_endpoint  # noqa: F401
 
@@ -328,7 +327,7 @@ def test_the_sensor_requests_new_objects_and_knows_its_failed_runs(s3, tmp_path)
 
         first = tick(None)
         [request] = first.run_requests
-        assert request.run_config["ops"][stage_op_name(DATASET)]["config"]["keys"] == [
+        assert run_config_keys(DATASET, request.run_config) == [
             "2024/05/01/00/a.gz",
             "2024/05/01/00/b.gz",
         ]
@@ -344,10 +343,9 @@ def test_the_sensor_requests_new_objects_and_knows_its_failed_runs(s3, tmp_path)
         cursor = json.loads(first.cursor)
         cursor["pending"][0]["at"] -= RETRY_AFTER_SECONDS
         retry = tick(json.dumps(cursor))
-        assert [
-            r.run_config["ops"][stage_op_name(DATASET)]["config"]["keys"]
-            for r in retry.run_requests
-        ] == [["2024/05/01/00/a.gz", "2024/05/01/00/b.gz"]]
+        assert [run_config_keys(DATASET, r.run_config) for r in retry.run_requests] == [
+            ["2024/05/01/00/a.gz", "2024/05/01/00/b.gz"]
+        ]
 
 
 def test_only_the_named_datasets_list_from_a_cursor(s3, tmp_path):
