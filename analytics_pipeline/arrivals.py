@@ -409,6 +409,7 @@ def plan_time_ordered_tick(
     reorder_seconds: float,
     batch_files: int,
     run_states: Callable[[list[str]], dict[str, str]],  # run key -> SUCCEEDED, FAILED, ...
+    batch_bytes: int = 1 << 62,
     retry_after: float = RETRY_AFTER_SECONDS,
     max_keys: int = TICK_MAX_KEYS,
 ) -> TimeOrderedPlan:
@@ -511,8 +512,27 @@ def plan_time_ordered_tick(
         plan.cursor.resume = page.keys[-1].key if page.keys else start
 
     ordered = [due[key] for key in sorted(due)]
-    plan.batches = [ordered[i : i + batch_files] for i in range(0, len(ordered), batch_files)]
+    plan.batches = landing_batches(ordered, batch_files, batch_bytes)
     return plan
+
+
+def landing_batches(
+    objects: list[LandingObject], max_files: int, max_bytes: int
+) -> list[list[LandingObject]]:
+    """Consecutive runs of objects, each at most max_files and max_bytes (a bigger object
+    goes alone): a run's count bounds its config and events, its bytes its duration."""
+    batches: list[list[LandingObject]] = []
+    batch: list[LandingObject] = []
+    size = 0
+    for obj in objects:
+        if batch and (len(batch) >= max_files or size + obj.size > max_bytes):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(obj)
+        size += obj.size
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _just_before(key: str) -> str | None:

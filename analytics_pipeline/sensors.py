@@ -25,6 +25,7 @@ from analytics_pipeline.arrivals import (
     RETRY_AFTER_SECONDS,
     SUCCEEDED,
     TimeOrderedCursor,
+    landing_batches,
     plan_time_ordered_tick,
 )
 from analytics_pipeline.assets.keys import stage_op_name
@@ -49,6 +50,7 @@ def plan_landing_runs(
     now: float,
     settle_seconds: float,
     batch_files: int,
+    batch_bytes: int = 1 << 62,
     retry_after: float = RETRY_AFTER_SECONDS,
 ) -> LandingPlan:
     """Which files need a run now, in batches of at most batch_files, and the next cursor."""
@@ -64,7 +66,7 @@ def plan_landing_runs(
         else:
             due.append(obj)
     due.sort(key=lambda o: (o.modified, o.key))
-    batches = [due[i : i + batch_files] for i in range(0, len(due), batch_files)]
+    batches = landing_batches(due, batch_files, batch_bytes)
     for obj in due:
         next_cursor[obj.signature] = now
     return LandingPlan(batches, next_cursor, waiting)
@@ -119,6 +121,7 @@ def build_landing_sensor(
             now=now,
             settle_seconds=settings.landing_settle_seconds,
             batch_files=settings.ingest_batch_files,
+            batch_bytes=settings.ingest_batch_bytes,
         )
         context.update_cursor(json.dumps(plan.cursor))
         if not plan.batches:
@@ -159,6 +162,7 @@ def build_time_ordered_landing_sensor(
             settle_seconds=settings.landing_settle_seconds,
             reorder_seconds=settings.landing_reorder_seconds,
             batch_files=settings.ingest_batch_files,
+            batch_bytes=settings.ingest_batch_bytes,
             run_states=lambda keys: run_states(context.instance, keys),
         )
         requests = [ingest_run_request(spec, batch, now) for batch in plan.batches]
@@ -247,8 +251,9 @@ def build_queue_sensor(
             if spec is None:
                 context.log.warning(f"notification for unknown dataset {dataset!r}: ignored")
                 continue
-            for start in range(0, len(objects), settings.ingest_batch_files):
-                batch = objects[start : start + settings.ingest_batch_files]
+            for batch in landing_batches(
+                objects, settings.ingest_batch_files, settings.ingest_batch_bytes
+            ):
                 requests.append(ingest_run_request(spec, batch, now, jobs[dataset].name))
         if requests:
             # A tick's messages are deleted only once every run it requested exists: the

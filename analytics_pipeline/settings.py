@@ -50,6 +50,12 @@ class AwsSettings:
         return cls(**values, landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None)
 
 
+# Per ingest run: Dagster costs about half a second a run (its events, its event-log
+# database), so one-object files want big batches; bytes bound a run's duration.
+DEFAULT_INGEST_BATCH_FILES = 20_000
+DEFAULT_INGEST_BATCH_BYTES = 1 << 30
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str
@@ -65,6 +71,8 @@ class Settings:
     landing_reorder_seconds: float = 300.0
     # Datasets whose Parquet step runs inside Athena (the scale path; "*": all); aws only.
     athena_compaction: tuple[str, ...] = ()
+    # An ingest run takes at most ingest_batch_files files and this many bytes of them.
+    ingest_batch_bytes: int = DEFAULT_INGEST_BATCH_BYTES
 
     def builds_in_athena(self, dataset: str) -> bool:
         """Whether the dataset's Parquet days are built by Athena INSERTs from staged/
@@ -108,7 +116,12 @@ class Settings:
             partitions_start=date.fromisoformat(
                 environ.get("ANALYTICS_PARTITIONS_START", DEFAULT_PARTITIONS_START)
             ),
-            ingest_batch_files=int(environ.get("ANALYTICS_INGEST_BATCH_FILES", "2000")),
+            ingest_batch_files=int(
+                environ.get("ANALYTICS_INGEST_BATCH_FILES", str(DEFAULT_INGEST_BATCH_FILES))
+            ),
+            ingest_batch_bytes=int(
+                environ.get("ANALYTICS_INGEST_BATCH_BYTES", str(DEFAULT_INGEST_BATCH_BYTES))
+            ),
             max_landing_file_bytes=int(
                 environ.get("ANALYTICS_MAX_LANDING_FILE_BYTES", str(1024**3))
             ),

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from analytics_pipeline.arrivals import landing_batches
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.resources.store import LandingObject
@@ -194,6 +197,16 @@ def test_sensor_batches_by_ingest_batch_files_with_unique_run_keys(
     assert all(k.startswith("products-") for k in run_keys)
 
 
+def test_sensor_batches_by_ingest_batch_bytes_too(
+    lake_dir: Path, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    defs = build_definitions(dataclasses.replace(settings, ingest_batch_bytes=250))
+    for i in range(5):
+        drop(lake_dir, "products", f"{i}.json", "{}" + " " * 98)  # 100 bytes each
+    result = tick(defs, instance)
+    assert [len(landing_keys(r)) for r in result.run_requests] == [2, 2, 1]
+
+
 def test_sensor_forgets_files_that_were_archived(
     lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
@@ -261,3 +274,22 @@ def test_ingest_config_takes_keys_as_one_json_string_or_a_list():
     assert IngestConfig(keys=["x.json"]).landing_keys() == ["x.json"]  # a launchpad list
     with pytest.raises(dg.Failure, match="keys_json must be a JSON array"):
         IngestConfig(keys_json='{"a": 1}').landing_keys()
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=50), max_size=40),
+    max_files=st.integers(min_value=1, max_value=6),
+    max_bytes=st.integers(min_value=1, max_value=80),
+)
+def test_landing_batches_cap_files_and_bytes_and_keep_every_object_once_in_order(
+    sizes: list[int], max_files: int, max_bytes: int
+):
+    objects = [LandingObject("products", f"{i}.json", size, 0.0) for i, size in enumerate(sizes)]
+    batches = landing_batches(objects, max_files, max_bytes)
+    assert [o for batch in batches for o in batch] == objects
+    for i, batch in enumerate(batches):
+        assert 1 <= len(batch) <= max_files
+        assert len(batch) == 1 or sum(o.size for o in batch) <= max_bytes
+        if i + 1 < len(batches):  # a batch closes only when the next object would not fit
+            after = batch + [batches[i + 1][0]]
+            assert len(after) > max_files or sum(o.size for o in after) > max_bytes

@@ -29,6 +29,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from analytics_pipeline.settings import DEFAULT_INGEST_BATCH_FILES
+
 IOT_FILES = 8
 IOT_DAYS = 7
 FIRST_DAY = date(2024, 5, 1)
@@ -630,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-files",
         type=int,
-        default=int(os.environ.get("ANALYTICS_INGEST_BATCH_FILES", "2000")),
+        default=int(os.environ.get("ANALYTICS_INGEST_BATCH_FILES", DEFAULT_INGEST_BATCH_FILES)),
         help="landing files per ingest run (ANALYTICS_INGEST_BATCH_FILES)",
     )
     parser.add_argument(
