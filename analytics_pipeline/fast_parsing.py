@@ -317,8 +317,14 @@ def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
             accepted = pc.is_in(text, pa.array(f.allowed))
         return text, accepted
     if f.athena_type in INTEGER_RANGES:
-        accepted = pc.match_substring_regex(text, _INTEGER_TEXT)
-        numbers = pc.cast(pc.if_else(accepted, text, None), pa.int64())
+        try:
+            # Usually every value is an integer: cast at once, keep exact round trips only
+            # ("+1", "007" and "-0" go row by row).
+            numbers = pc.cast(text, pa.int64())
+            accepted = pc.equal(pc.cast(numbers, pa.string()), text)
+        except pa.ArrowInvalid:
+            accepted = pc.match_substring_regex(text, _INTEGER_TEXT)
+            numbers = pc.cast(pc.if_else(accepted, text, None), pa.int64())
         low, high = INTEGER_RANGES[f.athena_type]
         accepted = pc.and_(
             accepted, pc.and_(pc.greater_equal(numbers, low), pc.less_equal(numbers, high))

@@ -18,6 +18,7 @@ import textwrap
 from datetime import date, datetime
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
@@ -83,6 +84,11 @@ def _two_runs_at_once(
     tmp_path: Path, lake_dir: Path, dagster_home: Path, meet_seconds: float
 ) -> list[list[float]]:
     log = tmp_path / "writes.jsonl"
+    # Create the instance's SQLite storages once, as `dagster dev` does before any run: two
+    # processes creating them at the same moment race in Dagster's own migrations.
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+        instance.fetch_materializations(dg.AssetKey("none"), limit=1)
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
