@@ -46,7 +46,7 @@ typecheck: install
 	$(RUN) mypy analytics_pipeline
 
 test: install lint typecheck
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n 2 --dist loadfile
 
 bench: install dagster-home
 	$(RUN) python -m benchmarks.run $(BENCH_ARGS)

@@ -178,3 +178,18 @@ def test_a_landing_key_that_is_a_link_or_under_a_linked_directory_is_refused(
         with pytest.raises(UnsafePathError):
             store.archive_landing("products", key)
     assert (outside / "secret.json").read_text() == '{"id": 1}'
+
+
+def test_archiving_survives_the_archive_directory_being_removed_meanwhile(
+    lake_dir: Path, store: LocalLakeStore
+):
+    import shutil
+
+    drop(lake_dir, "products", "a.json", b"{}")
+    drop(lake_dir, "products", "b.json", b"{}")
+    store.archive_landing("products", "a.json")
+    shutil.rmtree(lake_dir / "archive" / "products")  # an operator tidying up, say
+    assert store.archive_landing("products", "b.json") == "archive/products/b.json"
+    assert (lake_dir / "archive" / "products" / "b.json").read_bytes() == b"{}"
+    with pytest.raises(LandingObjectGone):
+        store.archive_landing("products", "b.json")  # gone from landing: said so

@@ -31,7 +31,7 @@ class LandingObject:
     size: int
     modified: float
 
-    @property
+    @functools.cached_property
     def signature(self) -> str:
         return f"{self.key}:{self.size}:{self.modified:.6f}"
 
@@ -160,6 +160,8 @@ class LocalLakeStore(LakeStore):
     lake_dir: str
     # Landing directories already found to resolve inside the lake.
     _safe_dirs: set[str] = PrivateAttr(default_factory=set)
+    # Archive directories this store created or found.
+    _made_dirs: set[str] = PrivateAttr(default_factory=set)
 
     @property
     def root(self) -> Path:
@@ -252,11 +254,17 @@ class LocalLakeStore(LakeStore):
         if version and os.path.exists(target) and _md5(target) != version:
             archive_path = f"{archive_path}~{version[:16]}"
             target = self._path(archive_path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        directory = os.path.dirname(target)
+        if directory not in self._made_dirs:  # two syscalls a file saved
+            os.makedirs(directory, exist_ok=True)
+            self._made_dirs.add(directory)
         try:
             os.replace(source, target)
         except FileNotFoundError:
-            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+            if not os.path.lexists(source):
+                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+            os.makedirs(directory, exist_ok=True)  # removed since this store made it
+            os.replace(source, target)
         _prune_empty_dirs(os.path.dirname(source), self._path(f"landing/{dataset}"))
         return archive_path
 
