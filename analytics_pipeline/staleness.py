@@ -8,7 +8,8 @@ materialization is older than the latest of a parent day is stale. `make process
 up on it first; `stale_days_sensor` does the same under `dagster dev`.
 """
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
 import dagster as dg
@@ -22,18 +23,24 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def stale_runs(graph: AssetGraph, instance: dg.DagsterInstance) -> list[Run]:
+LatestByDay = Callable[[dg.AssetKey], Mapping[str, int]]
+
+
+def stale_runs(
+    graph: AssetGraph, instance: dg.DagsterInstance, latest: LatestByDay | None = None
+) -> list[Run]:
     """Days of each automated asset materialized before a day they are built from."""
+    latest = latest or latest_reader(instance)
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
     for key in sorted(graph.materializable_asset_keys):
         node = graph.get(key)
         if node.partitions_def is None or node.automation_condition is None:
             continue
-        own = latest_by_day(instance, key)
+        own = latest(key)
         stale = {
             day
             for parent in node.parent_keys
-            for day, storage_id in latest_by_day(instance, parent).items()
+            for day, storage_id in latest(parent).items()
             if storage_id > own.get(day, -1)
         }
         if stale:
@@ -45,6 +52,11 @@ def latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str
     return instance.get_latest_storage_id_by_partition(
         key, dg.DagsterEventType.ASSET_MATERIALIZATION
     )
+
+
+def latest_reader(instance: dg.DagsterInstance) -> LatestByDay:
+    """latest_by_day, each asset read once: one tick's consistent view of the event log."""
+    return functools.cache(lambda key: latest_by_day(instance, key))
 
 
 def as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
@@ -92,11 +104,12 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
     def stale_days_sensor(context: dg.SensorEvaluationContext):
         graph = context.repository_def.asset_graph  # type: ignore[union-attr]
         requests = []
-        for day_range, asset_keys in stale_runs(graph, context.instance):
+        latest = latest_reader(context.instance)
+        for day_range, asset_keys in stale_runs(graph, context.instance, latest):
             partition_key, tags = run_target(day_range)
             # The same stale state is requested once: the key names the newest parent event.
             newest = max(
-                max(latest_by_day(context.instance, p).values(), default=0)
+                max(latest(p).values(), default=0)
                 for key in asset_keys
                 for p in graph.get(key).parent_keys
             )
