@@ -55,6 +55,9 @@ class UnsafePathError(ValueError):
     """A key or path that would leave the lake."""
 
 
+_UNSAFE_PARTS = frozenset(("..", ".", ""))
+
+
 def safe_relative(path: str) -> str:
     """A relative POSIX path with no '..', '.', empty or absolute parts (one trailing / is ok).
 
@@ -66,7 +69,7 @@ def safe_relative(path: str) -> str:
         not path
         or path.startswith("/")
         or "\x00" in path
-        or any(part in ("..", ".", "") for part in path.split("/"))
+        or not _UNSAFE_PARTS.isdisjoint(path.split("/"))
     ):
         raise UnsafePathError(f"unsafe key or path {path!r}")
     return path
