@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline.compaction import compact_day
+from analytics_pipeline.compaction import compact_day, source_codes
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.datasets.app_events import SIGN_IN, SIGN_UP
 from analytics_pipeline.resources.store import LocalLakeStore
@@ -95,3 +95,23 @@ def test_rows_come_out_in_source_order(tmp_path: Path):
     day = compact_day(store, APP_EVENTS, sign_ins, DAY)
     assert [r["session_id"] for r in day.table.to_pylist()] == ["s3", "s9", "s10", "s2"]
     assert (day.distinct_records, day.duplicates_dropped) == (4, 1)
+
+
+def test_source_codes_order_records_as_their_sources_sort_even_past_int32_pair_ranks():
+    # 46,341 distinct keys x 46,341 distinct versions: the (key, version) pair ranks pass
+    # 2**31, where the codes fall back to dense pair ranks to stay inside an int64.
+    n = 46_341
+    keys = [f"k{(i * 7919) % n:06d}" for i in range(n)]
+    versions = [f"v{(i * 104729) % n:06d}" for i in range(n)]
+    lines = [(i * 31) % 5 + 1 for i in range(n)]
+    staged = pa.table(
+        {
+            "_source_key": keys,
+            "_source_version": versions,
+            "_source_line": pa.array(lines, pa.int32()),
+        }
+    )
+    codes = source_codes(staged)
+    by_code = sorted(range(n), key=lambda i: codes[i])
+    assert by_code == sorted(range(n), key=lambda i: (keys[i], versions[i], lines[i]))
+    assert len(set(codes.tolist())) == n
