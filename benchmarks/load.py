@@ -169,6 +169,7 @@ def run_sensor_tick(lake: str, batch_files: int, repeat: int) -> dict[str, Any]:
     import dagster as dg
 
     from analytics_pipeline.definitions import build_definitions
+    from analytics_pipeline.sensors import run_config_keys
     from analytics_pipeline.settings import Settings
 
     settings = Settings(
@@ -192,9 +193,7 @@ def run_sensor_tick(lake: str, batch_files: int, repeat: int) -> dict[str, Any]:
             times.append(time.perf_counter() - started)
             requests = result.run_requests or []
             runs = len(requests)
-            files = sum(
-                len(op["config"]["keys"]) for r in requests for op in r.run_config["ops"].values()
-            )
+            files = sum(len(run_config_keys("products", r.run_config)) for r in requests)
     return {"seconds": median(times), "runs": runs, "files": files, "peak_rss": peak_rss_bytes()}
 
 

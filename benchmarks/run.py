@@ -442,6 +442,7 @@ def figure_sensor_tick(work: Path, args: argparse.Namespace, rows: list[Row]) ->
     import dagster as dg
 
     from analytics_pipeline.definitions import build_definitions
+    from analytics_pipeline.sensors import run_config_keys
     from analytics_pipeline.settings import Settings
 
     def tick(processed: int) -> tuple[float, int, int]:
@@ -476,9 +477,8 @@ def figure_sensor_tick(work: Path, args: argparse.Namespace, rows: list[Row]) ->
                     times.append(time.perf_counter() - started)
                 entries = counts[0]
                 requested = sum(
-                    len(op["config"]["keys"])
+                    len(run_config_keys("products", r.run_config))
                     for r in result.run_requests or []
-                    for op in r.run_config["ops"].values()
                 )
         shutil.rmtree(lake)
         return median(times), entries, requested

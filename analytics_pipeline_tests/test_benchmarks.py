@@ -1,0 +1,36 @@
+"""`make bench` keeps working: every figure runs end to end at a tiny size (no timing asserted).
+
+The benchmarks are measurements, never pass/fail on speed; this only checks that each one
+still runs the real pipeline and prints its row, so a change to what they call is caught
+here and not by the next person who runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
+    args = ["--iot-rows", "8000", "--products-files", "300", "--naive-files", "30"]
+    args += ["--aws-objects", "40", "--latency-objects", "20", "--processed", "300"]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args, "--repeat", "1"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    figures = [line.split(" | ")[0] for line in table[1:]]  # after the header row
+    for expected in ("| IoT NDJSON", "| Query pruning", "| products, 300", "| Sensor tick"):
+        assert any(f.startswith(expected) for f in figures), (expected, figures)
+    assert any("AWS" in f for f in figures), figures
+    assert "0 failed" in result.stdout
