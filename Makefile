@@ -43,7 +43,7 @@ lint: install
 	$(RUN) ruff format --check .
 
 typecheck: install
-	$(RUN) mypy analytics_pipeline
+	$(RUN) mypy analytics_pipeline benchmarks
 
 test: install lint typecheck
 	$(RUN) pytest -q -n 2 --dist loadfile

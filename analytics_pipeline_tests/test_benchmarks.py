@@ -34,3 +34,17 @@ def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
         assert any(f.startswith(expected) for f in figures), (expected, figures)
     assert any("AWS" in f for f in figures), figures
     assert "0 failed" in result.stdout
+
+
+def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/sensor_tick.py", "--existing", "300", "--new", "10"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SQS queue:" in result.stdout

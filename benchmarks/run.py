@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -658,7 +658,7 @@ def run_figures(
     module: str,
     argv: list[str] | None,
     args: argparse.Namespace,
-    figures: dict[str, Callable[[Path, argparse.Namespace, list[Row]], Any]],
+    figures: Mapping[str, Callable[[Path, argparse.Namespace, list[Row]], Any]],
 ) -> int:
     """Print the machine and command, run the chosen figures in a scratch dir, print the table."""
     only = set(args.only or figures)

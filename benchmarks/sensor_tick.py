@@ -114,9 +114,9 @@ def main() -> None:
 
         sqs_calls, _ = counted(sqs, "sqs")
         started = time.perf_counter()
-        batch = receive_landing_arrivals(sqs, queue_url, max_messages=args.new + 10)
+        arrivals = receive_landing_arrivals(sqs, queue_url, max_messages=args.new + 10)
         seconds = time.perf_counter() - started
-        found = sum(len(objs) for objs in batch.objects.values())
+        found = sum(len(objs) for objs in arrivals.objects.values())
         print(
             f"  SQS queue: {sqs_calls['ReceiveMessage']} ReceiveMessage calls, 0 S3 calls, "
             f"{found} new objects, {seconds:.3f} s"
