@@ -171,9 +171,7 @@ def insert_days_sql(
         )
     columns = ", ".join(_quoted(c) for c in table.columns)
     source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
-    where = f'"dt" BETWEEN {_literal(first)} AND {_literal(last)}'
-    if table.where is not None:
-        where += f" AND {_quoted(table.where[0])} = {_literal(table.where[1])}"
+    where = _staged_rows_where(table, first, last)
     # The same rows as compact_day: one per source record (key, version, line), whichever
     # staged batch it came from; dt leads the window so Athena can split work by day.
     return (
@@ -414,6 +412,14 @@ def _compact_chunk(
     )
 
 
+def _staged_rows_where(table: TableSpec, first: str, last: str) -> str:
+    """The staged rows of days first..last that belong in the table."""
+    where = f'"dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}'
+    if table.where is not None:
+        where += f" AND {_quoted(table.where[0])} = {_literal(table.where[1])}"
+    return where
+
+
 def staged_distinct_sql(
     spec: DatasetSpec, table: TableSpec, *, database: str, first: str, last: str
 ) -> str:
@@ -421,9 +427,7 @@ def staged_distinct_sql(
 
     It reads only dt and the three source columns of staged/, a small part of its bytes."""
     source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
-    where = f'"dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}'
-    if table.where is not None:
-        where += f" AND {_quoted(table.where[0])} = {_literal(table.where[1])}"
+    where = _staged_rows_where(table, first, last)
     return (
         f'SELECT "dt", count(*) AS "rows" FROM (\n'
         f'  SELECT DISTINCT "dt", {source}\n'

@@ -34,21 +34,14 @@ def staged_day_paths(store: LakeStore, spec: DatasetSpec, dt: str) -> list[str]:
     return [p for p in store.list_files(staged_prefix(spec, dt)) if p.endswith(".parquet")]
 
 
-def read_staged_day(store: LakeStore, spec: DatasetSpec, dt: str) -> tuple[pa.Table, int]:
-    """All staged rows of the day (in the staged schema) and how many files held them."""
-    table, paths = _read_staged(store, spec, staged_day_paths(store, spec, dt))
-    return table, len(paths)
-
-
-def _read_staged(
-    store: LakeStore, spec: DatasetSpec, paths: list[str]
-) -> tuple[pa.Table, list[str]]:
+def _read_staged(store: LakeStore, spec: DatasetSpec, paths: list[str]) -> pa.Table:
+    """These staged files' rows, in the staged schema."""
     schema = staged_schema(spec)
     tables = [
         pq.read_table(pa.BufferReader(store.read_bytes(p))).select(schema.names).cast(schema)
         for p in paths
     ]
-    return (pa.concat_tables(tables) if tables else schema.empty_table()), paths
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> CompactedDay:
@@ -57,7 +50,8 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
     One row per source record (key, content version, line): a batch staged twice after a
     crash counts once. Done on one int64 per row (source rank << 32 | line) with numpy, which
     takes a fraction of a SQL window's time; the first staged copy of a record is kept."""
-    staged, paths = _read_staged(store, spec, staged_day_paths(store, spec, dt))
+    paths = staged_day_paths(store, spec, dt)
+    staged = _read_staged(store, spec, paths)
     codes = source_codes(staged)
     order = np.argsort(codes, kind="stable")  # by source record, staged order among copies
     distinct = int(np.count_nonzero(_firsts(codes[order])))

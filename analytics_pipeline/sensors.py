@@ -28,6 +28,7 @@ from analytics_pipeline.arrivals import (
     landing_batches,
     plan_time_ordered_tick,
 )
+from analytics_pipeline.assets.factory import IngestConfig
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.resources.store import LakeStore, LandingObject
@@ -78,9 +79,8 @@ def ingest_run_config(dataset: str, keys: list[str]) -> dict[str, Any]:
 
 
 def run_config_keys(dataset: str, run_config: Mapping[str, Any]) -> list[str]:
-    """The landing keys an ingest run's config names, however it names them."""
-    config = run_config["ops"][stage_op_name(dataset)]["config"]
-    return list(config.get("keys", [])) + json.loads(config.get("keys_json") or "[]")
+    """The landing keys an ingest run's config names, as its op reads them."""
+    return IngestConfig(**run_config["ops"][stage_op_name(dataset)]["config"]).landing_keys()
 
 
 def ingest_run_request(

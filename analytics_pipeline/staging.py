@@ -375,13 +375,10 @@ def _stage_streamed(
     row-level fallback as a whole file, and writes the file's own staged parts (so they can
     be taken back) every FLUSH_RECORDS rows.
     """
-    scanner = StreamScanner()
     try:
-        for chunk in _chunked(head, store.iter_landing(spec.name, key, offset=len(head))):
-            scanner.feed(chunk)
+        scan = scan_stream(_chunked(head, store.iter_landing(spec.name, key, offset=len(head))))
     except LandingObjectGone:
         return None
-    scan = scanner.finish()
     version = scan.version
     report = StageReport(spec.name, batch_id=file_id(key, version))
     outcome = FileOutcome(key, version)
@@ -422,7 +419,8 @@ def _stage_streamed(
         ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="parse") as pool,
     ):
         try:
-            for parsed in _in_order(pool, parse, numbered(), PARSE_WORKERS):
+            submitted = ((pool.submit(parse, piece, line),) for piece, line in numbered())
+            for (parsed,) in _in_order(submitted, PARSE_WORKERS):
                 _account(report, outcome, parsed)
                 pending.add(parsed, key, version)
                 spool.write(_jsonl(r.as_json() for r in parsed.rejections))
@@ -455,22 +453,6 @@ def _chunked(head: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     for i in range(0, len(head), STREAM_CHUNK_BYTES):
         yield head[i : i + STREAM_CHUNK_BYTES]
     yield from rest
-
-
-def _in_order(
-    pool: ThreadPoolExecutor,
-    parse: Callable[[Any, int], ParsedFile | ParsedTable],
-    items: Iterable[tuple[Any, int]],
-    depth: int,
-) -> Iterator[ParsedFile | ParsedTable]:
-    """parse(*item) for each item, `depth` at a time in the pool, yielded in item order."""
-    ahead: deque[Future[ParsedFile | ParsedTable]] = deque()
-    for item in items:
-        ahead.append(pool.submit(parse, *item))
-        if len(ahead) >= depth:
-            yield ahead.popleft().result()
-    while ahead:
-        yield ahead.popleft().result()
 
 
 def _preview(scan: StreamScan) -> str:
@@ -566,25 +548,32 @@ def _parsed_ahead(
             yield key, fetched, (parse(key, fetched[0]) if fetched is not None else None)
         return
     with ThreadPoolExecutor(max_workers=PARSE_WORKERS, thread_name_prefix="parse") as pool:
-        ahead: deque[tuple[str, tuple[bytes, str] | None, Any]] = deque()
-        for key, fetched in fetched_files:
+
+        def started(key: str, fetched: tuple[bytes, str] | None) -> tuple[Any, ...]:
             if fetched is None:
-                ahead.append((key, None, None))
-            elif len(fetched[0]) >= FAST_PATH_MIN_BYTES:
-                ahead.append((key, fetched, pool.submit(parse, key, fetched[0])))
-            else:
-                ahead.append((key, fetched, parse(key, fetched[0])))
-            while len(ahead) >= PARSE_WORKERS:
-                yield _resolved(ahead.popleft())
-        while ahead:
+                return key, None, None
+            if len(fetched[0]) >= FAST_PATH_MIN_BYTES:
+                return key, fetched, pool.submit(parse, key, fetched[0])
+            return key, fetched, parse(key, fetched[0])
+
+        yield from _in_order((started(*f) for f in fetched_files), PARSE_WORKERS)
+
+
+def _in_order(items: Iterable[tuple[Any, ...]], depth: int) -> Iterator[tuple[Any, ...]]:
+    """The items in their order, each with its last element's Future (if it is one) replaced
+    by its result; at most `depth` items are started ahead of the one yielded."""
+    ahead: deque[tuple[Any, ...]] = deque()
+    for item in items:
+        ahead.append(item)
+        if len(ahead) >= depth:
             yield _resolved(ahead.popleft())
+    while ahead:
+        yield _resolved(ahead.popleft())
 
 
-def _resolved(
-    item: tuple[str, tuple[bytes, str] | None, Any],
-) -> tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | _Stream | None]:
-    key, fetched, parsed = item
-    return key, fetched, (parsed.result() if isinstance(parsed, Future) else parsed)
+def _resolved(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    *head, last = item
+    return (*head, last.result() if isinstance(last, Future) else last)
 
 
 def _parse(

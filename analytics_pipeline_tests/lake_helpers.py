@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -80,20 +81,29 @@ def web_request(**changes: Any) -> dict[str, Any]:
 LANDING, LAKE, RESULTS, DATABASE = "acme-landing", "acme-lake", "acme-athena-results", "acme_lake"
 
 
-def provisioned_aws_settings(tmp_path: Path) -> Settings:
-    """Settings of the aws deployment, with its buckets and Glue database created."""
-    s3 = boto3.client("s3")
-    for bucket in (LANDING, LAKE, RESULTS):
-        s3.create_bucket(Bucket=bucket)
-    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
-    return Settings(
+def aws_settings(tmp_path: Path, aws: AwsSettings, **changes: Any) -> Settings:
+    """Settings of an aws deployment with these names (no lake directory is used)."""
+    settings = Settings(
         env="aws",
         lake_dir=tmp_path / "unused",
         partitions_start=date(2020, 1, 1),
         ingest_batch_files=100,
         max_landing_file_bytes=1 << 20,
         landing_settle_seconds=0,
-        aws=AwsSettings(
+        aws=aws,
+    )
+    return dataclasses.replace(settings, **changes)
+
+
+def provisioned_aws_settings(tmp_path: Path) -> Settings:
+    """Settings of the aws deployment, with its buckets and Glue database created."""
+    s3 = boto3.client("s3")
+    for bucket in (LANDING, LAKE, RESULTS):
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
+    return aws_settings(
+        tmp_path,
+        AwsSettings(
             landing_bucket=LANDING,
             lake_bucket=LAKE,
             athena_output=f"s3://{RESULTS}/",

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from analytics_pipeline.athena_compaction import (
+    AthenaCompaction,
     compact_days_in_athena,
     day_chunks,
     insert_days_sql,
@@ -301,6 +302,22 @@ def objects(store: S3LakeStore, dt: str) -> list[str]:
     return [p.split(f"dt={dt}/", 1)[1] for p in store.list_files(f"parquet/products/dt={dt}")]
 
 
+def compact_products(
+    store: S3LakeStore, glue: GlueCatalog, first: str, last: str, athena: Any
+) -> AthenaCompaction:
+    """The scale path over products' days first..last, Athena's side played by `athena`."""
+    return compact_days_in_athena(
+        athena,
+        store,
+        glue,
+        PRODUCTS,
+        PRODUCTS.tables[0],
+        first,
+        last,
+        partitions_start="2020-01-01",
+    )
+
+
 def test_150_days_are_two_chunks_each_repointed_to_a_new_version(lake):
     store, glue = lake
     old = built_in_process(store, glue, RANGE)
@@ -309,16 +326,7 @@ def test_150_days_are_two_chunks_each_repointed_to_a_new_version(lake):
     athena.expect_chunk(RANGE[:100], scanned=3 * 10**9)
     athena.expect_chunk(RANGE[100:], scanned=10**9)
 
-    report = compact_days_in_athena(
-        athena,
-        store,
-        glue,
-        PRODUCTS,
-        PRODUCTS.tables[0],
-        RANGE[0],
-        RANGE[-1],
-        partitions_start="2020-01-01",
-    )
+    report = compact_products(store, glue, RANGE[0], RANGE[-1], athena)
 
     athena.stub.assert_no_pending_responses()
     kinds = [s.split(" ", 3)[:3] for s in athena.statements]
@@ -368,16 +376,7 @@ def test_a_failure_in_chunk_two_raises_athenas_reason_and_chunk_one_stays_done(l
     athena.expect(state="FAILED", reason="HIVE_BAD_DATA: Field id's type INT64 is incompatible")
 
     with pytest.raises(AthenaQueryError, match="q4 FAILED: HIVE_BAD_DATA: Field id's type"):
-        compact_days_in_athena(
-            athena,
-            store,
-            glue,
-            PRODUCTS,
-            PRODUCTS.tables[0],
-            RANGE[0],
-            RANGE[-1],
-            partitions_start="2020-01-01",
-        )
+        compact_products(store, glue, RANGE[0], RANGE[-1], athena)
 
     athena.stub.assert_no_pending_responses()
     assert [s.split(" ", 1)[0] for s in athena.statements] == [
@@ -402,16 +401,7 @@ def test_the_in_process_path_takes_over_a_day_athena_built(lake):
     athena = StubbedAthena(store, glue)
     athena.expect(statement_type="DDL")
     athena.expect_chunk([day], scanned=10)
-    report = compact_days_in_athena(
-        athena,
-        store,
-        glue,
-        PRODUCTS,
-        PRODUCTS.tables[0],
-        day,
-        day,
-        partitions_start="2020-01-01",
-    )
+    report = compact_products(store, glue, day, day, athena)
     athena_version = report.chunks[0].version
     # Athena's files are not taken for in-process versions ...
     assert versions(store, "products", day) == []
@@ -437,13 +427,4 @@ def test_a_projected_table_is_refused(lake):
     store, _ = lake
     glue = GlueCatalog(database="lake", lake_bucket=LAKE, projected_tables=["products"])
     with pytest.raises(ProjectionLayoutError, match="partition projection"):
-        compact_days_in_athena(
-            StubbedAthena(store, glue),
-            store,
-            glue,
-            PRODUCTS,
-            PRODUCTS.tables[0],
-            RANGE[0],
-            RANGE[1],
-            partitions_start="2020-01-01",
-        )
+        compact_products(store, glue, RANGE[0], RANGE[1], StubbedAthena(store, glue))

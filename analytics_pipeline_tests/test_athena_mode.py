@@ -25,6 +25,7 @@ from analytics_pipeline.resources import athena_engine
 from analytics_pipeline.resources.athena_engine import AthenaEngine
 from analytics_pipeline.resources.glue_catalog import GlueCatalog
 from analytics_pipeline.settings import AwsSettings, Settings
+from analytics_pipeline_tests.lake_helpers import aws_settings
 
 LAKE = "lake-bucket"
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -97,14 +98,10 @@ def player(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[AthenaPlayer]
 
 
 def _settings(tmp_path: Path, compaction: tuple[str, ...]) -> Settings:
-    return Settings(
-        env="aws",
-        lake_dir=tmp_path / "unused",
+    return aws_settings(
+        tmp_path,
+        AwsSettings(LAKE, LAKE, "s3://lake-bucket/athena/", "lake", "primary", None),
         partitions_start=date(2024, 1, 1),
-        ingest_batch_files=100,
-        max_landing_file_bytes=1 << 20,
-        landing_settle_seconds=0,
-        aws=AwsSettings(LAKE, LAKE, "s3://lake-bucket/athena/", "lake", "primary", None),
         athena_compaction=compaction,
     )
 

@@ -15,11 +15,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
-    args = ["--iot-rows", "8000", "--products-files", "300", "--naive-files", "30"]
-    args += ["--aws-objects", "40", "--latency-objects", "20", "--processed", "300"]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", *args, "--repeat", "1"],
+def run_benchmark(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark command from the project root, its scratch files under tmp_path."""
+    return subprocess.run(
+        [sys.executable, *command],
         cwd=PROJECT_ROOT,
         env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
@@ -27,6 +26,12 @@ def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
         timeout=600,
         check=False,
     )
+
+
+def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
+    args = ["--iot-rows", "8000", "--products-files", "300", "--naive-files", "30"]
+    args += ["--aws-objects", "40", "--latency-objects", "20", "--processed", "300"]
+    result = run_benchmark(tmp_path, "-m", "benchmarks.run", *args, "--repeat", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     figures = [line.split(" | ")[0] for line in table[1:]]  # after the header row
@@ -37,14 +42,8 @@ def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
 
 
 def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/sensor_tick.py", "--existing", "300", "--new", "10"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_benchmark(
+        tmp_path, "benchmarks/sensor_tick.py", "--existing", "300", "--new", "10"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SQS queue:" in result.stdout

@@ -76,6 +76,16 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _grants(policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (action, resource) pair the policy's statements grant."""
+    return [
+        (a, r)
+        for s in policy["Statement"]
+        for a in _listed(s["Action"])
+        for r in _listed(s["Resource"])
+    ]
+
+
 def _uv_tool_run() -> list[str]:
     if shutil.which("uvx"):
         return ["uvx"]
@@ -550,12 +560,7 @@ def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_its_own_table
 
     out = applied_terraform.outputs
     policy = _role_policy(applied_terraform, out["pipeline_role_arn"])
-    granted = [
-        (a, r)
-        for s in policy["Statement"]
-        for a in _listed(s["Action"])
-        for r in _listed(s["Resource"])
-    ]
+    granted = _grants(policy)
     assert sorted(set(REQUIRED_ACTIONS) - {a for a, _ in granted}) == []
     tables = sorted(r for a, r in granted if a == "glue:DeleteTable" and ":table/" in r)
     assert tables == [
@@ -572,12 +577,7 @@ def test_analyst_role_can_query_but_not_change_the_lake(
 ) -> None:
     out = applied_terraform.outputs
     policy = _role_policy(applied_terraform, out["analyst_role_arn"])
-    granted = [
-        (a, r)
-        for s in policy["Statement"]
-        for a in _listed(s["Action"])
-        for r in _listed(s["Resource"])
-    ]
+    granted = _grants(policy)
     actions = {a for a, _ in granted}
     assert "athena:StartQueryExecution" in actions
     writes = [
