@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from analytics_pipeline.resources.store import (
     LandingObjectGone,
     LocalLakeStore,
     UnsafePathError,
+    _read_up_to,
     safe_relative,
 )
 from analytics_pipeline_tests.lake_helpers import drop
@@ -120,6 +124,28 @@ def test_read_landing_returns_a_content_version_and_at_most_max_plus_one_bytes(
     assert data == b"01234"
     assert whole == same  # the version is the content's, not the key's
     assert version == ""  # a read cut off at the limit has no version: the file is not whole
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 200_000])
+@pytest.mark.parametrize("limit", [1, 65_536, 150_001, 1 << 30])
+def test_a_landing_read_reads_on_past_the_size_it_was_told_up_to_its_limit(size: int, limit: int):
+    """A pipe reports size 0, as a file does that grows after fstat: the read goes on."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    read_end, write_end = os.pipe()
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), open(write_end, "wb") as pipe:
+            pipe.write(data)  # the reader stops at its limit and closes its end
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = _read_up_to(read_end, limit)
+    finally:
+        os.close(read_end)
+        writer.join()
+
+    assert got == data[:limit]
 
 
 def test_landing_calls_on_a_vanished_file_raise_landing_object_gone(store: LocalLakeStore):
