@@ -76,7 +76,78 @@ def parsed_table_schema(spec: DatasetSpec) -> pa.Schema:
 
 def supports_fast_path(spec: DatasetSpec) -> bool:
     """NDJSON of flat objects whose fields Arrow can check exactly (IoT readings, say)."""
-    return spec.layout == "ndjson" and all(_time_pattern(f) is not None for f in spec.fields)
+    return spec.layout == "ndjson" and _arrow_checkable(spec)
+
+
+def supports_document_batches(spec: DatasetSpec) -> bool:
+    """One-object files of flat objects whose fields Arrow can check (products, say)."""
+    return spec.layout == "json" and _arrow_checkable(spec)
+
+
+def _arrow_checkable(spec: DatasetSpec) -> bool:
+    return all(_time_pattern(f) is not None for f in spec.fields)
+
+
+@dataclass
+class ParsedDocuments:
+    """One-object files parsed together: Arrow's rows for the files it took, one each, in
+    their order; the row-level parse of each of the others."""
+
+    rows: pa.Table  # parsed_table_schema (every _source_line 1), plus _document: its position
+    others: dict[int, ParsedFile]  # by position
+    unknown_fields: dict[int, dict[str, int]]  # by position, for files in rows
+
+
+def parse_documents(
+    spec: DatasetSpec, documents: list[tuple[str, bytes]], *, start: date, now: datetime
+) -> ParsedDocuments:
+    """What parse_landing_file gives for each (key, bytes), the usual files read in Arrow.
+
+    Per-file json.loads and validation cost more than reading the file. Documents on one line
+    are joined into NDJSON, one line each, and read as a block; a file Arrow does not take
+    (pretty-printed, a BOM, not UTF-8, blank, invalid...) is parsed alone, so its records and
+    quarantine reasons are parse_landing_file's own.
+    """
+    one_line = [i for i, (_, data) in enumerate(documents) if b"\n" not in data]
+    body = b"\n".join(documents[i][1] for i in one_line)
+    if not _is_utf8(body):
+        one_line = [i for i in one_line if _is_utf8(documents[i][1])]
+        body = b"\n".join(documents[i][1] for i in one_line)
+    rows = parsed_table_schema(spec).empty_table()
+    positions = np.array([], dtype=np.int64)
+    unknown: dict[int, dict[str, int]] = {}
+    if supports_document_batches(spec) and len(body) >= FAST_PATH_MIN_BYTES:
+        read = _arrow_lines(spec, body, 1, start=start, now=now)
+        line_document = np.array(one_line, dtype=np.int64)
+        positions = line_document[read.rows.column("_index").to_numpy()]
+        rows = read.rows.drop_columns(["_index"])
+        rows = rows.set_column(
+            rows.schema.get_field_index("_source_line"),
+            "_source_line",
+            pa.repeat(pa.scalar(1, pa.int32()), len(rows)),
+        )
+        taken = np.zeros(len(one_line), dtype=bool)
+        taken[read.rows.column("_index").to_numpy()] = True
+        for name in sorted(read.extras):
+            for part in read.extras[name]:
+                for line in part.to_numpy()[taken[part.to_numpy()]].tolist():
+                    count_unknown(unknown.setdefault(one_line[line], {}), name)
+    rows = rows.append_column("_document", pa.array(positions, pa.int64()))
+    in_rows = set(positions.tolist())
+    others = {
+        i: parse_landing_file(spec, key, data, start=start, now=now)
+        for i, (key, data) in enumerate(documents)
+        if i not in in_rows
+    }
+    return ParsedDocuments(rows, others, unknown)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def parse_landing_table(
@@ -108,56 +179,74 @@ def parse_ndjson_block(
     now: datetime,
 ) -> ParsedTable:
     """Whole NDJSON lines of valid UTF-8 (no BOM), numbered from first_line: a file's body
-    or one block of a streamed file. Blank lines are counted, never rejected; a final LF ends
+    or one block of a streamed one. Blank lines are counted, never rejected; a final LF ends
     the last line. Small blocks, and datasets Arrow cannot check, go row by row."""
     if not supports_fast_path(spec) or len(body) < FAST_PATH_MIN_BYTES:
         row_level = ParsedFile(source_key)
         parse_ndjson_text(row_level, spec, body.decode("utf-8"), first_line, start=start, now=now)
         return _from_rows(spec, row_level)
+    read = _arrow_lines(spec, body, first_line, start=start, now=now)
+    row_level = ParsedFile(source_key)
+    for index in read.others().tolist():
+        if read.blank[index]:
+            continue
+        line = read.lines[index].as_py().removesuffix("\n")
+        parse_ndjson_line(row_level, spec, index + first_line, line, start=start, now=now)
+    unknown = _unknown_counts(read.extras, read.rows.column("_index"), len(read.lines))
+    for name, n in row_level.unknown_fields.items():
+        count_unknown(unknown, name, n)
+    table = _from_rows(spec, row_level).table
+    table = pa.concat_tables([read.rows.drop_columns(["_index"]), table])
+    table = table.sort_by("_source_line") if row_level.records else table
+    blank_lines = int(read.blank.sum()) - (1 if body.endswith(b"\n") else 0)
+    return ParsedTable(source_key, table, row_level.rejections, blank_lines, unknown)
+
+
+@dataclass
+class _ArrowLines:
+    """What Arrow made of a block's lines: the rows it read and every field accepted."""
+
+    lines: pa.Array  # the block split on LF, each piece with its LF
+    blank: np.ndarray  # per line: JSON whitespace only
+    rows: pa.Table  # typed, with dt, _source_line and _index (the line's position)
+    extras: dict[str, list[pa.Array]]  # per unknown field, the lines carrying it
+
+    def others(self) -> np.ndarray:
+        """Positions of the lines not in rows (blank, misfit or invalid), in order."""
+        taken = np.zeros(len(self.lines), dtype=bool)
+        taken[self.rows.column("_index").to_numpy()] = True
+        return np.flatnonzero(~taken)
+
+
+def _arrow_lines(
+    spec: DatasetSpec, body: bytes, first_line: int, *, start: date, now: datetime
+) -> _ArrowLines:
+    """The block's lines Arrow reads exactly as the row-level path would, and accepts."""
     lines = _split_lines(body)
     trimmed = pc.utf8_trim(lines, _JSON_WHITESPACE)
     blank = pc.equal(pc.binary_length(trimmed), 0)
-    blank_lines = pc.sum(blank).as_py() - (1 if body.endswith(b"\n") else 0)
     if pc.all(blank).as_py():
-        return ParsedTable(source_key, parsed_table_schema(spec).empty_table(), [], blank_lines)
-
+        rows = parsed_table_schema(spec).empty_table()
+        rows = rows.append_column("_index", pa.array([], pa.uint64()))
+        return _ArrowLines(lines, blank.to_numpy(zero_copy_only=False), rows, {})
     candidate = pc.and_(pc.invert(blank), _safe_for_arrow(trimmed))
     indices = pc.indices_nonzero(candidate)
-    schema = pa.schema([(f.name, pa.string()) for f in spec.fields])
     read = None
     if len(indices) == len(lines) - pc.sum(blank).as_py():
         # The usual file, every line a candidate: Arrow reads the bytes as they are (it
         # skips blank lines as json.loads's caller does), with no copy of the lines.
-        read = _read_json_buffer(pa.py_buffer(body), schema, len(indices))
-    slow_indices: list[pa.Array] = []
+        read = _read_json_buffer(pa.py_buffer(body), spec, len(indices))
     if read is not None:
         fast = read[0].append_column("_index", indices)
-        extras = {name: indices.take(rows) for name, rows in read[1].items()}
+        extras = {name: [indices.take(rows)] for name, rows in read[1].items()}
     else:
-        fast, slow_indices, extras = _read_candidates(schema, trimmed.take(indices), indices)
+        fast, extras = _read_candidates(spec, trimmed.take(indices), indices)
     valid, fast = _validate(spec, fast, first_line, start=start, now=now)
-    fast_rows = fast.filter(valid)
-    slow = pc.indices_nonzero(pc.and_(pc.invert(blank), pc.invert(candidate)))
-    slow_all = pa.chunked_array(
-        [slow, *slow_indices, fast.column("_index").filter(pc.invert(valid)).combine_chunks()],
-        pa.uint64(),
-    )
-
-    row_level = ParsedFile(source_key)
-    for index in sorted(slow_all.to_pylist()):
-        line = lines[index].as_py().removesuffix("\n")
-        parse_ndjson_line(row_level, spec, index + first_line, line, start=start, now=now)
-    unknown = _unknown_counts(extras, fast_rows.column("_index"), len(lines))
-    for name, n in row_level.unknown_fields.items():
-        count_unknown(unknown, name, n)
-    table = _from_rows(spec, row_level).table
-    table = pa.concat_tables([fast_rows.drop_columns(["_index"]), table])
-    table = table.sort_by("_source_line") if row_level.records else table
-    return ParsedTable(source_key, table, row_level.rejections, blank_lines, unknown)
+    return _ArrowLines(lines, blank.to_numpy(zero_copy_only=False), fast.filter(valid), extras)
 
 
 def _unknown_counts(
-    extras: dict[str, list[pa.Array]] | dict[str, pa.Array], kept: pa.ChunkedArray, lines: int
+    extras: dict[str, list[pa.Array]], kept: pa.ChunkedArray, lines: int
 ) -> dict[str, int]:
     """Per unknown field, how many kept (valid) rows carry it; extras are line indices."""
     if not extras:
@@ -166,8 +255,7 @@ def _unknown_counts(
     mask[kept.to_numpy()] = True
     counts: dict[str, int] = {}
     for name in sorted(extras):
-        parts = extras[name]
-        for part in parts if isinstance(parts, list) else [parts]:
+        for part in extras[name]:
             n = int(mask[part.to_numpy()].sum())
             if n:
                 count_unknown(counts, name, n)
@@ -213,48 +301,60 @@ def _shallow(trimmed: pa.Array) -> pa.Array:
 
 
 def _read_candidates(
-    schema: pa.Schema, trimmed: pa.Array, indices: pa.Array
-) -> tuple[pa.Table, list[pa.Array], dict[str, list[pa.Array]]]:
-    """Arrow's reading of the candidate lines (strings, plus _index); indices it refused;
-    per unknown field, the indices of the lines carrying it."""
-    whole = _read_json(trimmed, schema)
+    spec: DatasetSpec, trimmed: pa.Array, indices: pa.Array
+) -> tuple[pa.Table, dict[str, list[pa.Array]]]:
+    """Arrow's reading of the candidate lines it takes (spec fields as strings, plus _index),
+    chunk by chunk when it refuses them all; per unknown field, the lines carrying it. Lines
+    of a refused chunk are left out (the row-level path takes them)."""
+    extras: dict[str, list[pa.Array]] = {}
+    whole = _read_json(trimmed, spec)
     if whole is not None:
         extras = {name: [indices.take(rows)] for name, rows in whole[1].items()}
-        return whole[0].append_column("_index", indices), [], extras
-    tables, refused = [], []
-    extras = {}
+        return whole[0].append_column("_index", indices), extras
+    tables = []
     for offset in range(0, len(trimmed), RETRY_CHUNK_LINES):
-        chunk = _read_json(trimmed.slice(offset, RETRY_CHUNK_LINES), schema)
-        chunk_indices = indices.slice(offset, RETRY_CHUNK_LINES)
+        chunk = _read_json(trimmed.slice(offset, RETRY_CHUNK_LINES), spec)
         if chunk is None:
-            refused.append(chunk_indices)
-        else:
-            tables.append(chunk[0].append_column("_index", chunk_indices))
-            for name, rows in chunk[1].items():
-                extras.setdefault(name, []).append(chunk_indices.take(rows))
-    empty = schema.empty_table().append_column("_index", pa.array([], pa.uint64()))
-    return pa.concat_tables([empty, *tables]), refused, extras
+            continue
+        chunk_indices = indices.slice(offset, RETRY_CHUNK_LINES)
+        tables.append(chunk[0].append_column("_index", chunk_indices))
+        for name, rows in chunk[1].items():
+            extras.setdefault(name, []).append(chunk_indices.take(rows))
+    empty = _text_schema(spec).empty_table().append_column("_index", pa.array([], pa.uint64()))
+    return pa.concat_tables([empty, *tables]), extras
 
 
-def _read_json(lines: pa.Array, schema: pa.Schema) -> tuple[pa.Table, dict[str, pa.Array]] | None:
+def _read_json(lines: pa.Array, spec: DatasetSpec) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     if len(lines) == 0:
-        return schema.empty_table(), {}
+        return _text_schema(spec).empty_table(), {}
     joined = pc.binary_join(
         pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines),
         pa.scalar("\n", pa.large_string()),
     )
-    return _read_json_buffer(joined[0].as_buffer(), schema, len(lines))
+    return _read_json_buffer(joined[0].as_buffer(), spec, len(lines))
+
+
+def _text_schema(spec: DatasetSpec) -> pa.Schema:
+    return pa.schema([(f.name, pa.string()) for f in spec.fields])
 
 
 def _read_json_buffer(
-    buffer: pa.Buffer, schema: pa.Schema, lines: int
+    buffer: pa.Buffer, spec: DatasetSpec, lines: int
 ) -> tuple[pa.Table, dict[str, pa.Array]] | None:
-    """The spec's fields as strings, and per unknown field the rows holding a non-null value.
+    """The spec's fields as text, and per unknown field the rows holding a non-null value.
 
-    Unknown fields are inferred, not ignored, so that drift is seen at Arrow's speed; one
-    whose type changes between rows makes Arrow refuse, and those lines go row by row.
+    Integer fields are left to Arrow's inference: producers write them as JSON numbers
+    (products' id) or as strings (IoT's readings), and an explicit string type refuses
+    numbers. Numbers come back as their canonical text, which the row-level path accepts
+    as it accepts the number; a field inferred as anything else (a float, a boolean...)
+    refuses the block. Unknown fields are inferred too, so that drift is seen at Arrow's
+    speed; one whose type changes between rows makes Arrow refuse, and those lines go row
+    by row.
     """
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    declared = pa.schema(
+        [(f.name, pa.string()) for f in spec.fields if f.athena_type not in INTEGER_RANGES]
+    )
+    options = pj.ParseOptions(explicit_schema=declared, unexpected_field_behavior="infer")
     try:
         table = pj.read_json(pa.BufferReader(buffer), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -262,13 +362,24 @@ def _read_json_buffer(
     # One row per candidate line, or some line held something other than one object.
     if table.num_rows != lines:
         return None
-    known = set(schema.names)
+    columns = []
+    for f in spec.fields:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(lines, pa.string()))  # in no row (inferred fields only)
+            continue
+        column = table.column(f.name)
+        if column.type in (pa.int64(), pa.null()):
+            column = column.cast(pa.string())
+        elif column.type != pa.string():
+            return None
+        columns.append(column)
+    known = {f.name for f in spec.fields}
     extras = {
         name: pc.indices_nonzero(pc.is_valid(table.column(i)))
         for i, name in enumerate(table.column_names)
         if name not in known
     }
-    return table.select(schema.names), extras
+    return pa.table(columns, names=[f.name for f in spec.fields]), extras
 
 
 def _validate(

@@ -29,9 +29,12 @@ import pyarrow.parquet as pq
 from analytics_pipeline.datasets.spec import ARROW_TYPES, DatasetSpec
 from analytics_pipeline.fast_parsing import (
     FAST_PATH_MIN_BYTES,
+    ParsedDocuments,
     ParsedTable,
+    parse_documents,
     parse_landing_table,
     parse_ndjson_block,
+    supports_document_batches,
     supports_fast_path,
 )
 from analytics_pipeline.parsing import (
@@ -54,6 +57,9 @@ SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 FLUSH_RECORDS = 250_000
 # A parsed table whose days come in at most this many stretches is split by slicing.
 MAX_SLICED_DAYS = 1000
+# One-object files are parsed together, in Arrow, this many (or this many bytes) at a time.
+DOCUMENT_GROUP_FILES = 4096
+DOCUMENT_GROUP_BYTES = 16 * 1024 * 1024
 # Big NDJSON files parsed at once (in threads: Arrow releases the GIL), each one in memory.
 PARSE_WORKERS = 2
 MiB = 1024 * 1024
@@ -148,66 +154,168 @@ def stage_landing_files(
     max_file_bytes and stream_threshold_bytes is staged streamed, with the same records,
     rejections and line numbers as if it had been read whole.
     """
-    report = StageReport(spec.name, batch_id="")
-    pending = _Pending()
-    read: list[FileOutcome] = []
-    identities: list[str] = []
-    parts = 0
     read_limit = _read_limit(spec, max_file_bytes, stream_threshold_bytes)
     fetched_files = store.read_landing_many(spec.name, sorted(set(keys)), read_limit)
 
     def parse(key: str, data: bytes) -> ParsedFile | ParsedTable | _Stream:
         return _parse(spec, key, data, max_file_bytes, read_limit, start=start, now=now)
 
-    for key, fetched, parsed in _parsed_ahead(spec, fetched_files, parse):
+    def stage_streamed(key: str, head: bytes) -> tuple[StageReport, FileOutcome] | None:
+        return _stage_streamed(
+            store,
+            spec,
+            key,
+            head,
+            start=start,
+            now=now,
+            block_bytes=stream_block_bytes,
+            max_line_bytes=max_line_bytes,
+        )
+
+    stager = _Stager(store, spec, stage_streamed)
+    if supports_document_batches(spec):
+        for group in _document_groups(fetched_files, max_file_bytes):
+            documents = [(key, fetched[0]) for key, fetched in group if fetched is not None]
+            if len(documents) == 1 or sum(len(data) for _, data in documents) < FAST_PATH_MIN_BYTES:
+                for key, fetched in group:
+                    stager.place(key, fetched, parse(key, fetched[0]) if fetched else None)
+                continue
+            stager.place_documents(group, parse_documents(spec, documents, start=start, now=now))
+    else:
+        for key, fetched, parsed in _parsed_ahead(spec, fetched_files, parse):
+            stager.place(key, fetched, parsed)
+    return stager.finish()
+
+
+class _Stager:
+    """Places parsed files: rows into staged/ (a part every FLUSH_RECORDS rows), rejects into
+    quarantine/; once all are placed, archives them."""
+
+    def __init__(
+        self,
+        store: LakeStore,
+        spec: DatasetSpec,
+        stage_streamed: Callable[[str, bytes], tuple[StageReport, FileOutcome] | None],
+    ) -> None:
+        self.store, self.spec, self.stage_streamed = store, spec, stage_streamed
+        self.report = StageReport(spec.name, batch_id="")
+        self.pending = _Pending()
+        self.read: list[FileOutcome] = []
+        self.identities: list[str] = []
+        self.parts = 0
+
+    def place(
+        self,
+        key: str,
+        fetched: tuple[bytes, str] | None,
+        parsed: ParsedFile | ParsedTable | _Stream | None,
+    ) -> None:
+        report = self.report
         outcome = FileOutcome(key)
         report.files.append(outcome)
         if fetched is None or parsed is None:
             outcome.gone = True
-            continue
+            return
         if isinstance(parsed, _Stream):
-            streamed = _stage_streamed(
-                store,
-                spec,
-                key,
-                fetched[0],
-                start=start,
-                now=now,
-                block_bytes=stream_block_bytes,
-                max_line_bytes=max_line_bytes,
-            )
+            streamed = self.stage_streamed(key, fetched[0])
             if streamed is None:
                 outcome.gone = True
-                continue
+                return
             _merge(report, outcome, *streamed)
-            identities.append(file_id(key, streamed[1].version or ""))
-            read.append(outcome)
-            continue
+            self.identities.append(file_id(key, streamed[1].version or ""))
+            self.read.append(outcome)
+            return
         # A read cut off at the limit has no version of its own: this file is quarantined
         # whole, under the version of the bytes read (as reconciliation counts it).
         version = fetched[1] or content_version(fetched[0])
         outcome.version = version
-        identities.append(file_id(key, version))
+        self.identities.append(file_id(key, version))
         _account(report, outcome, parsed)
-        pending.add(parsed, key, version)
+        self.pending.add(parsed, key, version)
         if parsed.rejections:
-            path = quarantine_path(spec.name, key, version)
-            store.write_bytes(path, _jsonl(r.as_json() for r in parsed.rejections))
+            path = quarantine_path(self.spec.name, key, version)
+            self.store.write_bytes(path, _jsonl(r.as_json() for r in parsed.rejections))
             report.quarantine_paths.append(path)
-        read.append(outcome)
-        if pending.size >= FLUSH_RECORDS:
-            _flush(store, spec, report, pending, identities, parts)
-            parts += 1
-    if pending.size:
-        _flush(store, spec, report, pending, identities, parts)
-    report.batch_id = _batch_id(identities)
-    # Only now is every record of every read file durably placed.
-    for outcome in read:
-        try:
-            store.archive_landing(spec.name, outcome.key, outcome.version)
-        except LandingObjectGone:
-            outcome.gone = True
-    return report
+        self.read.append(outcome)
+        self._flush_if_full()
+
+    def place_documents(
+        self, group: list[tuple[str, tuple[bytes, str] | None]], parsed: ParsedDocuments
+    ) -> None:
+        """A group of one-object files, in order: those Arrow took add their rows at once."""
+        report = self.report
+        keys, versions = [], []
+        position = 0
+        for key, fetched in group:
+            if fetched is None:
+                self.place(key, None, None)
+                continue
+            other = parsed.others.get(position)
+            if other is not None:
+                self.place(key, fetched, other)
+            else:
+                version = fetched[1] or content_version(fetched[0])
+                outcome = FileOutcome(key, version, records=1, staged=1)
+                for name, n in parsed.unknown_fields.get(position, {}).items():
+                    count_unknown(outcome.unknown_fields, name, n)
+                    count_unknown(report.unknown_fields, name, n)
+                report.files.append(outcome)
+                self.identities.append(file_id(key, version))
+                self.read.append(outcome)
+                keys.append(key)
+                versions.append(version)
+            position += 1
+        rows = parsed.rows.drop_columns(["_document"])
+        for item in pc.value_counts(rows.column("dt")).to_pylist():
+            report.staged_rows_by_dt[item["values"]] += item["counts"]
+        self.pending.add_table(
+            rows.append_column("_source_key", pa.array(keys, pa.string())).append_column(
+                "_source_version", pa.array(versions, pa.string())
+            )
+        )
+        self._flush_if_full()
+
+    def _flush_if_full(self) -> None:
+        if self.pending.size >= FLUSH_RECORDS:
+            _flush(self.store, self.spec, self.report, self.pending, self.identities, self.parts)
+            self.parts += 1
+
+    def finish(self) -> StageReport:
+        report = self.report
+        if self.pending.size:
+            _flush(self.store, self.spec, report, self.pending, self.identities, self.parts)
+        report.batch_id = _batch_id(self.identities)
+        # Only now is every record of every read file durably placed.
+        for outcome in self.read:
+            try:
+                self.store.archive_landing(self.spec.name, outcome.key, outcome.version)
+            except LandingObjectGone:
+                outcome.gone = True
+        return report
+
+
+def _document_groups(
+    fetched_files: Iterator[tuple[str, tuple[bytes, str] | None]], max_file_bytes: int
+) -> Iterator[list[tuple[str, tuple[bytes, str] | None]]]:
+    """Files in order, in groups of at most DOCUMENT_GROUP_FILES and about
+    DOCUMENT_GROUP_BYTES; a file over max_file_bytes alone (it is quarantined whole)."""
+    group: list[tuple[str, tuple[bytes, str] | None]] = []
+    size = 0
+    for key, fetched in fetched_files:
+        length = len(fetched[0]) if fetched is not None else 0
+        if length > max_file_bytes:
+            if group:
+                yield group
+            yield [(key, fetched)]
+            group, size = [], 0
+            continue
+        group.append((key, fetched))
+        size += length
+        if len(group) >= DOCUMENT_GROUP_FILES or size >= DOCUMENT_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _read_limit(spec: DatasetSpec, max_file_bytes: int, stream_threshold_bytes: int) -> int:
@@ -491,9 +599,12 @@ class _Pending:
         table = parsed.table
         n = table.num_rows
         table = table.append_column("_source_key", pa.repeat(pa.scalar(key, pa.string()), n))
-        table = table.append_column(
-            "_source_version", pa.repeat(pa.scalar(version, pa.string()), n)
+        self.add_table(
+            table.append_column("_source_version", pa.repeat(pa.scalar(version, pa.string()), n))
         )
+
+    def add_table(self, table: pa.Table) -> None:
+        """Typed rows with dt and their source columns."""
         dts = table.column("dt").combine_chunks()
         runs = _runs(dts, MAX_SLICED_DAYS)
         if runs is not None and len(runs) == len({dt for dt, _, _ in runs}):
@@ -503,7 +614,7 @@ class _Pending:
         else:
             for dt in pc.unique(dts).to_pylist():
                 self.tables[dt].append(table.filter(pc.equal(dts, dt)).drop_columns(["dt"]))
-        self.size += n
+        self.size += table.num_rows
 
     def by_dt(self, schema: pa.Schema) -> list[tuple[str, pa.Table]]:
         out = []
