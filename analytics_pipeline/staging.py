@@ -286,11 +286,10 @@ class _Stager:
             _flush(self.store, self.spec, report, self.pending, self.identities, self.parts)
         report.batch_id = _batch_id(self.identities)
         # Only now is every record of every read file durably placed.
-        for outcome in self.read:
-            try:
-                self.store.archive_landing(self.spec.name, outcome.key, outcome.version)
-            except LandingObjectGone:
-                outcome.gone = True
+        items = [(outcome.key, outcome.version) for outcome in self.read]
+        archived = self.store.archive_landing_many(self.spec.name, items)
+        for outcome, (_, path) in zip(self.read, archived, strict=True):
+            outcome.gone = path is None
         return report
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -327,6 +328,31 @@ def test_archive_landing_copies_server_side_then_deletes_the_landing_object(
     assert bucket_keys(s3_store, LANDING) == ["landing/products/a/d.json"]
     # The bytes never pass through this process: no GET, no PUT.
     assert made == {"HeadObject": 2, "CopyObject": 1, "DeleteObject": 1}
+
+
+def test_archive_landing_many_archives_concurrently_in_the_order_given(s3_store: S3LakeStore):
+    keys = [f"{i:03d}.json" for i in range(200)]
+    for key in keys:
+        put_landing(s3_store, "products", key, key)
+    put_landing(s3_store, "products", "kept.json", "kept")
+    asked = [(key, md5(key.encode())) for key in reversed(keys)] + [("gone.json", None)]
+    threads: set[str] = set()
+    archive = S3LakeStore.archive_landing
+
+    def recorded(self: S3LakeStore, *args: Any) -> str:
+        threads.add(threading.current_thread().name)
+        return archive(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(S3LakeStore, "archive_landing", recorded)
+        results = list(s3_store.archive_landing_many("products", asked))
+
+    assert results == [(key, f"archive/products/{key}") for key, _ in asked[:-1]] + [
+        ("gone.json", None)
+    ]
+    assert bucket_keys(s3_store, LANDING) == ["landing/products/kept.json"]
+    assert s3_store.read_bytes("archive/products/007.json") == b"007.json"
+    assert len(threads) > 1  # not one after another
 
 
 def test_archive_landing_of_a_large_object_is_a_multipart_server_side_copy(aws: None):

@@ -157,6 +157,30 @@ def test_landing_calls_on_a_vanished_file_raise_landing_object_gone(store: Local
         store.archive_landing("products", "gone.json")
 
 
+def test_archive_landing_many_archives_in_the_order_given_and_names_the_gone(
+    lake_dir: Path, store: LocalLakeStore
+):
+    drop(lake_dir, "products", "a/1.json", "one")
+    drop(lake_dir, "products", "2.json", "two")
+    (lake_dir / "archive" / "products").mkdir(parents=True)
+    (lake_dir / "archive" / "products" / "2.json").write_text("an earlier delivery")
+    two_version = store.read_landing("products", "2.json", 100)[1]
+
+    results = list(
+        store.archive_landing_many(
+            "products", [("2.json", two_version), ("gone.json", None), ("a/1.json", None)]
+        )
+    )
+
+    assert results == [
+        ("2.json", f"archive/products/2.json~{two_version[:16]}"),
+        ("gone.json", None),
+        ("a/1.json", "archive/products/a/1.json"),
+    ]
+    assert (lake_dir / "archive" / "products" / "2.json").read_text() == "an earlier delivery"
+    assert list((lake_dir / "landing" / "products").iterdir()) == []  # a/ pruned
+
+
 def test_archive_landing_keeps_the_key_path_and_prunes_only_emptied_directories(
     lake_dir: Path, store: LocalLakeStore
 ):

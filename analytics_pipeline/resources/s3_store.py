@@ -377,6 +377,26 @@ class S3LakeStore(LakeStore):
                 raise _s3_error("DeleteObject", self.landing_bucket, source, error) from error
         return archive_path
 
+    def archive_landing_many(
+        self, dataset: str, items: list[tuple[str, str | None]]
+    ) -> Iterator[tuple[str, str | None]]:
+        """Up to max_concurrency archivings at once (each is three or four round trips),
+        yielded in the order given."""
+        if not items:
+            return
+        self.s3_client()  # built once, before the threads share it
+
+        def archive(item: tuple[str, str | None]) -> tuple[str, str | None]:
+            try:
+                return item[0], self.archive_landing(dataset, *item)
+            except LandingObjectGone:
+                return item[0], None
+
+        with ThreadPoolExecutor(
+            max_workers=min(self.max_concurrency, len(items)), thread_name_prefix="s3-archive"
+        ) as pool:
+            yield from pool.map(archive, items)
+
     def _archived_version(self, archive_path: str) -> str | None:
         """The content version of what is archived at this path, '' if unknown, None if none."""
         key = self._lake_key(archive_path)

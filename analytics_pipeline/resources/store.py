@@ -10,7 +10,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -119,6 +119,17 @@ class LakeStore(dg.ConfigurableResource):
     def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
         raise NotImplementedError
 
+    def archive_landing_many(
+        self, dataset: str, items: list[tuple[str, str | None]]
+    ) -> Iterator[tuple[str, str | None]]:
+        """archive_landing for each (key, version): (key, archive path, or None if the file
+        was gone), in the order given. Stores override it to do many at once."""
+        for key, version in items:
+            try:
+                yield key, self.archive_landing(dataset, key, version)
+            except LandingObjectGone:
+                yield key, None
+
     def write_bytes(self, path: str, data: bytes) -> None:
         raise NotImplementedError
 
@@ -181,21 +192,10 @@ class LocalLakeStore(LakeStore):
     def _path(self, path: str) -> str:
         return f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}"
 
-    def _landing_path(self, dataset: str, key: str, *, link_checked_by_open: bool = False) -> str:
-        """A landing object's path, refused if it resolves outside the lake: a key names what
-        a producer dropped, and a symlink under landing/ must not lead a run (which reads,
-        then moves, the file) out of ANALYTICS_LAKE_DIR. The directory is resolved once per
-        store; the file itself must not be a link (checked here, or by an O_NOFOLLOW open)."""
-        path = self._path(f"landing/{dataset}/{key}")
-        directory = os.path.dirname(path)
-        if directory not in self._safe_dirs:
-            root = _resolved_root(self.lake_dir)
-            if not os.path.realpath(directory).startswith(f"{root}/"):
-                raise UnsafePathError(f"landing/{dataset}/{key} resolves outside the lake")
-            self._safe_dirs.add(directory)
-        if not link_checked_by_open and os.path.islink(path):
-            raise UnsafePathError(f"landing/{dataset}/{key} is a link")
-        return path
+    def _landing(self, dataset: str) -> _LandingDirectory:
+        return _LandingDirectory(
+            _resolved_root(self.lake_dir), safe_relative(f"landing/{dataset}"), self._safe_dirs
+        )
 
     # landing
 
@@ -220,26 +220,23 @@ class LocalLakeStore(LakeStore):
     def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
         """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag;
         "" for a file longer than max_bytes)."""
-        path = self._landing_path(dataset, key, link_checked_by_open=True)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise UnsafePathError(f"landing/{dataset}/{key} is a link") from None
-            raise
-        try:
-            data = _read_up_to(fd, max_bytes + 1)
-        finally:
-            os.close(fd)
-        return data, whole_version(data, max_bytes)
+        return self._landing(dataset).read(key, max_bytes)
+
+    def read_landing_many(
+        self, dataset: str, keys: list[str], max_bytes: int
+    ) -> Iterator[tuple[str, tuple[bytes, str] | None]]:
+        landing = self._landing(dataset)
+        for key in keys:
+            try:
+                yield key, landing.read(key, max_bytes)
+            except LandingObjectGone:
+                yield key, None
 
     def iter_landing(
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
         try:
-            handle = open(self._landing_path(dataset, key), "rb")  # noqa: SIM115
+            handle = open(self._landing(dataset).path(key), "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with handle:
@@ -249,7 +246,7 @@ class LocalLakeStore(LakeStore):
 
     def landing_size(self, dataset: str, key: str) -> int:
         try:
-            return os.stat(self._landing_path(dataset, key)).st_size
+            return os.stat(self._landing(dataset).path(key)).st_size
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
 
@@ -259,25 +256,49 @@ class LocalLakeStore(LakeStore):
         A different earlier delivery of the same key already archived keeps its bytes: this
         one goes beside it as <key>~<version>, so no original is ever overwritten.
         """
-        source = self._landing_path(dataset, key)
-        archive_path = f"archive/{dataset}/{key}"
-        target = self._path(archive_path)
-        if version and os.path.exists(target) and _md5(target) != version:
-            archive_path = f"{archive_path}~{version[:16]}"
-            target = self._path(archive_path)
-        directory = os.path.dirname(target)
-        if directory not in self._made_dirs:  # two syscalls a file saved
-            os.makedirs(directory, exist_ok=True)
-            self._made_dirs.add(directory)
-        try:
-            os.replace(source, target)
-        except FileNotFoundError:
-            if not os.path.lexists(source):
-                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-            os.makedirs(directory, exist_ok=True)  # removed since this store made it
-            os.replace(source, target)
-        _prune_empty_dirs(os.path.dirname(source), self._path(f"landing/{dataset}"))
-        return archive_path
+        return self._archiver(dataset)(key, version)
+
+    def archive_landing_many(
+        self, dataset: str, items: list[tuple[str, str | None]]
+    ) -> Iterator[tuple[str, str | None]]:
+        archive = self._archiver(dataset)
+        for key, version in items:
+            try:
+                yield key, archive(key, version)
+            except LandingObjectGone:
+                yield key, None
+
+    def _archiver(self, dataset: str) -> Callable[[str, str | None], str]:
+        """archive_landing for one dataset, its directories worked out once (per file, the
+        path handling cost more than the rename)."""
+        landing = self._landing(dataset)
+        landing_dir = f"{landing.root}/{landing.relative}"
+        archive_dir = f"{landing.root}/archive/{dataset}"
+        made_dirs = self._made_dirs
+
+        def archive(key: str, version: str | None) -> str:
+            source = landing.path(key)
+            relative = source[len(landing_dir) + 1 :]
+            archive_path = f"archive/{dataset}/{relative}"
+            target = f"{archive_dir}/{relative}"
+            if version and os.path.exists(target) and _md5(target) != version:
+                archive_path = f"{archive_path}~{version[:16]}"
+                target = f"{target}~{version[:16]}"
+            directory = target.rpartition("/")[0]
+            if directory not in made_dirs:  # two syscalls a file saved
+                os.makedirs(directory, exist_ok=True)
+                made_dirs.add(directory)
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                if not os.path.lexists(source):
+                    raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+                os.makedirs(directory, exist_ok=True)  # removed since this store made it
+                os.replace(source, target)
+            _prune_empty_dirs(source.rpartition("/")[0], landing_dir)
+            return archive_path
+
+        return archive
 
     # lake objects
 
@@ -337,6 +358,45 @@ class LocalLakeStore(LakeStore):
     def location(self, path: str) -> str:
         """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
         return self._path(path)
+
+
+@dataclass
+class _LandingDirectory:
+    """Paths of one dataset's landing files, refused if they resolve outside the lake: a key
+    names what a producer dropped, and a symlink under landing/ must not lead a run (which
+    reads, then moves, the file) out of ANALYTICS_LAKE_DIR. Each directory is resolved once
+    per store (`safe_dirs`); the file itself must not be a link."""
+
+    root: str
+    relative: str  # landing/<dataset>
+    safe_dirs: set[str]
+
+    def path(self, key: str, *, link_checked_by_open: bool = False) -> str:
+        path = f"{self.root}/{self.relative}/{safe_relative(key)}"
+        directory = path.rpartition("/")[0]
+        if directory not in self.safe_dirs:
+            if not os.path.realpath(directory).startswith(f"{self.root}/"):
+                raise UnsafePathError(f"{self.relative}/{key} resolves outside the lake")
+            self.safe_dirs.add(directory)
+        if not link_checked_by_open and os.path.islink(path):
+            raise UnsafePathError(f"{self.relative}/{key} is a link")
+        return path
+
+    def read(self, key: str, max_bytes: int) -> tuple[bytes, str]:
+        """The file's bytes (at most max_bytes + 1) and content version, as read_landing."""
+        try:
+            fd = os.open(self.path(key, link_checked_by_open=True), os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise LandingObjectGone(f"{self.relative}/{key}") from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise UnsafePathError(f"{self.relative}/{key} is a link") from None
+            raise
+        try:
+            data = _read_up_to(fd, max_bytes + 1)
+        finally:
+            os.close(fd)
+        return data, whole_version(data, max_bytes)
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:
