@@ -143,12 +143,18 @@ def reconcile_files(
     spec: DatasetSpec,
     expected: dict[tuple[str, str], int],
     staged_paths: list[str],
+    quarantine_paths: list[str] | None = None,
 ) -> Reconciliation:
-    """Records expected per (key, content version) vs distinct staged lines + quarantine lines."""
+    """Records expected per (key, content version) vs distinct staged lines + quarantine lines.
+
+    quarantine_paths, when given, are the only quarantine files there are for these files
+    (those the run wrote); otherwise each file's is looked for.
+    """
     staged = _staged_records_by_file(store, staged_paths)
+    written = None if quarantine_paths is None else set(quarantine_paths)
     result = Reconciliation()
     for (key, version), count in sorted(expected.items()):
-        quarantined = _quarantine_lines(store, spec.name, key, version)
+        quarantined = _quarantine_lines(store, spec.name, key, version, written)
         found = staged.get((key, version), 0) + quarantined
         result.files += 1
         result.landing_records += count
@@ -163,43 +169,48 @@ def reconcile_files(
 
 
 def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
-    """Distinct staged lines per (key, version), one staged file at a time: a bitmap of line
-    numbers per landing file (a byte per line), never all staged rows at once."""
+    """Distinct staged lines per (key, version), read one staged file at a time.
+
+    Each row becomes one int64, its source's number << 32 | its line; one sort at the end
+    drops lines staged twice. Eight bytes a staged row, and no Python per source but a
+    dictionary lookup (one-object files make as many sources as rows).
+    """
     columns = ["_source_key", "_source_version", "_source_line"]
-    seen: dict[tuple[str, str], np.ndarray] = {}
+    numbers: dict[str, int] = {}  # "key\0version" -> the source's number
+    codes = []
     for path in paths:
         table = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=columns)
         if table.num_rows == 0:
             continue
-        keys = pc.dictionary_encode(table.column(0)).combine_chunks()
-        versions = pc.dictionary_encode(table.column(1)).combine_chunks()
-        pair = keys.indices.to_numpy().astype(np.int64) * len(versions.dictionary)
-        pair += versions.indices.to_numpy()
-        lines = table.column(2).to_numpy()
-        order = np.argsort(pair, kind="stable")
-        pair = pair[order]
-        starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
-        for first, stop in zip(starts, [*starts[1:], len(pair)], strict=True):
-            code = int(pair[first])
-            source = (
-                keys.dictionary[code // len(versions.dictionary)].as_py(),
-                versions.dictionary[code % len(versions.dictionary)].as_py(),
-            )
-            numbers = lines[order[first:stop]]
-            bitmap = seen.get(source)
-            needed = int(numbers.max()) + 1
-            if bitmap is None or len(bitmap) < needed:
-                grown = np.zeros(max(needed, 2 * len(bitmap) if bitmap is not None else 0), bool)
-                if bitmap is not None:
-                    grown[: len(bitmap)] = bitmap
-                bitmap = seen[source] = grown
-            bitmap[numbers] = True
-    return Counter({file: int(np.count_nonzero(bitmap)) for file, bitmap in seen.items()})
+        sources = pc.dictionary_encode(
+            pc.binary_join_element_wise(table.column(0), table.column(1), "\0")
+        ).combine_chunks()
+        local = np.array(
+            [numbers.setdefault(name, len(numbers)) for name in sources.dictionary.to_pylist()],
+            dtype=np.int64,
+        )
+        lines = table.column(2).to_numpy().astype(np.int64)
+        codes.append((local[sources.indices.to_numpy()] << 32) | lines)
+    if not codes:
+        return Counter()
+    every = np.concatenate(codes)
+    every.sort()
+    distinct = every[np.concatenate(([True], every[1:] != every[:-1]))]
+    counts = np.bincount(distinct >> 32, minlength=len(numbers))
+    found: Counter[tuple[str, str]] = Counter()
+    for name, n in numbers.items():
+        key, _, version = name.rpartition("\0")  # a version never holds a NUL
+        found[(key, version)] = int(counts[n])
+    return found
 
 
-def _quarantine_lines(store: LakeStore, dataset: str, key: str, version: str) -> int:
+def _quarantine_lines(
+    store: LakeStore, dataset: str, key: str, version: str, written: set[str] | None
+) -> int:
+    if written is not None and not written:
+        return 0  # the run quarantined nothing
     path = quarantine_path(dataset, key, version)
-    if not store.exists(path):
+    if not (path in written if written is not None else store.exists(path)):
         return 0
     found = 0
     for piece in split_blocks(store.iter_bytes(path), STREAM_BLOCK_BYTES, 1 << 62):

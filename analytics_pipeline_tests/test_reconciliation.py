@@ -14,9 +14,13 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.process import process_landing
-from analytics_pipeline.reconciliation import _staged_records_by_file, reconcile_dataset
+from analytics_pipeline.reconciliation import (
+    _staged_records_by_file,
+    reconcile_dataset,
+    reconcile_files,
+)
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import parquet_bytes, staged_schema
+from analytics_pipeline.staging import parquet_bytes, stage_landing_files, staged_schema
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 IOT = dataset("iot_sensor_data")
@@ -123,3 +127,25 @@ def test_staged_records_are_counted_once_per_source_line(files: list[list[tuple[
         counted = _staged_records_by_file(store, paths)
     expected = Counter((key, version) for key, version, _ in {r for rows in files for r in rows})
     assert counted == expected
+
+
+def test_a_batch_counts_the_quarantine_files_its_run_wrote_and_only_those(
+    lake_dir: Path, store: LocalLakeStore
+) -> None:
+    body = ndjson([_reading(0)]) + "not json\n"
+    drop(lake_dir, "iot_sensor_data", "a.json", body)
+    start = date(2020, 1, 1)
+    report = stage_landing_files(
+        store, IOT, ["a.json"], start=start, now=NOW, max_file_bytes=1 << 20
+    )
+    expected = {(f.key, f.version or ""): f.records for f in report.files}
+
+    listed = reconcile_files(store, IOT, expected, report.staged_paths, report.quarantine_paths)
+    looked_for = reconcile_files(store, IOT, expected, report.staged_paths)
+    unlisted = reconcile_files(store, IOT, expected, report.staged_paths, [])
+
+    assert listed.passed and looked_for.passed
+    assert (listed.quarantined_records, looked_for.quarantined_records) == (1, 1)
+    assert unlisted.mismatches == [
+        "iot_sensor_data/a.json: 2 records, 1 placed (1 staged, 0 quarantined)"
+    ]

@@ -211,6 +211,7 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             spec,
             {(f.key, f.version): f.records for f in report.files if f.version is not None},
             report.staged_paths,
+            report.quarantine_paths,
         )
         evaluation = dg.AssetCheckEvaluation(
             asset_key=staged_key(spec.name),
