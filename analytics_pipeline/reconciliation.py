@@ -176,32 +176,37 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
     dictionary lookup (one-object files make as many sources as rows).
     """
     columns = ["_source_key", "_source_version", "_source_line"]
-    numbers: dict[str, int] = {}  # "key\0version" -> the source's number
+    numbers: dict[tuple[str, str], int] = {}  # (key, version) -> the source's number
     codes = []
     for path in paths:
         table = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=columns)
         if table.num_rows == 0:
             continue
-        sources = pc.dictionary_encode(
-            pc.binary_join_element_wise(table.column(0), table.column(1), "\0")
-        ).combine_chunks()
+        keys = pc.dictionary_encode(table.column(0)).combine_chunks()
+        versions = pc.dictionary_encode(table.column(1)).combine_chunks()
+        pair = keys.indices.to_numpy().astype(np.int64) * len(versions.dictionary)
+        pair += versions.indices.to_numpy()
+        pairs, row_pair = np.unique(pair, return_inverse=True)
+        key_names, version_names = keys.dictionary.to_pylist(), versions.dictionary.to_pylist()
         local = np.array(
-            [numbers.setdefault(name, len(numbers)) for name in sources.dictionary.to_pylist()],
+            [
+                numbers.setdefault(
+                    (key_names[p // len(version_names)], version_names[p % len(version_names)]),
+                    len(numbers),
+                )
+                for p in pairs.tolist()
+            ],
             dtype=np.int64,
         )
         lines = table.column(2).to_numpy().astype(np.int64)
-        codes.append((local[sources.indices.to_numpy()] << 32) | lines)
+        codes.append((local[row_pair] << 32) | lines)
     if not codes:
         return Counter()
     every = np.concatenate(codes)
     every.sort()
     distinct = every[np.concatenate(([True], every[1:] != every[:-1]))]
     counts = np.bincount(distinct >> 32, minlength=len(numbers))
-    found: Counter[tuple[str, str]] = Counter()
-    for name, n in numbers.items():
-        key, _, version = name.rpartition("\0")  # a version never holds a NUL
-        found[(key, version)] = int(counts[n])
-    return found
+    return Counter({source: int(counts[n]) for source, n in numbers.items()})
 
 
 def _quarantine_lines(

@@ -101,7 +101,7 @@ def test_a_kill_between_staging_and_archiving_duplicates_nothing(
     killed = run_killed(
         lake_dir,
         """
-        LocalLakeStore.archive_landing = die
+        LocalLakeStore.archive_landing_many = die
         from analytics_pipeline.staging import stage_landing_files
         stage_landing_files(store, dataset("iot_sensor_data"), ["first.ndjson"],
                             start=date(2020, 1, 1), now=datetime(2024, 6, 1, 12),
