@@ -7,12 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import validate_dt
 from analytics_pipeline.resources.store import LakeStore
-from analytics_pipeline.staging import staged_schema
+from analytics_pipeline.staging import read_staged_file, staged_schema
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,13 @@ def staged_day_paths(store: LakeStore, spec: DatasetSpec, dt: str) -> list[str]:
 
 
 def _read_staged(store: LakeStore, spec: DatasetSpec, paths: list[str]) -> pa.Table:
-    """These staged files' rows, in the staged schema."""
+    """These staged files' rows, in the staged schema but for the source key and version,
+    which stay dictionaries (see read_staged_file)."""
     schema = staged_schema(spec)
-    tables = [
-        pq.read_table(pa.BufferReader(store.read_bytes(p))).select(schema.names).cast(schema)
-        for p in paths
-    ]
+    for name in ("_source_key", "_source_version"):
+        i = schema.get_field_index(name)
+        schema = schema.set(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())))
+    tables = [read_staged_file(store, p).select(schema.names).cast(schema) for p in paths]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

@@ -12,7 +12,6 @@ from datetime import date, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.fast_parsing import _split_lines
@@ -25,6 +24,7 @@ from analytics_pipeline.staging import (
     OverlongLine,
     StreamScanner,
     quarantine_path,
+    read_staged_file,
     split_blocks,
 )
 
@@ -179,11 +179,11 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
     numbers: dict[tuple[str, str], int] = {}  # (key, version) -> the source's number
     codes = []
     for path in paths:
-        table = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=columns)
+        table = read_staged_file(store, path, columns)
         if table.num_rows == 0:
             continue
-        keys = pc.dictionary_encode(table.column(0)).combine_chunks()
-        versions = pc.dictionary_encode(table.column(1)).combine_chunks()
+        keys = table.column(0).combine_chunks()
+        versions = table.column(1).combine_chunks()
         pair = keys.indices.to_numpy().astype(np.int64) * len(versions.dictionary)
         pair += versions.indices.to_numpy()
         pairs, row_pair = np.unique(pair, return_inverse=True)
