@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
+
+# pyarrow imports pandas (a third of a second) at the first compute call given a Python
+# scalar: import it with this module, not in the middle of the first parse, where both parse
+# threads would wait on the import lock.
+import pandas  # noqa: F401
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj

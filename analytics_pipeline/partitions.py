@@ -62,7 +62,7 @@ def content_digest(table: pa.Table) -> str:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
         writer.write_table(table)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    return hashlib.sha256(sink.getvalue()).hexdigest()  # the buffer itself, not a copy
 
 
 def versions(store: LakeStore, table: str, dt: str) -> list[str]:

@@ -300,7 +300,9 @@ def _parquet_asset(
     in_athena = settings.builds_in_athena(spec.name)
 
     def in_process(context: dg.AssetExecutionContext, store: LakeStore):
-        return build_days(context, lambda dt: _parquet_day(store, spec, table, dt))
+        return build_days(
+            context, lambda dt: _parquet_day(store, spec, table, dt), workers=BUILD_WORKERS
+        )
 
     def by_athena(
         context: dg.AssetExecutionContext, store: LakeStore, catalog: Catalog, engine: QueryEngine
@@ -344,6 +346,8 @@ def _parquet_asset(
     return decorate(by_athena if in_athena else in_process)
 
 
+# Days of a range built at once in process: two cores' worth (each holds its day in memory).
+BUILD_WORKERS = 2
 # How many times a day is rebuilt at once when staged files keep arriving while it is built.
 REBUILDS_WHILE_STAGING = 3
 
