@@ -148,6 +148,8 @@ def parse_documents(
 
 
 def _is_utf8(data: bytes) -> bool:
+    if data.isascii():  # no copy made; decoding 70 MB makes one
+        return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -162,9 +164,7 @@ def parse_landing_table(
     if not supports_fast_path(spec) or len(data) < FAST_PATH_MIN_BYTES:
         return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
     body = data.removeprefix(_UTF8_BOM)
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
+    if not _is_utf8(body):
         # A whole-file reject, worded by the row-level path.
         return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
     parsed = parse_ndjson_block(spec, source_key, body, 1, start=start, now=now)
