@@ -168,15 +168,23 @@ def reconcile_files(
     return result
 
 
+# A source with more rows than this in one staged file has its lines kept as a bitmap (a byte
+# per line); the rows of smaller ones as int64 codes (see _staged_records_by_file).
+BITMAP_MIN_ROWS = 64
+
+
 def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple[str, str]]:
     """Distinct staged lines per (key, version), read one staged file at a time.
 
-    Each row becomes one int64, its source's number << 32 | its line; one sort at the end
-    drops lines staged twice. Eight bytes a staged row, and no Python per source but a
-    dictionary lookup (one-object files make as many sources as rows).
+    Lines staged twice (a batch re-staged after a crash) count once. A big source (a streamed
+    file: millions of lines) keeps a bitmap, a byte per line, so memory stays a fraction of
+    the file; the rows of small sources (one-object files make as many sources as rows)
+    become one int64 each, source number << 32 | line, deduplicated by one sort at the end,
+    with no Python per source but a dictionary lookup.
     """
     columns = ["_source_key", "_source_version", "_source_line"]
     numbers: dict[tuple[str, str], int] = {}  # (key, version) -> the source's number
+    bitmaps: dict[int, np.ndarray] = {}
     codes = []
     for path in paths:
         table = read_staged_file(store, path, columns)
@@ -186,7 +194,7 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
         versions = table.column(1).combine_chunks()
         pair = keys.indices.to_numpy().astype(np.int64) * len(versions.dictionary)
         pair += versions.indices.to_numpy()
-        pairs, row_pair = np.unique(pair, return_inverse=True)
+        pairs, row_pair, rows = np.unique(pair, return_inverse=True, return_counts=True)
         key_names, version_names = keys.dictionary.to_pylist(), versions.dictionary.to_pylist()
         local = np.array(
             [
@@ -199,14 +207,39 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
             dtype=np.int64,
         )
         lines = table.column(2).to_numpy().astype(np.int64)
-        codes.append((local[row_pair] << 32) | lines)
-    if not codes:
-        return Counter()
-    every = np.concatenate(codes)
+        big = rows[row_pair] > BITMAP_MIN_ROWS
+        codes.append((local[row_pair[~big]] << 32) | lines[~big])
+        big_sources = np.flatnonzero(rows > BITMAP_MIN_ROWS).tolist()
+        if big_sources:
+            by_source = np.argsort(row_pair, kind="stable")
+            starts = np.concatenate(([0], np.cumsum(rows)))
+            for source in big_sources:
+                rows_of = by_source[starts[source] : starts[source + 1]]
+                _mark(bitmaps, int(local[source]), lines[rows_of])
+    every = np.concatenate(codes) if codes else np.array([], dtype=np.int64)
     every.sort()
-    distinct = every[np.concatenate(([True], every[1:] != every[:-1]))]
+    distinct = every[np.concatenate(([True], every[1:] != every[:-1]))] if len(every) else every
     counts = np.bincount(distinct >> 32, minlength=len(numbers))
-    return Counter({source: int(counts[n]) for source, n in numbers.items()})
+    # A big source's rows in files where it was small count in its bitmap.
+    for number in list(bitmaps):
+        first, stop = np.searchsorted(distinct >> 32, [number, number + 1])
+        _mark(bitmaps, number, distinct[first:stop] & 0xFFFFFFFF)
+        counts[number] = np.count_nonzero(bitmaps[number])
+    return Counter({source: int(counts[n]) for source, n in numbers.items() if counts[n]})
+
+
+def _mark(bitmaps: dict[int, np.ndarray], number: int, lines: np.ndarray) -> None:
+    """Set these lines in the source's bitmap, growing it (doubling) as needed."""
+    if len(lines) == 0:
+        return
+    bitmap = bitmaps.get(number)
+    needed = int(lines.max()) + 1
+    if bitmap is None or len(bitmap) < needed:
+        grown = np.zeros(max(needed, 2 * len(bitmap) if bitmap is not None else 0), dtype=bool)
+        if bitmap is not None:
+            grown[: len(bitmap)] = bitmap
+        bitmap = bitmaps[number] = grown
+    bitmap[lines] = True
 
 
 def _quarantine_lines(

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics_pipeline import reconciliation
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.process import process_landing
 from analytics_pipeline.reconciliation import (
@@ -98,10 +100,16 @@ source_line = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=st.lists(st.lists(source_line, max_size=30), max_size=4))
-def test_staged_records_are_counted_once_per_source_line(files: list[list[tuple[str, str, int]]]):
-    """Re-staged lines (in another file, or twice in one) count once; sources never mix."""
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    files=st.lists(st.lists(source_line, max_size=30), max_size=4),
+    bitmap_min_rows=st.sampled_from([0, 3, 64]),
+)
+def test_staged_records_are_counted_once_per_source_line(
+    files: list[list[tuple[str, str, int]]], bitmap_min_rows: int
+):
+    """Re-staged lines (in another file, or twice in one) count once; sources never mix;
+    a source kept as a bitmap in one file and as codes in another counts each line once."""
     schema = staged_schema(IOT)
     with tempfile.TemporaryDirectory() as lake:
         store = LocalLakeStore(lake_dir=lake)
@@ -124,7 +132,9 @@ def test_staged_records_are_counted_once_per_source_line(files: list[list[tuple[
             )
             paths.append(f"staged/iot_sensor_data/dt=2024-05-01/b{i}-0000.parquet")
             store.write_bytes(paths[-1], parquet_bytes(full))
-        counted = _staged_records_by_file(store, paths)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(reconciliation, "BITMAP_MIN_ROWS", bitmap_min_rows)
+            counted = _staged_records_by_file(store, paths)
     expected = Counter((key, version) for key, version, _ in {r for rows in files for r in rows})
     assert counted == expected
 
