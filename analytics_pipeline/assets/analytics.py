@@ -1,5 +1,6 @@
 """Daily analytics tables: Athena-dialect SQL files, run by the query engine, stored as tables."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
@@ -12,7 +13,13 @@ from analytics_pipeline.assets.keys import (
     rebuild_on_upstream_update,
     table_key,
 )
-from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
+from analytics_pipeline.assets.ranges import (
+    BUILD_WORKERS,
+    DayResult,
+    build_days,
+    lake_pool,
+    range_policy,
+)
 from analytics_pipeline.partitions import publish_partitions, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
@@ -128,7 +135,18 @@ def build_analytics_asset(
         engine: QueryEngine,
     ) -> dg.MaterializeResult:
         days = sorted(validate_dt(dt) for dt in context.partition_keys)
-        built = {dt: _analytics_day(store, engine, spec, dt) for dt in days}
+
+        def build(dt: str) -> _WrittenDay:
+            return _analytics_day(store, engine, spec, dt)
+
+        if env == "local":
+            # Each day is its own DuckDB query, off the GIL: two at a time.
+            with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="analytics-day") as pool:
+                built = dict(zip(days, pool.map(build, days), strict=True))
+        else:
+            # On Athena, in this thread: a terminated run is interrupted here, and wait_for
+            # then stops the query it waits on (a worker thread would not be interrupted).
+            built = {dt: build(dt) for dt in days}
         # One catalog change for the run's days (each change rewrites the catalog file).
         # A day typed differently (a column added) is ensured in day order, as it came.
         for table in list(dict.fromkeys(b.table for b in built.values()))[:-1]:

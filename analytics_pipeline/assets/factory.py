@@ -20,7 +20,13 @@ from analytics_pipeline.assets.keys import (
     staged_key,
     table_key,
 )
-from analytics_pipeline.assets.ranges import DayResult, build_days, lake_pool, range_policy
+from analytics_pipeline.assets.ranges import (
+    BUILD_WORKERS,
+    DayResult,
+    build_days,
+    lake_pool,
+    range_policy,
+)
 from analytics_pipeline.athena_compaction import (
     AthenaCompaction,
     compact_days_in_athena,
@@ -346,8 +352,6 @@ def _parquet_asset(
     return decorate(by_athena if in_athena else in_process)
 
 
-# Days of a range built at once in process: two cores' worth (each holds its day in memory).
-BUILD_WORKERS = 2
 # How many times a day is rebuilt at once when staged files keep arriving while it is built.
 REBUILDS_WHILE_STAGING = 3
 

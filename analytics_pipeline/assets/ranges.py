@@ -43,6 +43,11 @@ class DayResult:
     checks: list[dg.AssetCheckResult] = field(default_factory=list)
 
 
+# Days of a range built at once (two cores' worth; each holds its day in memory): where the
+# build waits on Arrow, DuckDB or the network, not on Python.
+BUILD_WORKERS = 2
+
+
 def build_days(
     context: dg.AssetExecutionContext,
     build: Callable[[str], DayResult],

@@ -8,6 +8,7 @@ Owning start / poll / stop here also lets botocore's Stubber test every state.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -97,12 +98,15 @@ class AthenaEngine(QueryEngine):
     timeout_seconds: float | None = None
 
     _client: Any = PrivateAttr(default=None)
+    # Days are queried two at a time: boto3 builds clients unsafely across threads.
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def athena_client(self) -> Any:
-        if self._client is None:
-            config = Config(retries={"mode": "adaptive", "max_attempts": 10})
-            self._client = boto3.client("athena", region_name=self.region_name, config=config)
-        return self._client
+        with self._lock:
+            if self._client is None:
+                config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+                self._client = boto3.client("athena", region_name=self.region_name, config=config)
+            return self._client
 
     def run_query(self, athena_sql: str) -> QueryResult:
         if not self.output_location.startswith("s3://"):
