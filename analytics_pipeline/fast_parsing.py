@@ -131,8 +131,7 @@ def parse_documents(
             "_source_line",
             pa.repeat(pa.scalar(1, pa.int32()), len(rows)),
         )
-        taken = np.zeros(len(one_line), dtype=bool)
-        taken[read.rows.column("_index").to_numpy()] = True
+        taken = read.taken()
         for name in sorted(read.extras):
             for part in read.extras[name]:
                 for line in part.to_numpy()[taken[part.to_numpy()]].tolist():
@@ -216,11 +215,15 @@ class _ArrowLines:
     rows: pa.Table  # typed, with dt, _source_line and _index (the line's position)
     extras: dict[str, list[pa.Array]]  # per unknown field, the lines carrying it
 
-    def others(self) -> np.ndarray:
-        """Positions of the lines not in rows (blank, misfit or invalid), in order."""
+    def taken(self) -> np.ndarray:
+        """Per line: whether it is in rows."""
         taken = np.zeros(len(self.lines), dtype=bool)
         taken[self.rows.column("_index").to_numpy()] = True
-        return np.flatnonzero(~taken)
+        return taken
+
+    def others(self) -> np.ndarray:
+        """Positions of the lines not in rows (blank, misfit or invalid), in order."""
+        return np.flatnonzero(~self.taken())
 
 
 def _arrow_lines(

@@ -185,11 +185,11 @@ def stage_landing_files(
     stager = _Stager(store, spec, stage_streamed)
     if supports_document_batches(spec):
         for group in _document_groups(fetched_files, max_file_bytes):
-            documents = [(key, fetched[0]) for key, fetched in group if fetched is not None]
-            if len(documents) == 1 or sum(len(data) for _, data in documents) < FAST_PATH_MIN_BYTES:
-                for key, fetched in group:
-                    stager.place(key, fetched, parse(key, fetched[0]) if fetched else None)
+            if len(group) == 1:  # over max_file_bytes (quarantined whole by parse), or alone
+                key, fetched = group[0]
+                stager.place(key, fetched, parse(key, fetched[0]) if fetched else None)
                 continue
+            documents = [(key, fetched[0]) for key, fetched in group if fetched is not None]
             stager.place_documents(group, parse_documents(spec, documents, start=start, now=now))
     else:
         for key, fetched, parsed in _parsed_ahead(spec, fetched_files, parse):
@@ -235,10 +235,7 @@ class _Stager:
             self.identities.append(file_id(key, streamed[1].version or ""))
             self.read.append(outcome)
             return
-        # A read cut off at the limit has no version of its own: this file is quarantined
-        # whole, under the version of the bytes read (as reconciliation counts it).
-        version = fetched[1] or content_version(fetched[0])
-        outcome.version = version
+        version = outcome.version = _version(fetched)
         self.identities.append(file_id(key, version))
         _account(report, outcome, parsed)
         self.pending.add(parsed, key, version)
@@ -264,7 +261,7 @@ class _Stager:
             if other is not None:
                 self.place(key, fetched, other)
             else:
-                version = fetched[1] or content_version(fetched[0])
+                version = _version(fetched)
                 outcome = FileOutcome(key, version, records=1, staged=1)
                 for name, n in parsed.unknown_fields.get(position, {}).items():
                     count_unknown(outcome.unknown_fields, name, n)
@@ -301,6 +298,13 @@ class _Stager:
         for outcome, (_, path) in zip(self.read, archived, strict=True):
             outcome.gone = path is None
         return report
+
+
+def _version(fetched: tuple[bytes, str]) -> str:
+    """A read file's content version. A read cut off at the limit has none of its own: that
+    file is quarantined whole, under the version of the bytes read (as reconciliation counts
+    it)."""
+    return fetched[1] or content_version(fetched[0])
 
 
 def _document_groups(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_pipeline.assets.keys import parquet_key, table_key
+from analytics_pipeline.assets.ranges import map_days
 from analytics_pipeline.process import process_landing
 from analytics_pipeline.staleness import day_ranges
 from analytics_pipeline_tests.lake_helpers import drop, query
@@ -118,3 +120,17 @@ def test_day_ranges_cover_each_day_once_in_consecutive_runs(offsets: set[int], s
             for f, lst in ranges
             if lst == last
         }
+
+
+def test_map_days_keeps_day_order_and_builds_alone_in_the_calling_thread() -> None:
+    days = [f"2024-03-0{i}" for i in range(1, 8)]
+
+    def build(dt: str) -> tuple[str, str]:
+        return dt, threading.current_thread().name
+
+    alone = map_days(build, days)
+    two = map_days(build, days, workers=2)
+
+    assert list(alone) == list(two) == days
+    assert {name for _, name in alone.values()} == {threading.current_thread().name}
+    assert all(name.startswith("build-day") for _, name in two.values())

@@ -1,6 +1,5 @@
 """Daily analytics tables: Athena-dialect SQL files, run by the query engine, stored as tables."""
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
@@ -18,6 +17,7 @@ from analytics_pipeline.assets.ranges import (
     DayResult,
     build_days,
     lake_pool,
+    map_days,
     range_policy,
 )
 from analytics_pipeline.partitions import publish_partitions, validate_dt, write_partition
@@ -139,14 +139,9 @@ def build_analytics_asset(
         def build(dt: str) -> _WrittenDay:
             return _analytics_day(store, engine, spec, dt)
 
-        if env == "local":
-            # Each day is its own DuckDB query, off the GIL: two at a time.
-            with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="analytics-day") as pool:
-                built = dict(zip(days, pool.map(build, days), strict=True))
-        else:
-            # On Athena, in this thread: a terminated run is interrupted here, and wait_for
-            # then stops the query it waits on (a worker thread would not be interrupted).
-            built = {dt: build(dt) for dt in days}
+        # Locally each day is its own DuckDB query, off the GIL: two at a time. On Athena one
+        # at a time, in this thread, so a terminated run stops the query it waits on.
+        built = map_days(build, days, BUILD_WORKERS if env == "local" else 1)
         # One catalog change for the run's days (each change rewrites the catalog file).
         # A day typed differently (a column added) is ensured in day order, as it came.
         for table in list(dict.fromkeys(b.table for b in built.values()))[:-1]:

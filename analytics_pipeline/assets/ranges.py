@@ -10,7 +10,7 @@ it passes only if it passed on every day, and names the days it failed on.
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -43,9 +43,21 @@ class DayResult:
     checks: list[dg.AssetCheckResult] = field(default_factory=list)
 
 
+T = TypeVar("T")
+
 # Days of a range built at once (two cores' worth; each holds its day in memory): where the
 # build waits on Arrow, DuckDB or the network, not on Python.
 BUILD_WORKERS = 2
+
+
+def map_days(build: Callable[[str], T], days: list[str], workers: int = 1) -> dict[str, T]:
+    """build(day) for each day, `workers` at a time. One worker builds in this thread: a
+    terminated run is interrupted here, so what a build waits on (an Athena query) is stopped;
+    a worker thread would not be interrupted."""
+    if workers == 1:
+        return {dt: build(dt) for dt in days}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build-day") as pool:
+        return dict(zip(days, pool.map(build, days), strict=True))
 
 
 def build_days(
@@ -58,8 +70,7 @@ def build_days(
     Parquet spends its time in Arrow, which releases the GIL); each day's metadata goes to its
     own partition. `run_metadata` (work done once for the whole range) goes to every day."""
     days = sorted(context.partition_keys)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build-day") as pool:
-        results = dict(zip(days, pool.map(build, days), strict=True))
+    results = map_days(build, days, workers)
     for dt in days:
         context.add_asset_metadata(results[dt].metadata, partition_key=dt)
     if len(days) == 1:

@@ -38,6 +38,7 @@ from analytics_pipeline.resources.store import (
     LandingObjectGone,
     UnsafePathError,
     safe_relative,
+    unless_gone,
     whole_version,
 )
 
@@ -315,10 +316,7 @@ class S3LakeStore(LakeStore):
                     future.cancel()
 
     def _read_if_there(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str] | None:
-        try:
-            return self.read_landing(dataset, key, max_bytes)
-        except LandingObjectGone:
-            return None
+        return unless_gone(self.read_landing, dataset, key, max_bytes)
 
     def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
         """Copy the object server-side to archive/<dataset>/<key> in the lake bucket, then
@@ -387,10 +385,7 @@ class S3LakeStore(LakeStore):
         self.s3_client()  # built once, before the threads share it
 
         def archive(item: tuple[str, str | None]) -> tuple[str, str | None]:
-            try:
-                return item[0], self.archive_landing(dataset, *item)
-            except LandingObjectGone:
-                return item[0], None
+            return item[0], unless_gone(self.archive_landing, dataset, *item)
 
         with ThreadPoolExecutor(
             max_workers=min(self.max_concurrency, len(items)), thread_name_prefix="s3-archive"

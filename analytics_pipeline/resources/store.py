@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -21,6 +21,8 @@ from pydantic import PrivateAttr
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
 # Streamed reads hand over this much at a time.
 STREAM_CHUNK_BYTES = 8 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,14 @@ def whole_version(data: bytes, max_bytes: int) -> str:
 
 class LandingObjectGone(FileNotFoundError):
     """The landing object was archived (or removed) by someone else first."""
+
+
+def unless_gone(act: Callable[..., T], *args: Any) -> T | None:
+    """act(*args), or None if the landing object it acts on is already gone."""
+    try:
+        return act(*args)
+    except LandingObjectGone:
+        return None
 
 
 class UnsafePathError(ValueError):
@@ -100,11 +110,13 @@ class LakeStore(dg.ConfigurableResource):
         One at a time here; a remote store overlaps the reads (many small objects are
         dominated by round trips, not bytes).
         """
+        read = self._landing_reader(dataset)
         for key in keys:
-            try:
-                yield key, self.read_landing(dataset, key, max_bytes)
-            except LandingObjectGone:
-                yield key, None
+            yield key, unless_gone(read, key, max_bytes)
+
+    def _landing_reader(self, dataset: str) -> Callable[[str, int], tuple[bytes, str]]:
+        """read_landing for one dataset; a store may work out what the dataset shares once."""
+        return functools.partial(self.read_landing, dataset)
 
     def iter_landing(
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
@@ -125,12 +137,14 @@ class LakeStore(dg.ConfigurableResource):
         self, dataset: str, items: list[tuple[str, str | None]]
     ) -> Iterator[tuple[str, str | None]]:
         """archive_landing for each (key, version): (key, archive path, or None if the file
-        was gone), in the order given. Stores override it to do many at once."""
+        was gone), in the order given. One at a time here; a remote store overlaps them."""
+        archive = self._landing_archiver(dataset)
         for key, version in items:
-            try:
-                yield key, self.archive_landing(dataset, key, version)
-            except LandingObjectGone:
-                yield key, None
+            yield key, unless_gone(archive, key, version)
+
+    def _landing_archiver(self, dataset: str) -> Callable[[str, str | None], str]:
+        """archive_landing for one dataset; a store may work out what the dataset shares once."""
+        return functools.partial(self.archive_landing, dataset)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         raise NotImplementedError
@@ -224,15 +238,8 @@ class LocalLakeStore(LakeStore):
         "" for a file longer than max_bytes)."""
         return self._landing(dataset).read(key, max_bytes)
 
-    def read_landing_many(
-        self, dataset: str, keys: list[str], max_bytes: int
-    ) -> Iterator[tuple[str, tuple[bytes, str] | None]]:
-        landing = self._landing(dataset)
-        for key in keys:
-            try:
-                yield key, landing.read(key, max_bytes)
-            except LandingObjectGone:
-                yield key, None
+    def _landing_reader(self, dataset: str) -> Callable[[str, int], tuple[bytes, str]]:
+        return self._landing(dataset).read
 
     def iter_landing(
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
@@ -258,19 +265,9 @@ class LocalLakeStore(LakeStore):
         A different earlier delivery of the same key already archived keeps its bytes: this
         one goes beside it as <key>~<version>, so no original is ever overwritten.
         """
-        return self._archiver(dataset)(key, version)
+        return self._landing_archiver(dataset)(key, version)
 
-    def archive_landing_many(
-        self, dataset: str, items: list[tuple[str, str | None]]
-    ) -> Iterator[tuple[str, str | None]]:
-        archive = self._archiver(dataset)
-        for key, version in items:
-            try:
-                yield key, archive(key, version)
-            except LandingObjectGone:
-                yield key, None
-
-    def _archiver(self, dataset: str) -> Callable[[str, str | None], str]:
+    def _landing_archiver(self, dataset: str) -> Callable[[str, str | None], str]:
         """archive_landing for one dataset, its directories worked out once (per file, the
         path handling cost more than the rename)."""
         landing = self._landing(dataset)
