@@ -48,11 +48,13 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _JSON_WHITESPACE = " \t\r\n"
 # A '}' followed by something that cannot continue the object: maybe a second value on the line.
 _SECOND_VALUE = r"\}[ \t]*[^ \t,}\]]"
+_SECOND_VALUE_IN_BODY = r"\}[ \t]*[^ \t,}\]\n]"
 # Canonical integers only; "+1", " 1", "١" and 19+ digits are left to the row-level path.
 _INTEGER_TEXT = r"^-?[0-9]{1,18}$"
 _DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIME_DIRECTIVES = {"%Y": "[0-9]{4}", "%m": "[0-9]{2}", "%d": "[0-9]{2}", "%H": "[0-9]{2}"}
 _ISO_SHAPES = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
+_POWERS_OF_TEN = 10 ** np.arange(1, 20, dtype=np.uint64)
 _TIME_DIRECTIVES |= {"%M": "[0-9]{2}", "%S": "[0-9]{2}"}
 
 
@@ -230,27 +232,80 @@ def _arrow_lines(
     spec: DatasetSpec, body: bytes, first_line: int, *, start: date, now: datetime
 ) -> _ArrowLines:
     """The block's lines Arrow reads exactly as the row-level path would, and accepts."""
-    lines = _split_lines(body)
-    trimmed = pc.utf8_trim(lines, _JSON_WHITESPACE)
-    blank = pc.equal(pc.binary_length(trimmed), 0)
-    if pc.all(blank).as_py():
-        rows = parsed_table_schema(spec).empty_table()
-        rows = rows.append_column("_index", pa.array([], pa.uint64()))
-        return _ArrowLines(lines, blank.to_numpy(zero_copy_only=False), rows, {})
-    candidate = pc.and_(pc.invert(blank), _safe_for_arrow(trimmed))
-    indices = pc.indices_nonzero(candidate)
-    read = None
-    if len(indices) == len(lines) - pc.sum(blank).as_py():
-        # The usual file, every line a candidate: Arrow reads the bytes as they are (it
-        # skips blank lines as json.loads's caller does), with no copy of the lines.
-        read = _read_json_buffer(pa.py_buffer(body), spec, len(indices))
-    if read is not None:
+    newlines = _newlines(body)
+    lines = _split_lines(body, newlines)
+    plain = _plain_object_lines(body, newlines)
+    # The usual file, one plain object a line: Arrow reads the bytes as they are, with no
+    # copy of the lines and no per-line guard (the whole-body checks stand for them).
+    read = None if plain is None else _read_json_buffer(pa.py_buffer(body), spec, plain)
+    if plain is not None and read is not None:
+        blank = np.zeros(len(lines), dtype=bool)
+        blank[plain:] = True  # the empty piece after a final LF
+        indices = pa.array(np.arange(plain, dtype=np.uint64))
         fast = read[0].append_column("_index", indices)
         extras = {name: [indices.take(rows)] for name, rows in read[1].items()}
     else:
-        fast, extras = _read_candidates(spec, trimmed.take(indices), indices)
+        blank, fast, extras = _guarded_lines(spec, body, lines, read_whole=plain is None)
+        if fast is None:
+            rows = parsed_table_schema(spec).empty_table()
+            rows = rows.append_column("_index", pa.array([], pa.uint64()))
+            return _ArrowLines(lines, blank, rows, {})
     valid, fast = _validate(spec, fast, first_line, start=start, now=now)
-    return _ArrowLines(lines, blank.to_numpy(zero_copy_only=False), fast.filter(valid), extras)
+    return _ArrowLines(lines, blank, fast if pc.all(valid).as_py() else fast.filter(valid), extras)
+
+
+def _newlines(body: bytes) -> np.ndarray:
+    return np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+
+
+def _plain_object_lines(body: bytes, newlines: np.ndarray) -> int | None:
+    """How many lines the block has, if each is one plain object Arrow reads as json.loads
+    does: no blank line, no CR, no whitespace around it, nothing after its closing brace,
+    and not deeply nested. None if any line might not be."""
+    if not body or b"\r" in body:
+        return None
+    count = len(newlines) if body.endswith(b"\n") else len(newlines) + 1
+    ends = np.append(newlines, len(body))[:count]
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    raw = np.frombuffer(body, dtype=np.uint8)
+    if not ((raw[starts] == ord("{")).all() and (raw[ends - 1] == ord("}")).all()):
+        return None  # an empty line too: its start is a LF
+    whole = pa.LargeStringArray.from_buffers(
+        1, pa.py_buffer(np.array([0, len(body)], dtype=np.int64)), pa.py_buffer(body)
+    )
+    # Lines start with '{' and end with '}', so a '}' followed on its line by something that
+    # cannot continue an object is the only way a second value can sit on a line.
+    if pc.match_substring_regex(whole, _SECOND_VALUE_IN_BODY)[0].as_py():
+        return None
+    if (ends - starts).max() > SHORT_LINE_BYTES:
+        opening = body.count(b"{") + body.count(b"[")
+        if opening - count >= MAX_OPENING_BRACKETS:  # one line might nest too deep
+            return None
+    return count
+
+
+def _guarded_lines(
+    spec: DatasetSpec, body: bytes, lines: pa.Array, *, read_whole: bool
+) -> tuple[np.ndarray, pa.Table | None, dict[str, list[pa.Array]]]:
+    """Per line whether it is blank; Arrow's reading of the lines that pass the guards (None
+    if every line is blank), with _index; per unknown field, the lines carrying it.
+    read_whole=False: Arrow already refused the whole body, so go straight to the lines."""
+    trimmed = pc.utf8_trim(lines, _JSON_WHITESPACE)
+    blank = pc.equal(pc.binary_length(trimmed), 0)
+    blank_mask = blank.to_numpy(zero_copy_only=False)
+    if blank_mask.all():
+        return blank_mask, None, {}
+    candidate = pc.and_(pc.invert(blank), _safe_for_arrow(trimmed))
+    indices = pc.indices_nonzero(candidate)
+    if read_whole and len(indices) == len(lines) - int(blank_mask.sum()):
+        # Every non-blank line a candidate: Arrow reads the bytes as they are (it skips
+        # blank lines as json.loads's caller does), with no copy of the lines.
+        read = _read_json_buffer(pa.py_buffer(body), spec, len(indices))
+        if read is not None:
+            extras = {name: [indices.take(rows)] for name, rows in read[1].items()}
+            return blank_mask, read[0].append_column("_index", indices), extras
+    fast, extras = _read_candidates(spec, trimmed.take(indices), indices)
+    return blank_mask, fast, extras
 
 
 def _unknown_counts(
@@ -270,9 +325,11 @@ def _unknown_counts(
     return counts
 
 
-def _split_lines(body: bytes) -> pa.Array:
-    """The pieces str.split("\\n") gives, each still ending in its LF; zero-copy."""
-    newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+def _split_lines(body: bytes, newlines: np.ndarray | None = None) -> pa.Array:
+    """The pieces str.split("\\n") gives, each still ending in its LF; zero-copy.
+    newlines: the LFs' positions, if already found."""
+    if newlines is None:
+        newlines = _newlines(body)
     offsets = np.concatenate(([0], newlines + 1, [len(body)])).astype(np.int64)
     return pa.LargeStringArray.from_buffers(
         len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(body)
@@ -419,7 +476,7 @@ def _validate(
     typed = pa.table(
         {
             **columns,
-            "dt": pc.cast(event_date, pa.string()),
+            "dt": _date_text(event_date),
             "_source_line": pc.cast(pc.add(raw.column("_index"), first_line), pa.int32()),
             "_index": raw.column("_index"),
         }
@@ -437,10 +494,10 @@ def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
         return text, accepted
     if f.athena_type in INTEGER_RANGES:
         try:
-            # Usually every value is an integer: cast at once, keep exact round trips only
+            # Usually every value is an integer: cast at once, keep canonical texts only
             # ("+1", "007" and "-0" go row by row).
             numbers = pc.cast(text, pa.int64())
-            accepted = pc.equal(pc.cast(numbers, pa.string()), text)
+            accepted = _canonical_integers(text, numbers)
         except pa.ArrowInvalid:
             accepted = pc.match_substring_regex(text, _INTEGER_TEXT)
             numbers = pc.cast(pc.if_else(accepted, text, None), pa.int64())
@@ -452,8 +509,10 @@ def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
     fmt = "%Y-%m-%d" if f.athena_type == "date" else f.timestamp_format or ""
     shape = _time_pattern(f)
     assert shape is not None
-    accepted = pc.match_substring_regex(text, shape)
-    candidates = pc.if_else(accepted, text, None)
+    accepted = _fixed_shape(text, _time_template(f))
+    if accepted is None:
+        accepted = pc.match_substring_regex(text, shape)
+    candidates = text if pc.all(accepted).as_py() else pc.if_else(accepted, text, None)
     if fmt in _ISO_SHAPES:
         try:
             # Arrow's ISO 8601 cast is strict (no 02-30, no 24:00): exact when all pass.
@@ -464,6 +523,60 @@ def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
     # strptime normalises (2024-02-30 becomes 2024-03-01): keep only exact round trips.
     accepted = pc.and_(accepted, pc.equal(pc.strftime(parsed, format=fmt), text))
     return pc.cast(pc.if_else(accepted, parsed, None), target), accepted
+
+
+def _canonical_integers(text: pa.Array, numbers: pa.Array) -> pa.Array:
+    """Which texts are their number's canonical form. When every byte is a digit or '-', the
+    lengths tell (a leading zero or a '-0' adds a byte to the canonical length), with no
+    string made per value; otherwise the numbers are cast back and compared."""
+    if text.type != pa.string() or not len(text):
+        return pc.equal(pc.cast(numbers, pa.string()), text)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if not ((chars - ord("0") < 10) | (chars == ord("-"))).all():
+        return pc.equal(pc.cast(numbers, pa.string()), text)
+    values = pc.fill_null(numbers, 0).to_numpy()
+    magnitude = np.abs(values).view(
+        np.uint64
+    )  # the abs of int64's minimum wraps; as uint64 it is right
+    digits = 1 + np.searchsorted(_POWERS_OF_TEN, magnitude, side="right")
+    return pa.array(np.diff(offsets) == digits + (values < 0))
+
+
+def _fixed_shape(text: pa.Array, template: bytes | None) -> pa.Array | None:
+    """Which values have the template's shape (NUL a digit, any other byte itself), when
+    there are no nulls and every value has the template's width; None otherwise. Bytes in
+    a grid, not a regex per value."""
+    width = len(template or b"")
+    if not template or not len(text) or text.null_count or text.type != pa.string():
+        return None
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
+    if not (np.diff(offsets) == width).all():
+        return None
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    grid = chars.reshape(-1, width)
+    shape = np.frombuffer(template, dtype=np.uint8)
+    digit = shape == 0
+    ok = ((grid[:, digit] - ord("0")) < 10).all(axis=1)
+    ok &= (grid[:, ~digit] == shape[~digit]).all(axis=1)
+    return pa.array(ok)
+
+
+def _date_text(dates: pa.Array) -> pa.Array:
+    """Dates as YYYY-MM-DD text: each distinct date formatted once (a block holds a few)."""
+    encoded = pc.dictionary_encode(dates)
+    return pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
+
+
+def _time_template(f: Field) -> bytes | None:
+    """_time_pattern as a fixed-width template for _fixed_shape (NUL for a digit)."""
+    if f.athena_type == "date":
+        return b"\0\0\0\0-\0\0-\0\0"
+    pieces = re.split(r"(%.)", f.timestamp_format or "")
+    widths = {"%Y": 4}
+    if any(p not in _TIME_DIRECTIVES if p.startswith("%") else "\0" in p for p in pieces):
+        return None
+    return b"".join(b"\0" * widths.get(p, 2) if p.startswith("%") else p.encode() for p in pieces)
 
 
 def _time_pattern(f: Field) -> str | None:

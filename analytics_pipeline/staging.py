@@ -680,7 +680,7 @@ def _parsed_ahead(
                 return key, fetched, pool.submit(parse, key, fetched[0])
             return key, fetched, parse(key, fetched[0])
 
-        yield from _in_order((started(*f) for f in fetched_files), PARSE_WORKERS)
+        yield from _in_order((started(*f) for f in fetched_files), PARSE_WORKERS + 2)
 
 
 def _in_order(items: Iterable[tuple[Any, ...]], depth: int) -> Iterator[tuple[Any, ...]]:

@@ -8,6 +8,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -215,3 +218,109 @@ def test_a_known_field_with_a_changed_type_is_quarantined_by_the_fast_path() -> 
     assert [(r.line, r.reason) for r in got.rejections] == [
         (301, "wrong type in field datetime: expected timestamp, got number 1714557600")
     ]
+
+
+# Integer texts whose canonical form is one byte shorter or the same length, or that only
+# Arrow's cast would take (hex, a sign, 19 digits, int64's extremes).
+INTEGER_TEXTS = [
+    "0", "-0", "00", "07", "-07", "10", "-10", "+10", "0x10", "0X1F", "1_000", "1,000",
+    "2147483647", "2147483648", "-2147483648", "-2147483649", "9223372036854775807",
+    "-9223372036854775808", "99999999999999999999", "1000000000", "0x3B9ACA00", "-", "",
+]  # fmt: skip
+TIME_TEXTS = [*(t for t in TRICKY_TIMES if isinstance(t, str)), "2024-05-01 10:00:0a",
+              "2024-05-01 10:00:00.5", "2024/05/01 10:00:00", "2024-05-01 10:00", None]  # fmt: skip
+# Lines that start with '{' and end with '}' but are not one plain object.
+PLAIN_LOOKING = [
+    compact(READING) + compact(READING),
+    compact(READING) + " " + compact(READING),
+    compact(READING) + '\t{"deviceid":"8"}',
+    compact(READING)[:-1] + ',"x":"a}b"}',
+    compact(READING)[:-1] + ',"x":' + "[" * 40 + "]" * 40 + "}",
+    compact(READING)[:-1] + ',"x":"' + "{" * 600 + '"}',
+    "{}",
+    "{,}",
+    "{" + compact(READING),
+]
+
+
+@st.composite
+def plain_ndjson_file(draw: st.DrawFn) -> bytes:
+    """Files the whole-body checks see first: compact lines, LF only, no blank line."""
+    lines = []
+    for _ in range(draw(st.integers(1, 10))):
+        obj: dict[str, Any] = dict(READING)
+        kind = draw(st.sampled_from(["good", "good", "integer", "number", "time", "raw"]))
+        if kind == "integer":
+            obj[draw(st.sampled_from(["deviceid", "humidity"]))] = draw(
+                st.sampled_from(INTEGER_TEXTS)
+            )
+        elif kind == "number":
+            obj["deviceid"] = draw(st.integers(-(2**63), 2**63 - 1))
+        elif kind == "time":
+            obj["datetime"] = draw(st.sampled_from(TIME_TEXTS))
+        elif kind == "raw":
+            lines.append(draw(st.sampled_from(PLAIN_LOOKING)))
+            continue
+        lines.append(compact(obj))
+    return ("\n".join(lines) + draw(st.sampled_from(["", "\n"]))).encode()
+
+
+@given(plain_ndjson_file())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_whole_body_checks_and_vectorised_validation_match_the_row_level_path(
+    data: bytes,
+) -> None:
+    expected = rows(data)
+    got = fast(data)
+    assert got.rejections == expected.rejections
+    assert got.table.to_pylist() == expected.records
+    assert got.unknown_fields == expected.unknown_fields
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\n",
+        b'{"a":1}\n\n{"a":1}\n',  # a blank line
+        b'{"a":1}\n {"a":1}\n',  # leading whitespace
+        b'{"a":1} \n{"a":1}\n',  # trailing whitespace
+        b'{"a":1}\r\n{"a":1}\r\n',  # CR
+        b'{"a":1}{"a":2}\n',  # a second value
+        b'{"a":1} {"a":2}\n',
+        b'{"a":"}x"}\n',  # looks like one: refused, the per-line guards decide
+        b"[1]\n",
+        b"null\n",
+        b'{"a":' + b"[" * 40 + b"]" * 40 + b',"b":"' + b"x" * 600 + b'"}\n',  # deep and long
+    ],
+)
+def test_whole_body_checks_refuse_every_body_that_is_not_plain_objects(body: bytes) -> None:
+    newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+    assert fast_parsing._plain_object_lines(body, newlines) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "lines"),
+    [
+        (b'{"a":1}', 1),
+        (b'{"a":1}\n', 1),
+        (b'{"a":1}\n{"b":[1,{"c":2}]}', 2),
+        (b'{"a":{"b":1}, "c" : [ ]}\n' * 3, 3),
+        (b'{"a":"' + b"x" * 600 + b'"}\n', 1),  # long, but not deep
+    ],
+)
+def test_whole_body_checks_count_the_lines_of_plain_objects(body: bytes, lines: int) -> None:
+    newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+    assert fast_parsing._plain_object_lines(body, newlines) == lines
+
+
+def test_integer_texts_are_canonical_exactly_when_they_round_trip() -> None:
+    texts = pa.array(["0", "-0", "007", "10", "-10", "9223372036854775807",
+                      "-9223372036854775808", "1000000000", None])  # fmt: skip
+    numbers = pc.cast(texts, pa.int64())
+    got = fast_parsing._canonical_integers(texts, numbers).to_pylist()
+    expected = pc.equal(pc.cast(numbers, pa.string()), texts).to_pylist()
+    assert [g for g, e in zip(got, expected, strict=True) if e is not None] == [
+        e for e in expected if e is not None
+    ]
+    assert got[:4] == [True, False, False, True]
