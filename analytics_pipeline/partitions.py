@@ -8,6 +8,7 @@ deleting older versions, so a reader never sees half a day and a failure keeps t
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.resources.store import LakeStore
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 from analytics_pipeline.staging import parquet_bytes
 
 DIGEST_KEY = b"analytics_pipeline.content_sha256"
+# In a day's footer: how many key values occur in more than one of its rows, and of how
+# many rows (JSON: {"duplicated_keys": d, "rows": n}).
+DUPLICATED_KEYS_KEY = b"analytics_pipeline.duplicated_keys"
 _DT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,127}")
 
@@ -70,8 +75,13 @@ def versions(store: LakeStore, table: str, dt: str) -> list[str]:
     return [p for p in store.list_files(partition_prefix(table, dt)) if p.endswith(".parquet")]
 
 
-def write_partition(store: LakeStore, table: str, dt: str, data: pa.Table) -> WrittenPartition:
-    """Write a new version of the day, unless the newest version already holds exactly this."""
+def write_partition(
+    store: LakeStore, table: str, dt: str, data: pa.Table, key: tuple[str, ...] = ()
+) -> WrittenPartition:
+    """Write a new version of the day, unless the newest version already holds exactly this.
+
+    With a key, the footer also says how many key values the day holds more than once
+    (duplicated_keys_in_footer), so the catalog's check need not group every row again."""
     digest = content_digest(data)
     existing = versions(store, table, dt)
     if existing:
@@ -82,7 +92,11 @@ def write_partition(store: LakeStore, table: str, dt: str, data: pa.Table) -> Wr
             )
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     path = f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
-    payload = parquet_bytes(data, metadata={DIGEST_KEY.decode(): digest})
+    metadata = {DIGEST_KEY.decode(): digest}
+    if key:
+        counted = {"duplicated_keys": duplicated_keys(data, key), "rows": data.num_rows}
+        metadata[DUPLICATED_KEYS_KEY.decode()] = json.dumps(counted)
+    payload = parquet_bytes(data, metadata=metadata)
     store.write_bytes(path, payload)
     return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
 
@@ -105,6 +119,22 @@ def delete_older_versions(store: LakeStore, table: str, dt: str, keep: str) -> l
                 deleted.add(version)
             removed.append(path)
     return removed
+
+
+def duplicated_keys(data: pa.Table, key: tuple[str, ...]) -> int:
+    """Key values held by more than one row; nulls group together, as in SQL's GROUP BY."""
+    groups = data.group_by(list(key)).aggregate([([], "count_all")])
+    return int(pc.sum(pc.greater(groups.column("count_all"), 1)).as_py() or 0)
+
+
+def duplicated_keys_in_footer(footer: pq.FileMetaData) -> int | None:
+    """What write_partition recorded; None for a file written without it, or whose rows are
+    no longer the ones counted (a file rewritten by a tool that kept its footer metadata)."""
+    value = (footer.metadata or {}).get(DUPLICATED_KEYS_KEY)
+    counted = json.loads(value) if value is not None else {}
+    if counted.get("rows") != footer.num_rows:
+        return None
+    return int(counted["duplicated_keys"])
 
 
 def _stored_digest(store: LakeStore, path: str) -> str | None:

@@ -6,6 +6,7 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.partitions import (
     delete_older_versions,
+    duplicated_keys,
+    duplicated_keys_in_footer,
     validate_dt,
     versions,
     write_partition,
@@ -188,3 +191,36 @@ def test_versions_of_one_day_leave_other_days_alone(store: LocalLakeStore):
 def test_write_partition_rejects_unsafe_table_names(store: LocalLakeStore, table: str):
     with pytest.raises(ValueError, match="invalid table or column name"):
         write_partition(store, table, DT, readings(1))
+
+
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.integers(0, 3)), st.sampled_from(["a", "b", None])),
+        max_size=40,
+    )
+)
+def test_duplicated_keys_counts_what_sql_group_by_counts(rows: list[tuple]) -> None:
+    data = pa.table(
+        {"k1": pa.array([r[0] for r in rows], pa.int32()), "k2": [r[1] for r in rows]},
+        schema=pa.schema([("k1", pa.int32()), ("k2", pa.string())]),
+    )
+    con = duckdb.connect()
+    [(expected,)] = con.execute(
+        "SELECT count(*) FROM (SELECT k1, k2 FROM data GROUP BY k1, k2 HAVING count(*) > 1)"
+    ).fetchall()
+    con.close()
+    assert duplicated_keys(data, ("k1", "k2")) == expected
+
+
+def test_a_keyed_day_records_its_duplicated_keys_and_the_rows_they_were_counted_on(
+    store: LocalLakeStore,
+):
+    written = write_partition(store, "iot", DT, readings(1, 2, 2, 3, 3, 3), ("deviceid",))
+    footer = pq.read_metadata(store.root / written.path)
+    assert duplicated_keys_in_footer(footer) == 2
+    # Rewritten by a tool that kept the footer's metadata: the count no longer holds.
+    table = pq.read_table(store.root / written.path)
+    pq.write_table(pa.concat_tables([table, table]), store.root / written.path)
+    assert duplicated_keys_in_footer(pq.read_metadata(store.root / written.path)) is None
+    unkeyed = write_partition(store, "iot", "2024-05-02", readings(1, 1))
+    assert duplicated_keys_in_footer(pq.read_metadata(store.root / unkeyed.path)) is None

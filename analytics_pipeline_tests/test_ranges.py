@@ -6,16 +6,19 @@ import json
 import threading
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_pipeline.assets.keys import parquet_key, table_key
 from analytics_pipeline.assets.ranges import map_days
 from analytics_pipeline.process import process_landing
+from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.staleness import day_ranges
 from analytics_pipeline_tests.lake_helpers import drop, query
 
@@ -96,6 +99,45 @@ def test_a_check_over_a_range_names_the_days_it_failed_on(
     assert duplicates.metadata["failed_days"].value == ["2024-03-02"]
     assert duplicates.metadata["by_day"].value["2024-03-02"] == {"duplicated_keys": 2}
     assert evaluations["rows_match_parquet"].passed  # served = file, both doubled
+
+
+def test_duplicate_keys_are_grouped_by_a_query_only_for_days_whose_footer_lacks_the_count(
+    lake_dir: Path,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _drop_products(lake_dir)
+    assert process_landing(defs, instance).failed_runs == []
+    # One day rewritten without our footer metadata, its rows doubled.
+    [path] = (lake_dir / "parquet" / "products" / "dt=2024-03-03").glob("*/part-*.parquet")
+    data = pq.read_table(path)
+    pq.write_table(pa.concat_tables([data, data]).replace_schema_metadata(None), path)
+    sent: list[str] = []
+    run_query = DuckDBEngine.run_query
+
+    def recorded(self: DuckDBEngine, sql: str) -> Any:
+        sent.append(sql)
+        return run_query(self, sql)
+
+    monkeypatch.setattr(DuckDBEngine, "run_query", recorded)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[table_key("products")],
+        tags={
+            "dagster/asset_partition_range_start": "2024-03-01",
+            "dagster/asset_partition_range_end": "2024-03-03",
+        },
+    )
+    grouped = [sql for sql in sent if "HAVING" in sql]
+    assert len(grouped) == 1 and "'2024-03-03'" in grouped[0] and "'2024-03-01'" not in grouped[0]
+    duplicates = next(
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "no_duplicate_keys"  # type: ignore[union-attr]
+    )
+    assert duplicates.metadata["failed_days"].value == ["2024-03-03"]  # type: ignore[union-attr]
 
 
 @given(

@@ -36,6 +36,7 @@ from analytics_pipeline.athena_compaction import (
 from analytics_pipeline.compaction import compact_day, staged_day_paths
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.partitions import (
+    duplicated_keys_in_footer,
     publish_partitions,
     validate_dt,
     versions,
@@ -362,7 +363,7 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
     # older than this materialization): build again until the day's staged files hold still.
     for _ in range(REBUILDS_WHILE_STAGING):
         day = compact_day(store, spec, table, dt)
-        written = write_partition(store, table.name, dt, day.table)
+        written = write_partition(store, table.name, dt, day.table, table.key)
         if tuple(staged_day_paths(store, spec, dt)) == day.staged_paths:
             break
     # What the stored file says of itself (its footer), not what was meant to be written.
@@ -530,6 +531,7 @@ def _table_asset(
 class _BuiltDay:
     rows: int  # what the day's Parquet holds
     metadata: dict
+    duplicated_keys: int | None = None  # as its footer records them; None: not recorded
 
 
 def _publish_days(
@@ -542,20 +544,20 @@ def _publish_days(
         if not existing:
             raise _no_parquet(table, dt)
         newest[dt] = existing[-1]
-    file_rows = {
-        dt: pq.read_metadata(pa.BufferReader(store.read_bytes(path))).num_rows
-        for dt, path in newest.items()
+    footers = {
+        dt: pq.read_metadata(pa.BufferReader(store.read_bytes(path))) for dt, path in newest.items()
     }
     published = publish_partitions(store, catalog, table_def(spec, table), newest)
     return {
         dt: _BuiltDay(
-            file_rows[dt],
+            footers[dt].num_rows,
             {
                 "location": published[dt].location,
                 "previous_location": published[dt].previous_location or "",
                 "table_status": published[dt].table_status,
                 "versions_removed": len(published[dt].removed_versions),
             },
+            duplicated_keys_in_footer(footers[dt]),
         )
         for dt in days
     }
@@ -572,17 +574,21 @@ def _served_days(
     engine: QueryEngine, table: TableSpec, built: dict[str, _BuiltDay]
 ) -> dict[str, DayResult]:
     """The run's days as the catalog serves them, checked against the rows their Parquet
-    holds: one query for the counts and one for duplicate keys, whatever the range (on
-    Athena, each query is billed at least 10 MB)."""
+    holds: one query for the counts, whatever the range (on Athena, each query is billed at
+    least 10 MB). Duplicate keys are counted by the file's footer where it records them: the
+    catalog serves that file, with as many rows as it holds. Other days (built by Athena,
+    or written before footers recorded them) are grouped by one more query."""
     days = ", ".join(f"'{validate_dt(dt)}'" for dt in built)
     served = _per_day(
         engine,
         f'SELECT dt, count(*) AS "rows" FROM {table.name} WHERE dt IN ({days}) GROUP BY dt',
     )
-    duplicated: dict[str, int] = {}
-    if table.key:
+    duplicated = {dt: d.duplicated_keys or 0 for dt, d in built.items()}
+    unrecorded = [dt for dt, d in built.items() if d.duplicated_keys is None]
+    if table.key and unrecorded:
         key_columns = ", ".join(table.key)
-        duplicated = _per_day(
+        days = ", ".join(f"'{validate_dt(dt)}'" for dt in unrecorded)
+        duplicated |= _per_day(
             engine,
             f'SELECT dt, count(*) AS "keys" FROM (SELECT dt, {key_columns} FROM {table.name} '
             f"WHERE dt IN ({days}) GROUP BY dt, {key_columns} HAVING count(*) > 1) GROUP BY dt",
