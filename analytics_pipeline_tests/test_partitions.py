@@ -195,21 +195,34 @@ def test_write_partition_rejects_unsafe_table_names(store: LocalLakeStore, table
 
 @given(
     st.lists(
-        st.tuples(st.one_of(st.none(), st.integers(0, 3)), st.sampled_from(["a", "b", None])),
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 3)),
+            st.sampled_from(["a", "b", None]),
+            st.integers(0, 2),
+        ),
         max_size=40,
-    )
+    ),
+    st.booleans(),
 )
-def test_duplicated_keys_counts_what_sql_group_by_counts(rows: list[tuple]) -> None:
+def test_duplicated_keys_counts_what_sql_group_by_counts(rows: list[tuple], nulls: bool) -> None:
+    schema = pa.schema([("k1", pa.int32()), ("k2", pa.string()), ("t", pa.timestamp("ms"))])
     data = pa.table(
-        {"k1": pa.array([r[0] for r in rows], pa.int32()), "k2": [r[1] for r in rows]},
-        schema=pa.schema([("k1", pa.int32()), ("k2", pa.string())]),
+        {
+            "k1": [r[0] if nulls or r[0] is not None else 9 for r in rows],
+            "k2": [r[1] for r in rows],
+            "t": [datetime(2024, 5, 1, r[2]) for r in rows],
+        },
+        schema=schema,
     )
     con = duckdb.connect()
-    [(expected,)] = con.execute(
-        "SELECT count(*) FROM (SELECT k1, k2 FROM data GROUP BY k1, k2 HAVING count(*) > 1)"
-    ).fetchall()
+    for key in (("k1", "k2"), ("k1", "t"), ("t",)):  # ("k1", "t") without nulls: sorted
+        columns = ", ".join(key)
+        [(expected,)] = con.execute(
+            f"SELECT count(*) FROM (SELECT {columns} FROM data "
+            f"GROUP BY {columns} HAVING count(*) > 1)"
+        ).fetchall()
+        assert duplicated_keys(data, key) == expected
     con.close()
-    assert duplicated_keys(data, ("k1", "k2")) == expected
 
 
 def test_a_keyed_day_records_its_duplicated_keys_and_the_rows_they_were_counted_on(
