@@ -36,6 +36,7 @@ def fast_path_for_small_files() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", 0)
         mp.setattr(fast_parsing, "RETRY_CHUNK_LINES", 3)
+        mp.setattr(fast_parsing, "NEWLINE_SCAN_BYTES", 5)  # LFs found across many pieces
         yield
 
 
