@@ -55,7 +55,6 @@ _INTEGER_TEXT = r"^-?[0-9]{1,18}$"
 _DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIME_DIRECTIVES = {"%Y": "[0-9]{4}", "%m": "[0-9]{2}", "%d": "[0-9]{2}", "%H": "[0-9]{2}"}
 _ISO_SHAPES = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
-_POWERS_OF_TEN = 10 ** np.arange(1, 20, dtype=np.uint64)
 _TIME_DIRECTIVES |= {"%M": "[0-9]{2}", "%S": "[0-9]{2}"}
 
 
@@ -534,21 +533,21 @@ def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _canonical_integers(text: pa.Array, numbers: pa.Array) -> pa.Array:
-    """Which texts are their number's canonical form. When every byte is a digit or '-', the
-    lengths tell (a leading zero or a '-0' adds a byte to the canonical length), with no
-    string made per value; otherwise the numbers are cast back and compared."""
+    """Which texts are their number's canonical form. Each parsed as an integer; when every
+    byte is a digit or '-', each is -?[0-9]+, canonical unless its first digit is a 0 with
+    more after it ("007", "-0"): two bytes a value looked at, no string made per value.
+    Otherwise the numbers are cast back and compared."""
     if text.type != pa.string() or not len(text):
         return pc.equal(pc.cast(numbers, pa.string()), text)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
-    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    if not ((chars - ord("0") < 10) | (chars == ord("-"))).all():
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+    chars = data[offsets[0] : offsets[-1]]
+    if not len(chars) or not ((chars - ord("0") < 10) | (chars == ord("-"))).all():
         return pc.equal(pc.cast(numbers, pa.string()), text)
-    values = pc.fill_null(numbers, 0).to_numpy()
-    magnitude = np.abs(values).view(
-        np.uint64
-    )  # the abs of int64's minimum wraps; as uint64 it is right
-    digits = 1 + np.searchsorted(_POWERS_OF_TEN, magnitude, side="right")
-    return pa.array(np.diff(offsets) == digits + (values < 0))
+    last = offsets[-1] - 1  # nulls are empty: keep their look-ups inside the bytes
+    negative = data[np.minimum(offsets[:-1], last)] == ord("-")
+    leading_zero = data[np.minimum(offsets[:-1] + negative, last)] == ord("0")
+    return pa.array(~leading_zero | (np.diff(offsets) == 1))
 
 
 def _fixed_shape(text: pa.Array, template: bytes | None) -> pa.Array | None:
