@@ -336,6 +336,32 @@ class PendingRun:
         return [signature.rsplit(":", 2)[0] for signature in self.signatures]
 
 
+def listing_cursor_json(requested: dict[str, float]) -> str:
+    """The listing sensor's cursor, {signature: when its run was requested}, grouped by
+    time: {"requested": {"<time>": [signature, ...]}}. A tick requests its files at one
+    time, and a float per signature made JSON for 100,000 waiting files 5 times slower to
+    write and read (the daemon stores the cursor with every tick)."""
+    by_time: dict[float, list[str]] = defaultdict(list)
+    for signature, at in requested.items():
+        by_time[at].append(signature)
+    return json.dumps({"requested": {repr(at): names for at, names in by_time.items()}})
+
+
+def listing_cursor_from_json(text: str | None) -> dict[str, float]:
+    """listing_cursor_json's cursor back; also the ungrouped form written before it, and the
+    time-ordered mode's cursor (switching modes must not forget a requested file)."""
+    data = json.loads(text) if text else {}
+    if "pending" in data:
+        return TimeOrderedCursor.from_json(text).requested_at()
+    return _requested_times(data)
+
+
+def _requested_times(data: dict) -> dict[str, float]:
+    if "requested" in data:  # a signature always holds ':', so never this key
+        return {s: float(at) for at, names in data["requested"].items() for s in names}
+    return {signature: float(at) for signature, at in data.items()}
+
+
 @dataclass
 class TimeOrderedCursor:
     """`after`: every key up to here is handled (requested, or never staged) and older than
@@ -365,8 +391,8 @@ class TimeOrderedCursor:
         data = json.loads(text) if text else {}
         if "pending" not in data:
             by_time: dict[float, list[str]] = defaultdict(list)
-            for signature, at in data.items():
-                by_time[float(at)].append(signature)
+            for signature, at in _requested_times(data).items():
+                by_time[at].append(signature)
             return cls(
                 pending=[
                     PendingRun(None, at, sorted(signatures, key=lambda s: s.rsplit(":", 2)[0]))

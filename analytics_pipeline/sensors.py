@@ -26,6 +26,8 @@ from analytics_pipeline.arrivals import (
     SUCCEEDED,
     TimeOrderedCursor,
     landing_batches,
+    listing_cursor_from_json,
+    listing_cursor_json,
     plan_time_ordered_tick,
 )
 from analytics_pipeline.assets.factory import IngestConfig
@@ -112,18 +114,15 @@ def build_landing_sensor(
     )
     def landing_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         now = time.time()
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        if "pending" in cursor:  # left by the time-ordered mode: keep what it requested
-            cursor = TimeOrderedCursor.from_json(context.cursor).requested_at()
         plan = plan_landing_runs(
             store.list_landing(spec.name),
-            cursor,
+            listing_cursor_from_json(context.cursor),
             now=now,
             settle_seconds=settings.landing_settle_seconds,
             batch_files=settings.ingest_batch_files,
             batch_bytes=settings.ingest_batch_bytes,
         )
-        context.update_cursor(json.dumps(plan.cursor))
+        context.update_cursor(listing_cursor_json(plan.cursor))
         if not plan.batches:
             return dg.SkipReason(
                 f"nothing new in landing/{spec.name}/"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_pipeline.arrivals import landing_batches
+from analytics_pipeline.arrivals import landing_batches, listing_cursor_from_json
 from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.resources.store import LandingObject
@@ -152,7 +152,7 @@ def test_sensor_with_empty_landing_skips(
     result = tick(defs, instance)
     assert result.run_requests == []
     assert "nothing new in landing/products/" in result.skip_message
-    assert json.loads(result.cursor) == {}
+    assert listing_cursor_from_json(result.cursor) == {}
 
 
 def test_sensor_requests_new_files_with_their_keys_as_run_config(
@@ -175,12 +175,12 @@ def test_sensor_cursor_records_requested_files_so_next_tick_requests_nothing(
     drop(lake_dir, "products", "1.json", "{}")
     drop(lake_dir, "products", "2.json", "{}")
     first = tick(defs, instance)
-    cursor = json.loads(first.cursor)
+    cursor = listing_cursor_from_json(first.cursor)
     assert sorted(signature.split(":")[0] for signature in cursor) == ["1.json", "2.json"]
 
     second = tick(defs, instance, first.cursor)
     assert second.run_requests == []
-    assert json.loads(second.cursor) == cursor
+    assert listing_cursor_from_json(second.cursor) == cursor
 
 
 def test_sensor_batches_by_ingest_batch_files_with_unique_run_keys(
@@ -215,7 +215,7 @@ def test_sensor_forgets_files_that_were_archived(
     path.unlink()
     second = tick(defs, instance, first.cursor)
     assert second.run_requests == []
-    assert json.loads(second.cursor) == {}
+    assert listing_cursor_from_json(second.cursor) == {}
 
 
 def test_sensor_requests_again_a_file_lingering_past_retry_after(
@@ -224,11 +224,13 @@ def test_sensor_requests_again_a_file_lingering_past_retry_after(
     drop(lake_dir, "products", "1.json", "{}")
     first = tick(defs, instance)
     # The run was requested long ago and the file is still in landing: it failed or was lost.
-    stale = {signature: 0.0 for signature in json.loads(first.cursor)}
+    stale = {signature: 0.0 for signature in listing_cursor_from_json(first.cursor)}
     second = tick(defs, instance, json.dumps(stale))
     assert [landing_keys(r) for r in second.run_requests] == [["1.json"]]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
-    assert all(requested_at > 0 for requested_at in json.loads(second.cursor).values())
+    assert all(
+        requested_at > 0 for requested_at in listing_cursor_from_json(second.cursor).values()
+    )
 
 
 def test_sensor_requests_a_redelivered_file_under_a_new_run_key(
@@ -242,7 +244,9 @@ def test_sensor_requests_a_redelivered_file_under_a_new_run_key(
     assert [landing_keys(r) for r in second.run_requests] == [["1.json"]]
     # A completed run's key is skipped forever: the content identity must change the key.
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
-    assert set(json.loads(second.cursor)).isdisjoint(json.loads(first.cursor))
+    assert set(listing_cursor_from_json(second.cursor)).isdisjoint(
+        listing_cursor_from_json(first.cursor)
+    )
 
 
 def test_sensor_leaves_young_files_settling(
@@ -253,7 +257,7 @@ def test_sensor_leaves_young_files_settling(
     set_mtime(drop(lake_dir, "products", "old.json", "{}"), 7200)
     result = tick(defs, instance)
     assert [landing_keys(r) for r in result.run_requests] == [["old.json"]]
-    assert [s.split(":")[0] for s in json.loads(result.cursor)] == ["old.json"]
+    assert [s.split(":")[0] for s in listing_cursor_from_json(result.cursor)] == ["old.json"]
 
 
 def test_sensor_ignores_dot_files_still_being_uploaded(
@@ -293,3 +297,23 @@ def test_landing_batches_cap_files_and_bytes_and_keep_every_object_once_in_order
         if i + 1 < len(batches):  # a batch closes only when the next object would not fit
             after = batch + [batches[i + 1][0]]
             assert len(after) > max_files or sum(o.size for o in after) > max_bytes
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1).map(lambda key: f"{key}:12:1714557600.5"),
+        st.sampled_from([0.0, 1714557600.123456, 1714557660.999999, 1e-7]),
+        max_size=30,
+    )
+)
+def test_the_listing_cursor_groups_by_time_and_reads_back_exactly(
+    requested: dict[str, float],
+) -> None:
+    from analytics_pipeline.arrivals import TimeOrderedCursor, listing_cursor_json
+
+    text = listing_cursor_json(requested)
+    assert listing_cursor_from_json(text) == requested
+    assert len(json.loads(text)["requested"]) == len(set(requested.values()))
+    # The ungrouped form written before, and the time-ordered mode, read the same.
+    assert listing_cursor_from_json(json.dumps(requested)) == requested
+    assert TimeOrderedCursor.from_json(text).requested_at() == requested

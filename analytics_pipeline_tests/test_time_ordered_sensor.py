@@ -22,6 +22,7 @@ from analytics_pipeline.arrivals import (
     SUCCEEDED,
     TimeOrderedCursor,
     TimeOrderedPlan,
+    listing_cursor_from_json,
     plan_time_ordered_tick,
 )
 from analytics_pipeline.definitions import build_definitions
@@ -401,7 +402,7 @@ def test_the_listing_mode_takes_over_the_time_ordered_cursor(lake_dir, defs, ins
     result = defs.resolve_sensor_def("products_landing_sensor").evaluate_tick(context)
 
     assert result.run_requests == []  # already requested by the time-ordered mode
-    assert list(json.loads(result.cursor)) == [obj.signature]
+    assert list(listing_cursor_from_json(result.cursor)) == [obj.signature]
 
 
 def test_the_aws_pipeline_runs_end_to_end_with_time_ordered_keys(aws_settings):  # noqa: F811
