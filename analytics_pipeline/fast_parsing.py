@@ -45,10 +45,12 @@ RETRY_CHUNK_LINES = 4096
 MAX_OPENING_BRACKETS = 32
 SHORT_LINE_BYTES = 512
 _UTF8_BOM = b"\xef\xbb\xbf"
+# Line ends are looked for this many bytes at a time (see _newlines).
 NEWLINE_SCAN_BYTES = 1 << 20
 _JSON_WHITESPACE = " \t\r\n"
 # A '}' followed by something that cannot continue the object: maybe a second value on the line.
 _SECOND_VALUE = r"\}[ \t]*[^ \t,}\]]"
+# The same in a whole block, where the '}' that ends a line is followed by its LF.
 _SECOND_VALUE_IN_BODY = r"\}[ \t]*[^ \t,}\]\n]"
 # Canonical integers only; "+1", " 1", "١" and 19+ digits are left to the row-level path.
 _INTEGER_TEXT = r"^-?[0-9]{1,18}$"
