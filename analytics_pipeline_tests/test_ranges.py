@@ -70,6 +70,25 @@ def test_contiguous_days_build_in_one_run_each_with_its_own_metadata(
     ]
 
 
+def _check_table_over_the_first_three_days(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> dict[str, Any]:
+    """The products table rebuilt for 2024-03-01..03 in one run: its check evaluations."""
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[table_key("products")],
+        tags={
+            "dagster/asset_partition_range_start": "2024-03-01",
+            "dagster/asset_partition_range_end": "2024-03-03",
+        },
+    )
+    return {
+        e.event_specific_data.check_name: e.event_specific_data  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
 def test_a_check_over_a_range_names_the_days_it_failed_on(
     lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
@@ -79,19 +98,7 @@ def test_a_check_over_a_range_names_the_days_it_failed_on(
     [path] = (lake_dir / "parquet" / "products" / "dt=2024-03-02").glob("*/part-*.parquet")
     data = pq.read_table(path)
     pq.write_table(pa.concat_tables([data, data]), path)
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance,
-        asset_selection=[table_key("products")],
-        tags={
-            "dagster/asset_partition_range_start": "2024-03-01",
-            "dagster/asset_partition_range_end": "2024-03-03",
-        },
-    )
-    evaluations = {
-        e.event_specific_data.check_name: e.event_specific_data  # type: ignore[union-attr]
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+    evaluations = _check_table_over_the_first_three_days(defs, instance)
     duplicates = evaluations["no_duplicate_keys"]
     assert not duplicates.passed
     assert duplicates.severity == dg.AssetCheckSeverity.WARN
@@ -121,23 +128,10 @@ def test_duplicate_keys_are_grouped_by_a_query_only_for_days_whose_footer_lacks_
         return run_query(self, sql)
 
     monkeypatch.setattr(DuckDBEngine, "run_query", recorded)
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance,
-        asset_selection=[table_key("products")],
-        tags={
-            "dagster/asset_partition_range_start": "2024-03-01",
-            "dagster/asset_partition_range_end": "2024-03-03",
-        },
-    )
+    duplicates = _check_table_over_the_first_three_days(defs, instance)["no_duplicate_keys"]
     grouped = [sql for sql in sent if "HAVING" in sql]
     assert len(grouped) == 1 and "'2024-03-03'" in grouped[0] and "'2024-03-01'" not in grouped[0]
-    duplicates = next(
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "no_duplicate_keys"  # type: ignore[union-attr]
-    )
-    assert duplicates.metadata["failed_days"].value == ["2024-03-03"]  # type: ignore[union-attr]
+    assert duplicates.metadata["failed_days"].value == ["2024-03-03"]
 
 
 @given(
