@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -356,3 +358,37 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
                 str(d) for d in mine.column("deviceid").to_pylist()
             }
             assert all(rows[n - 1]["datetime"].startswith(day) for n in lines)
+
+
+def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
+    from analytics_pipeline import staging
+    from analytics_pipeline.fast_parsing import FAST_PATH_MIN_BYTES
+
+    read: list[int] = []
+
+    def fetched() -> Any:
+        for i in range(8):
+            read.append(i)
+            yield f"{i}.ndjson", (b"x" * FAST_PATH_MIN_BYTES, "v")
+
+    release = threading.Event()
+
+    def parse(key: str, data: bytes) -> Any:
+        if key == "0.ndjson":
+            assert release.wait(10)
+        return key
+
+    ahead = staging._parsed_ahead(dataset("iot_sensor_data"), fetched(), parse)
+    first: list[Any] = []
+    waiting = threading.Thread(target=lambda: first.append(next(ahead)))
+    waiting.start()
+    held = staging.PARSE_WORKERS + staging.READ_AHEAD_FILES
+    deadline = time.monotonic() + 10
+    while len(read) < held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    # While the first file's parse is held, the next ones are already read, and no more.
+    assert read == list(range(held))
+    release.set()
+    waiting.join(10)
+    assert [first[0][2], *(item[2] for item in ahead)] == [f"{i}.ndjson" for i in range(8)]
