@@ -341,9 +341,7 @@ def listing_cursor_json(requested: dict[str, float]) -> str:
     time: {"requested": {"<time>": [signature, ...]}}. A tick requests its files at one
     time, and a float per signature made JSON for 100,000 waiting files 5 times slower to
     write and read (the daemon stores the cursor with every tick)."""
-    by_time: dict[float, list[str]] = defaultdict(list)
-    for signature, at in requested.items():
-        by_time[at].append(signature)
+    by_time = _by_time(requested)
     return json.dumps({"requested": {repr(at): names for at, names in by_time.items()}})
 
 
@@ -353,13 +351,21 @@ def listing_cursor_from_json(text: str | None) -> dict[str, float]:
     data = json.loads(text) if text else {}
     if "pending" in data:
         return TimeOrderedCursor.from_json(text).requested_at()
-    return _requested_times(data)
+    return {s: at for at, names in _requested_by_time(data).items() for s in names}
 
 
-def _requested_times(data: dict) -> dict[str, float]:
+def _requested_by_time(data: dict) -> dict[float, list[str]]:
+    """A listing cursor's signatures by request time, in either form."""
     if "requested" in data:  # a signature always holds ':', so never this key
-        return {s: float(at) for at, names in data["requested"].items() for s in names}
-    return {signature: float(at) for signature, at in data.items()}
+        return {float(at): names for at, names in data["requested"].items()}
+    return _by_time({signature: float(at) for signature, at in data.items()})
+
+
+def _by_time(requested: dict[str, float]) -> dict[float, list[str]]:
+    by_time: dict[float, list[str]] = defaultdict(list)
+    for signature, at in requested.items():
+        by_time[at].append(signature)
+    return by_time
 
 
 @dataclass
@@ -390,13 +396,10 @@ class TimeOrderedCursor:
         modes neither forgets a requested file nor requests it twice."""
         data = json.loads(text) if text else {}
         if "pending" not in data:
-            by_time: dict[float, list[str]] = defaultdict(list)
-            for signature, at in _requested_times(data).items():
-                by_time[at].append(signature)
             return cls(
                 pending=[
                     PendingRun(None, at, sorted(signatures, key=lambda s: s.rsplit(":", 2)[0]))
-                    for at, signatures in sorted(by_time.items())
+                    for at, signatures in sorted(_requested_by_time(data).items())
                 ]
             )
         return cls(

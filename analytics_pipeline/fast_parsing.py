@@ -54,10 +54,9 @@ _SECOND_VALUE = r"\}[ \t]*[^ \t,}\]]"
 _SECOND_VALUE_IN_BODY = r"\}[ \t]*[^ \t,}\]\n]"
 # Canonical integers only; "+1", " 1", "١" and 19+ digits are left to the row-level path.
 _INTEGER_TEXT = r"^-?[0-9]{1,18}$"
-_DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_TIME_DIRECTIVES = {"%Y": "[0-9]{4}", "%m": "[0-9]{2}", "%d": "[0-9]{2}", "%H": "[0-9]{2}"}
+# The strptime directives a canonical value writes as a fixed number of digits.
+_TIME_DIGITS = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
 _ISO_SHAPES = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
-_TIME_DIRECTIVES |= {"%M": "[0-9]{2}", "%S": "[0-9]{2}"}
 
 
 @dataclass
@@ -539,10 +538,10 @@ def _canonical_integers(text: pa.Array, numbers: pa.Array) -> pa.Array:
     byte is a digit or '-', each is -?[0-9]+, canonical unless its first digit is a 0 with
     more after it ("007", "-0"): two bytes a value looked at, no string made per value.
     Otherwise the numbers are cast back and compared."""
-    if text.type != pa.string() or not len(text):
+    buffers = _string_buffers(text)
+    if buffers is None:
         return pc.equal(pc.cast(numbers, pa.string()), text)
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+    offsets, data = buffers
     chars = data[offsets[0] : offsets[-1]]
     if not len(chars) or not ((chars - ord("0") < 10) | (chars == ord("-"))).all():
         return pc.equal(pc.cast(numbers, pa.string()), text)
@@ -552,23 +551,30 @@ def _canonical_integers(text: pa.Array, numbers: pa.Array) -> pa.Array:
     return pa.array(~leading_zero | (np.diff(offsets) == 1))
 
 
-def _fixed_shape(text: pa.Array, template: bytes | None) -> pa.Array | None:
-    """Which values have the template's shape (NUL a digit, any other byte itself), when
-    there are no nulls and every value has the template's width; None otherwise. Bytes in
-    a grid, not a regex per value."""
-    width = len(template or b"")
-    if not template or not len(text) or text.null_count or text.type != pa.string():
+def _fixed_shape(text: pa.Array, template: str | None) -> pa.Array | None:
+    """Which values have the template's shape (NUL a digit, any other character itself),
+    when there are no nulls and every value has the template's width; None otherwise.
+    Bytes in a grid, not a regex per value."""
+    buffers = _string_buffers(text)
+    if template is None or buffers is None or text.null_count:
         return None
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
-    if not (np.diff(offsets) == width).all():
+    shape = np.frombuffer(template.encode(), dtype=np.uint8)
+    offsets, data = buffers
+    if not (np.diff(offsets) == len(shape)).all():
         return None
-    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    grid = chars.reshape(-1, width)
-    shape = np.frombuffer(template, dtype=np.uint8)
+    grid = data[offsets[0] : offsets[-1]].reshape(-1, len(shape))
     digit = shape == 0
     ok = ((grid[:, digit] - ord("0")) < 10).all(axis=1)
     ok &= (grid[:, ~digit] == shape[~digit]).all(axis=1)
     return pa.array(ok)
+
+
+def _string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """A non-empty string array's value offsets and its bytes, without a copy."""
+    if text.type != pa.string() or not len(text):
+        return None
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
+    return offsets, np.frombuffer(text.buffers()[2], dtype=np.uint8)
 
 
 def _date_text(dates: pa.Array) -> pa.Array:
@@ -577,15 +583,20 @@ def _date_text(dates: pa.Array) -> pa.Array:
     return pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
 
 
-def _time_template(f: Field) -> bytes | None:
-    """_time_pattern as a fixed-width template for _fixed_shape (NUL for a digit)."""
+def _time_template(f: Field) -> str | None:
+    """What a canonical value of a date or strptime timestamp field looks like, NUL for
+    each digit; None if its format has a directive of no fixed width (%b, %f, %z...), or
+    it has no strptime format (epoch millis, ISO 8601): the row-level path decides those."""
     if f.athena_type == "date":
-        return b"\0\0\0\0-\0\0-\0\0"
-    pieces = re.split(r"(%.)", f.timestamp_format or "")
-    widths = {"%Y": 4}
-    if any(p not in _TIME_DIRECTIVES if p.startswith("%") else "\0" in p for p in pieces):
+        fmt = "%Y-%m-%d"
+    elif f.athena_type == "timestamp" and "%" in (f.timestamp_format or ""):
+        fmt = f.timestamp_format or ""
+    else:
         return None
-    return b"".join(b"\0" * widths.get(p, 2) if p.startswith("%") else p.encode() for p in pieces)
+    pieces = re.split(r"(%.)", fmt)
+    if any(p not in _TIME_DIGITS if p.startswith("%") else "\0" in p for p in pieces):
+        return None
+    return "".join("\0" * _TIME_DIGITS[p] if p.startswith("%") else p for p in pieces)
 
 
 def _time_pattern(f: Field) -> str | None:
@@ -594,20 +605,10 @@ def _time_pattern(f: Field) -> str | None:
         return None
     if f.athena_type == "string" or f.athena_type in INTEGER_RANGES:
         return ""
-    if f.athena_type == "date":
-        return _DATE_TEXT
-    if f.athena_type != "timestamp" or not f.timestamp_format or "%" not in f.timestamp_format:
-        return None  # epoch millis, ISO 8601: the row-level path decides
-    pieces = re.split(r"(%.)", f.timestamp_format)
-    out = []
-    for piece in pieces:
-        if piece.startswith("%"):
-            if piece not in _TIME_DIRECTIVES:
-                return None  # %b, %f, %z...: the row-level path decides
-            out.append(_TIME_DIRECTIVES[piece])
-        else:
-            out.append(re.escape(piece))
-    return "^" + "".join(out) + "$"
+    template = _time_template(f)
+    if template is None:
+        return None
+    return "^" + "".join("[0-9]" if c == "\0" else re.escape(c) for c in template) + "$"
 
 
 def _from_rows(spec: DatasetSpec, parsed: ParsedFile) -> ParsedTable:
