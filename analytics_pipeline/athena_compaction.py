@@ -415,8 +415,9 @@ def _compact_chunk(
 def _staged_rows_where(table: TableSpec, first: str, last: str) -> str:
     """The staged rows of days first..last that belong in the table."""
     where = f'"dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}'
-    if table.where is not None:
-        where += f" AND {_quoted(table.where[0])} = {_literal(table.where[1])}"
+    if table.where_in is not None:
+        column, wanted = table.where_in
+        where += f" AND {_quoted(column)} IN ({', '.join(_literal(v) for v in wanted)})"
     return where
 
 

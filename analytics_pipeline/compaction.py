@@ -55,10 +55,10 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
     codes = source_codes(staged)
     order = np.argsort(codes, kind="stable")  # by source record, staged order among copies
     distinct = int(np.count_nonzero(_firsts(codes[order])))
-    if table.where is not None:
-        column, value = table.where
+    if table.where_in is not None:
+        column, wanted = table.where_in
         values = staged.column(column)
-        matches = pc.equal(values, pa.scalar(value).cast(values.type))
+        matches = pc.is_in(values, pa.array(wanted).cast(values.type))
         order = order[pc.fill_null(matches, False).to_numpy(zero_copy_only=False)[order]]
     keep = order[_firsts(codes[order])]
     data = staged.select(list(table.columns)).take(keep).cast(spec.table_arrow_schema(table))

@@ -473,6 +473,12 @@ def _validate(
             field_ok = pc.or_kleene(pc.is_null(text), accepted)
         ok = pc.and_(ok, pc.fill_null(field_ok, False))
         columns[f.name] = value
+    if spec.routing is not None:
+        # A value no table takes is refused here; the row-level path words the reason and
+        # counts it as unrouted.
+        route = raw.column(spec.routing.field).combine_chunks()
+        routed = pc.is_in(route, pa.array(sorted(spec.routing.values)))
+        ok = pc.and_(ok, pc.fill_null(routed, False))
     event = columns[spec.event_time_field]
     event_date = pc.cast(event, pa.date32())
     latest = (now + timedelta(days=1)).date()

@@ -10,6 +10,7 @@ from typing import Any
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.validation import (
     RecordError,
+    UnroutedRecord,
     count_unknown,
     unknown_fields,
     validate_record,
@@ -23,12 +24,14 @@ _JSON_WHITESPACE = " \t\r\n"
 
 @dataclass(frozen=True)
 class Rejection:
-    """One quarantine line, in the format DESIGN.md fixes."""
+    """One quarantine line: a malformed or invalid record (or file), or, when `unrouted`, a
+    valid record that no table takes. Only the four fields of as_json are written."""
 
     source_key: str
     line: int | None
     reason: str
     raw: str
+    unrouted: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -117,7 +120,8 @@ def _add(
     try:
         values, dt = validate_record(spec, obj, start=start, now=now)
     except RecordError as err:
-        parsed.rejections.append(Rejection(parsed.source_key, number, str(err), raw))
+        unrouted = isinstance(err, UnroutedRecord)
+        parsed.rejections.append(Rejection(parsed.source_key, number, str(err), raw, unrouted))
         return
     values["dt"] = dt
     values["_source_line"] = number

@@ -22,7 +22,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from analytics_pipeline.datasets.app_events import SIGN_IN, SIGN_UP
+from analytics_pipeline.datasets.app_events import (
+    SIGN_IN_EVENT,
+    SIGN_UP_EVENT,
+    USERAUTH_SIGN_IN,
+    USERAUTH_SIGN_UP,
+)
 
 # A device's uplink fails every OUTAGE_CYCLE_DAYS days (by calendar, not by window); that
 # day's readings arrive LATE_BY_DAYS later as one backlog file. With the default 14-day
@@ -40,8 +45,10 @@ class DatasetSample:
 
     files: int = 0
     good_records: int = 0
-    bad_records: int = 0  # records, or whole files, that must end in quarantine
+    bad_records: int = 0  # malformed records, or whole files, that must end in quarantine
     bad_kinds: list[str] = field(default_factory=list)
+    # Valid records of a type no table takes: quarantined too, but counted apart.
+    unrouted_records: int = 0
     keys: list[str] = field(default_factory=list)  # landing keys, relative to landing/<dataset>/
     late_keys: list[str] = field(default_factory=list)
 
@@ -65,12 +72,12 @@ class SampleSummary:
         out = [
             f"sample data {self.start_date} .. {self.end_date} (seed {self.seed}, scale "
             f"{self.scale:g}) in {self.lake_dir / 'landing'}",
-            f"  {'dataset':<16} {'files':>6} {'good':>7} {'bad':>4}  bad kinds",
+            f"  {'dataset':<16} {'files':>6} {'good':>7} {'bad':>4} {'unrouted':>8}  bad kinds",
         ]
         for name, ds in self.datasets.items():
             out.append(
-                f"  {name:<16} {ds.files:>6} {ds.good_records:>7} {ds.bad_records:>4}  "
-                + "; ".join(ds.bad_kinds)
+                f"  {name:<16} {ds.files:>6} {ds.good_records:>7} {ds.bad_records:>4} "
+                f"{ds.unrouted_records:>8}  " + "; ".join(ds.bad_kinds)
             )
         out.append(
             "  good records per table: "
@@ -100,6 +107,9 @@ class _Dataset:
     def bad(self, kind: str, n: int = 1) -> None:
         self.summary.bad_records += n
         self.summary.bad_kinds.append(kind)
+
+    def unrouted(self, n: int = 1) -> None:
+        self.summary.unrouted_records += n
 
 
 def generate(
@@ -354,11 +364,16 @@ def _app_events(window: list[date], seed: int, scale: float) -> _Dataset:
         rng = _rng(seed, ds.name, day)
         by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for n in range(_count(60, scale, 4)):
+            # The event's time is its endpoint's EffectiveDate; the client's clock
+            # (event_timestamp) runs a little later, sometimes into the next day.
             millis = _epoch_millis(day) + rng.randrange(_DAY_MS)
+            # Mostly the app's custom events; a few of Amplify's standard auth events.
+            standard = n % 8 == 1
             if rng.random() < 0.35:
                 first, last = rng.choice(_FIRST), rng.choice(_LAST)
                 email = f"{first}.{last}.{day:%Y%m%d}{n}@example.org"
-                event = _pinpoint_event(rng, SIGN_UP, millis, {"email": email})
+                kind = USERAUTH_SIGN_UP if standard else SIGN_UP_EVENT
+                event = _pinpoint_event(rng, kind, millis, {"email": email})
                 table = "sign_up_events"
             else:
                 user = rng.choice(users)
@@ -368,21 +383,29 @@ def _app_events(window: list[date], seed: int, scale: float) -> _Dataset:
                     "is_test_user": user.is_test_user,
                     "user_type": user.user_type,
                 }
-                event = _pinpoint_event(rng, SIGN_IN, millis, attributes)
+                kind = USERAUTH_SIGN_IN if standard else SIGN_IN_EVENT
+                event = _pinpoint_event(rng, kind, millis, attributes)
                 table = "sign_in_events"
             by_hour[millis % _DAY_MS // 3_600_000].append(event)
             ds.good(table, day)
         for _, events in sorted(by_hour.items()):
             events.sort(key=lambda e: e["event_timestamp"])
-            ds.add_file(_firehose_key(rng, events[0]["event_timestamp"]), _ndjson(events))
+            # Firehose names an object by its delivery time.
+            ds.add_file(_firehose_key(rng, events[0]["arrival_timestamp"]), _ndjson(events))
     end = window[-1]
     rng = _rng(seed, ds.name, end, "bad")
     base = _epoch_millis(end) + 23 * 3_600_000
-    invalid_email = _pinpoint_event(rng, SIGN_UP, base + 1_000, {"email": "maria.garcia@example"})
-    other_type = _pinpoint_event(rng, "_session.start", base + 2_000, {"email": "null"})
+    invalid_email = _pinpoint_event(
+        rng, SIGN_UP_EVENT, base + 1_000, {"email": "maria.garcia@example"}
+    )
+    # Events the app records that no table takes: valid, quarantined as unrouted.
+    page_views = [
+        _pinpoint_event(rng, "PageView", base + 2_000 + n, {"page": page})
+        for n, page in enumerate(("/pricing", "/signup", "/docs"))
+    ]
     no_session = _pinpoint_event(
         rng,
-        SIGN_IN,
+        SIGN_IN_EVENT,
         base + 3_000,
         {
             "email": users[0].email,
@@ -392,9 +415,9 @@ def _app_events(window: list[date], seed: int, scale: float) -> _Dataset:
         },
     )
     del no_session["session"]
-    ds.add_file(_firehose_key(rng, base + 1_000), _ndjson([invalid_email, other_type, no_session]))
+    ds.add_file(_firehose_key(rng, base + 1_000), _ndjson([invalid_email, *page_views, no_session]))
     ds.bad("invalid email 'maria.garcia@example'")
-    ds.bad("unsupported event type '_session.start'")
+    ds.unrouted(len(page_views))
     ds.bad("missing required field session.session_id")
     return ds
 
@@ -411,13 +434,15 @@ def _iso_millis(millis: int) -> str:
 def _pinpoint_event(
     rng: random.Random, event_type: str, millis: int, attributes: dict[str, str]
 ) -> dict[str, Any]:
+    """An event effective (endpoint.EffectiveDate) at `millis`; the client stamps it later."""
+    client_millis = millis + rng.randrange(0, 90_000)
     session_start = millis - rng.randrange(1_000, 120_000)
     platform = rng.choice(("web", "ios", "android"))
     channel = {"web": "IN_APP", "ios": "APNS", "android": "GCM"}[platform]
     return {
         "event_type": event_type,
-        "event_timestamp": millis,
-        "arrival_timestamp": millis + rng.randrange(200, 5_000),
+        "event_timestamp": client_millis,
+        "arrival_timestamp": client_millis + rng.randrange(200, 5_000),
         "event_version": "3.1",
         "application": {
             "app_id": "4c5e8a1b2d3f4e5a9b8c7d6e5f4a3b2c",

@@ -84,7 +84,10 @@ class FileOutcome:
     version: str | None = None
     records: int = 0
     staged: int = 0
+    # Quarantined: `rejected` records (or a whole file) malformed or invalid; `unrouted`
+    # valid records of a type no table takes. records == staged + rejected + unrouted.
     rejected: int = 0
+    unrouted: int = 0
     blank_lines: int = 0
     gone: bool = False  # archived by another run before this one read it
     # Staged records carrying fields the spec does not know, by field (schema drift).
@@ -115,7 +118,13 @@ class StageReport:
 
     @property
     def rejected(self) -> int:
+        """Records (or whole files) quarantined as malformed or invalid."""
         return sum(f.rejected for f in self.files)
+
+    @property
+    def unrouted(self) -> int:
+        """Valid records quarantined because no table takes their type."""
+        return sum(f.unrouted for f in self.files)
 
 
 def staged_schema(spec: DatasetSpec) -> pa.Schema:
@@ -565,7 +574,7 @@ def _stage_streamed(
             spool.write(_jsonl(r.as_json() for r in empty.rejections))
         if pending.size:
             _flush(store, spec, report, pending, [], parts, prefix=report.batch_id)
-        if outcome.rejected:
+        if outcome.rejected or outcome.unrouted:
             spool.seek(0)
             store.write_stream(qpath, spool)  # type: ignore[arg-type]
             report.quarantine_paths.append(qpath)
@@ -584,7 +593,15 @@ def _preview(scan: StreamScan) -> str:
 
 
 def _merge(report: StageReport, outcome: FileOutcome, part: StageReport, got: FileOutcome) -> None:
-    for name in ("version", "records", "staged", "rejected", "blank_lines", "unknown_fields"):
+    for name in (
+        "version",
+        "records",
+        "staged",
+        "rejected",
+        "unrouted",
+        "blank_lines",
+        "unknown_fields",
+    ):
         setattr(outcome, name, getattr(got, name))
     for dt, rows in part.staged_rows_by_dt.items():
         report.staged_rows_by_dt[dt] += rows
@@ -729,7 +746,9 @@ def _parse(
 def _account(report: StageReport, outcome: FileOutcome, parsed: ParsedFile | ParsedTable) -> None:
     """Add a parse (a whole file, or one block of a streamed one) to the counts."""
     outcome.records += parsed.input_records
-    outcome.rejected += len(parsed.rejections)
+    unrouted = sum(r.unrouted for r in parsed.rejections)
+    outcome.rejected += len(parsed.rejections) - unrouted
+    outcome.unrouted += unrouted
     outcome.blank_lines += parsed.blank_lines
     if isinstance(parsed, ParsedTable):
         outcome.staged += parsed.table.num_rows

@@ -30,12 +30,29 @@ class RecordError(ValueError):
     """A record that cannot enter the lake; the message is the quarantine reason."""
 
 
+# The end of an unrouted record's quarantine reason, by which its quarantine line is told.
+NOT_ROUTED = "is not routed to any table"
+
+
+class UnroutedRecord(RecordError):
+    """A well-formed record of a type no table takes: quarantined, but counted apart from
+    malformed ones (a new event type is news about the producer, not an error in its data)."""
+
+
 def validate_record(
     spec: DatasetSpec, obj: Any, *, start: date, now: datetime
 ) -> tuple[dict[str, Any], str]:
     """Return the record's typed values and its event date partition ('YYYY-MM-DD')."""
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {_json_kind(obj)}")
+    routing = spec.routing
+    if routing is not None:
+        # First: an unrouted type is unrouted whatever its other fields hold (a PageView
+        # has no email), and its fields are not what any table declares.
+        route = spec.field(routing.field)
+        value = _field_value(route, obj)
+        if value not in routing.values:
+            raise UnroutedRecord(f"{route.dotted_path} {_show(value)} {NOT_ROUTED}")
     values = {f.name: _field_value(f, obj) for f in spec.fields}
     event_time = values[spec.event_time_field]
     event_date = event_time.date() if isinstance(event_time, datetime) else event_time

@@ -10,6 +10,12 @@ import pytest
 
 from analytics_pipeline import sample_data
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.datasets.app_events import (
+    SIGN_IN_EVENT,
+    SIGN_UP_EVENT,
+    USERAUTH_SIGN_IN,
+    USERAUTH_SIGN_UP,
+)
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
 from analytics_pipeline.sample_data import LATE_BY_DAYS, SampleSummary, generate
 
@@ -57,7 +63,23 @@ def test_parsed_good_and_bad_records_equal_the_summary(
         parsed = parse_landing(lake_dir, name)
         assert len(parsed) == delivered.files, name
         assert sum(len(p.records) for p in parsed.values()) == delivered.good_records, name
-        assert sum(len(p.rejections) for p in parsed.values()) == delivered.bad_records, name
+        rejections = [r for p in parsed.values() for r in p.rejections]
+        assert sum(not r.unrouted for r in rejections) == delivered.bad_records, name
+        assert sum(r.unrouted for r in rejections) == delivered.unrouted_records, name
+
+
+def test_app_events_are_mostly_the_apps_own_with_some_standard_and_unrouted(
+    lake_dir: Path, summary: SampleSummary
+) -> None:
+    parsed = parse_landing(lake_dir, "app_events").values()
+    types = Counter(record["event_type"] for p in parsed for record in p.records)
+    assert set(types) <= {SIGN_UP_EVENT, SIGN_IN_EVENT, USERAUTH_SIGN_UP, USERAUTH_SIGN_IN}
+    assert types[SIGN_UP_EVENT] and types[SIGN_IN_EVENT]
+    assert types[USERAUTH_SIGN_UP] + types[USERAUTH_SIGN_IN]
+    assert types[SIGN_UP_EVENT] + types[SIGN_IN_EVENT] > sum(types.values()) / 2
+    unrouted = [r.reason for p in parsed for r in p.rejections if r.unrouted]
+    assert unrouted == ["event_type 'PageView' is not routed to any table"] * len(unrouted)
+    assert len(unrouted) == summary.datasets["app_events"].unrouted_records > 0
 
 
 def test_good_records_per_table_and_day_equal_the_summary(
@@ -68,7 +90,7 @@ def test_good_records_per_table_and_day_equal_the_summary(
         for parsed in parse_landing(lake_dir, spec.name).values():
             for record in parsed.records:
                 for table in spec.tables:
-                    if table.where is None or record[table.where[0]] == table.where[1]:
+                    if table.where_in is None or record[table.where_in[0]] in table.where_in[1]:
                         counted.setdefault(table.name, Counter())[record["dt"]] += 1
     assert {t: dict(days) for t, days in counted.items()} == summary.table_days
     assert summary.tables["sign_up_events"] > 0
@@ -81,6 +103,7 @@ def test_each_bad_record_is_a_different_kind(lake_dir: Path, summary: SampleSumm
         for name in summary.datasets
         for parsed in parse_landing(lake_dir, name).values()
         for rejection in parsed.rejections
+        if not rejection.unrouted
     ]
     assert len(reasons) == sum(d.bad_records for d in summary.datasets.values())
     assert len(set(reasons)) == len(reasons), Counter(reasons).most_common(3)

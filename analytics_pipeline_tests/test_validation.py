@@ -12,9 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import DatasetSpec, dataset
+from analytics_pipeline.datasets.app_events import (
+    SIGN_IN_EVENT,
+    SIGN_UP_EVENT,
+    USERAUTH_SIGN_IN,
+    USERAUTH_SIGN_UP,
+)
 from analytics_pipeline.datasets.spec import INTEGER_RANGES
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
-from analytics_pipeline.validation import RecordError, validate_record
+from analytics_pipeline.validation import RecordError, UnroutedRecord, validate_record
 from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
 
 START = date(2020, 1, 1)
@@ -24,9 +30,6 @@ PRODUCTS = dataset("products")
 IOT = dataset("iot_sensor_data")
 APP_EVENTS = dataset("app_events")
 WEB = dataset("web_requests")
-
-SIGN_UP = "_userauth.sign_up"
-SIGN_IN = "_userauth.sign_in"
 
 
 def product(**changes: Any) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def reading(**changes: Any) -> dict[str, Any]:
 
 def event(attributes: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
     return {
-        "event_type": SIGN_IN,
+        "event_type": SIGN_IN_EVENT,
         "event_timestamp": 1714557600000,  # 2024-05-01T10:00:00Z
         "attributes": {"email": "a@example.com", **(attributes or {})},
         "session": {"session_id": "s1"},
@@ -317,11 +320,41 @@ def test_domain_is_case_sensitive() -> None:
     )
 
 
-def test_unsupported_event_type() -> None:
-    assert reason(APP_EVENTS, event(event_type="_userauth.sign_out")) == (
-        "value '_userauth.sign_out' in field event_type is not one of "
-        "_userauth.sign_up, _userauth.sign_in"
-    )
+@pytest.mark.parametrize(
+    "event_type", [SIGN_UP_EVENT, SIGN_IN_EVENT, USERAUTH_SIGN_UP, USERAUTH_SIGN_IN]
+)
+def test_custom_and_standard_auth_events_are_accepted(event_type: str) -> None:
+    assert record(APP_EVENTS, event(event_type=event_type))["event_type"] == event_type
+
+
+@pytest.mark.parametrize("event_type", ["PageView", "_userauth.sign_out", "signupevent"])
+def test_event_type_no_table_takes_is_unrouted(event_type: str) -> None:
+    with pytest.raises(UnroutedRecord) as caught:
+        validate_record(APP_EVENTS, event(event_type=event_type), start=START, now=NOW)
+    assert str(caught.value) == f"event_type '{event_type}' is not routed to any table"
+
+
+def test_unrouted_is_decided_before_the_fields_only_tables_need() -> None:
+    # A PageView carries no email: it is unrouted, not a record missing a required field.
+    page_view = event(event_type="PageView", attributes={})
+    del page_view["attributes"]["email"]
+    assert reason(APP_EVENTS, page_view) == "event_type 'PageView' is not routed to any table"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"event_type": 7}, "wrong type in field event_type: expected string, got number 7"),
+        ({"event_type": None}, "null required field 'event_type'"),
+    ],
+)
+def test_malformed_event_type_is_rejected_not_unrouted(
+    changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(RecordError) as caught:
+        validate_record(APP_EVENTS, event(**changes), start=START, now=NOW)
+    assert not isinstance(caught.value, UnroutedRecord)
+    assert str(caught.value) == expected
 
 
 @pytest.mark.parametrize("email", ["not-an-email", "a@b", "a b@c.com", "a@@b.com", "@b.com"])
@@ -382,14 +415,20 @@ def test_iot_timestamp_in_another_format_is_invalid(value: str) -> None:
 
 def test_app_event_timestamp_from_epoch_millis_is_utc_naive() -> None:
     row = record(APP_EVENTS, event(event_timestamp=1714557600123))
-    assert row["datetime"] == datetime(2024, 5, 1, 10, 0, 0, 123000)
-    assert row["datetime"].tzinfo is None
+    assert row["event_timestamp"] == datetime(2024, 5, 1, 10, 0, 0, 123000)
+    assert row["event_timestamp"].tzinfo is None
 
 
 def test_app_event_timestamp_as_digit_string_is_accepted() -> None:
-    assert record(APP_EVENTS, event(event_timestamp="1714557600000"))["datetime"] == datetime(
-        2024, 5, 1, 10
-    )
+    assert record(APP_EVENTS, event(event_timestamp="1714557600000"))[
+        "event_timestamp"
+    ] == datetime(2024, 5, 1, 10)
+
+
+def test_app_event_without_event_timestamp_is_kept() -> None:
+    obj = event()
+    del obj["event_timestamp"]
+    assert record(APP_EVENTS, obj)["event_timestamp"] is None
 
 
 def test_app_event_timestamp_as_iso_text_is_a_wrong_type() -> None:
@@ -405,20 +444,21 @@ def test_app_event_timestamp_beyond_the_calendar_is_invalid() -> None:
     )
 
 
-def test_app_event_effective_date_iso_with_z_is_utc_naive() -> None:
-    row = record(APP_EVENTS, event(endpoint={"EffectiveDate": "2024-05-01T23:30:00.000Z"}))
-    assert row["effective_date"] == datetime(2024, 5, 1, 23, 30)
-    assert row["effective_date"].tzinfo is None
+def test_app_event_datetime_is_effective_date_iso_with_z_utc_naive() -> None:
+    row = record(APP_EVENTS, event(endpoint={"EffectiveDate": "2024-05-01T23:30:00.789Z"}))
+    assert row["datetime"] == datetime(2024, 5, 1, 23, 30, 0, 789000)
+    assert row["datetime"].tzinfo is None
 
 
-def test_app_event_dt_comes_from_effective_date_not_event_timestamp() -> None:
+def test_app_event_datetime_and_dt_come_from_effective_date_not_event_timestamp() -> None:
     obj = event(
         event_timestamp=1714557600000,  # 2024-05-01
         endpoint={"EffectiveDate": "2024-05-03T08:00:00Z"},
     )
     row = record(APP_EVENTS, obj)
     assert row["dt"] == "2024-05-03"
-    assert row["datetime"].date() == date(2024, 5, 1)
+    assert row["datetime"] == datetime(2024, 5, 3, 8)
+    assert row["event_timestamp"] == datetime(2024, 5, 1, 10)
 
 
 def test_app_event_date_range_is_checked_on_effective_date() -> None:
@@ -523,7 +563,7 @@ def test_generated_iot_readings_round_trip(
 
 @FUZZ
 @given(
-    event_type=st.sampled_from([SIGN_UP, SIGN_IN]),
+    event_type=st.sampled_from([SIGN_UP_EVENT, SIGN_IN_EVENT, USERAUTH_SIGN_UP, USERAUTH_SIGN_IN]),
     millis=st.integers(0, 4102444800000),  # 1970 .. 2100: not range-checked, not the event time
     effective=event_instants,
     offset=offsets,
@@ -553,8 +593,8 @@ def test_generated_app_events_round_trip(
     }
     row = record(APP_EVENTS, obj)
     assert row["event_type"] == event_type
-    assert row["datetime"] == datetime(1970, 1, 1) + timedelta(milliseconds=millis)
-    assert row["effective_date"] == effective
+    assert row["event_timestamp"] == datetime(1970, 1, 1) + timedelta(milliseconds=millis)
+    assert row["datetime"] == effective
     assert row["dt"] == effective.date().isoformat()
     assert (row["session_id"], row["email"]) == (session_id, email)
     assert row["id"] == (None if id_ == "null" else id_)

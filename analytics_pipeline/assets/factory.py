@@ -99,7 +99,10 @@ def build_dataset_definitions(
         dg.AssetSpec(
             quarantine_key(spec.name),
             deps=[landing_key(spec.name)],
-            description="Every rejected record or file, one JSON line each, with its reason.",
+            description=(
+                "Every quarantined record (rejected or unrouted) or file, one JSON line each, "
+                "with its reason."
+            ),
             group_name=spec.name,
             kinds={"json"},
         ),
@@ -211,7 +214,8 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             max_file_bytes=settings.max_landing_file_bytes,
         )
         for outcome in report.files:
-            if not outcome.gone and outcome.records != outcome.staged + outcome.rejected:
+            placed = outcome.staged + outcome.rejected + outcome.unrouted
+            if not outcome.gone and outcome.records != placed:
                 raise dg.Failure(f"landing/{spec.name}/{outcome.key}: record counts do not add up")
         batch = reconcile_files(
             store,
@@ -258,11 +262,14 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
                     **drift_metadata,
                 },
             )
-        if report.rejected:
+        if report.rejected or report.unrouted:
+            # rejected_records: malformed or invalid records (and whole files);
+            # unrouted_records: valid records of a type no table takes. Both are quarantined.
             yield dg.AssetMaterialization(
                 asset_key=quarantine_key(spec.name),
                 metadata={
                     "rejected_records": report.rejected,
+                    "unrouted_records": report.unrouted,
                     "files_with_rejects": len(report.quarantine_paths),
                     "reasons": dg.MetadataValue.json(dict(report.reasons)),
                     "quarantine_files": dg.MetadataValue.json(report.quarantine_paths[:50]),
@@ -271,7 +278,7 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
         context.log.info(
             f"{spec.name}: {len(report.files) - len(gone)} files, {report.records} records: "
             f"{report.staged} staged into {len(report.staged_rows_by_dt)} days, "
-            f"{report.rejected} quarantined"
+            f"{report.rejected} rejected and {report.unrouted} unrouted into quarantine"
         )
 
     @dg.job(

@@ -4,8 +4,14 @@ import re
 
 from analytics_pipeline.datasets.spec import EPOCH_MILLIS, ISO_8601, DatasetSpec, Field, TableSpec
 
-SIGN_UP = "_userauth.sign_up"
-SIGN_IN = "_userauth.sign_in"
+# The app's own custom events (what its Pinpoint -> Kinesis pipe let through).
+SIGN_UP_EVENT = "SignUpEvent"
+SIGN_IN_EVENT = "SignInEvent"
+# Amplify's standard auth events: real events of the same kind, kept in the same tables.
+USERAUTH_SIGN_UP = "_userauth.sign_up"
+USERAUTH_SIGN_IN = "_userauth.sign_in"
+SIGN_UP_TYPES = (SIGN_UP_EVENT, USERAUTH_SIGN_UP)
+SIGN_IN_TYPES = (SIGN_IN_EVENT, USERAUTH_SIGN_IN)
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Enough to reject typos.
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -15,8 +21,15 @@ APP_EVENTS = DatasetSpec(
     description="App analytics events from a Firehose stream, split into sign-ups and sign-ins.",
     layout="ndjson",
     fields=(
-        Field("event_type", "string", allowed=(SIGN_UP, SIGN_IN)),
-        Field("datetime", "timestamp", path=("event_timestamp",), timestamp_format=EPOCH_MILLIS),
+        # Which types are accepted is the tables' routing (below), not a list here.
+        Field("event_type", "string"),
+        # The source system timed events by the endpoint's EffectiveDate, as do we.
+        Field(
+            "datetime",
+            "timestamp",
+            path=("endpoint", "EffectiveDate"),
+            timestamp_format=ISO_8601,
+        ),
         Field("session_id", "string", path=("session", "session_id")),
         Field(
             "email", "string", path=("attributes", "email"), pattern=EMAIL, null_literals=("null",)
@@ -36,33 +49,24 @@ APP_EVENTS = DatasetSpec(
             required=False,
             null_literals=("null",),
         ),
-        # Firehose's own receipt time: staged (for delivery latency) but in neither table.
-        Field(
-            "arrival_timestamp",
-            "timestamp",
-            timestamp_format=EPOCH_MILLIS,
-            required=False,
-        ),
-        Field(
-            "effective_date",
-            "timestamp",
-            path=("endpoint", "EffectiveDate"),
-            timestamp_format=ISO_8601,
-        ),
+        # The client's clock and Firehose's receipt time: staged (for latency and clock
+        # skew) but in neither table, and not needed to place an event.
+        Field("event_timestamp", "timestamp", timestamp_format=EPOCH_MILLIS, required=False),
+        Field("arrival_timestamp", "timestamp", timestamp_format=EPOCH_MILLIS, required=False),
     ),
-    event_time_field="effective_date",
+    event_time_field="datetime",
     tables=(
         TableSpec(
             "sign_up_events",
             ("event_type", "datetime", "session_id", "email"),
-            where=("event_type", SIGN_UP),
+            where_in=("event_type", SIGN_UP_TYPES),
             key=("session_id", "datetime", "email"),
             description="One row per sign-up event.",
         ),
         TableSpec(
             "sign_in_events",
             ("event_type", "datetime", "session_id", "email", "id", "is_test_user", "user_type"),
-            where=("event_type", SIGN_IN),
+            where_in=("event_type", SIGN_IN_TYPES),
             key=("session_id", "datetime", "email"),
             description="One row per sign-in event.",
         ),

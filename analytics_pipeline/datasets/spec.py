@@ -73,9 +73,18 @@ class TableSpec:
 
     name: str
     columns: tuple[str, ...]
-    where: tuple[str, str] | None = None  # (field, value) a row must have
+    # (field, values): the table takes the rows whose field holds one of the values.
+    where_in: tuple[str, tuple[str, ...]] | None = None
     key: tuple[str, ...] = ()  # columns that identify a row, for the duplicate check
     description: str = ""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The field a dataset's tables split its records by, and every value some table takes."""
+
+    field: str
+    values: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,21 @@ class DatasetSpec:
             unknown = set(table.columns) - set(names)
             if unknown:
                 raise ValueError(f"table {table.name}: unknown columns {sorted(unknown)}")
+        routed_by = {t.where_in[0] for t in self.tables if t.where_in is not None}
+        if len(routed_by) > 1:
+            # One field, so that an unrouted record has one value to name.
+            raise ValueError(f"dataset {self.name}: tables split rows by {sorted(routed_by)}")
+        if not routed_by <= set(names):
+            raise ValueError(f"dataset {self.name}: tables split rows by an unknown field")
+
+    @property
+    def routing(self) -> Routing | None:
+        """How records are routed to tables, when every table takes only some of them: a
+        record whose value no table takes is quarantined as unrouted. None: all are kept."""
+        if not self.tables or any(t.where_in is None for t in self.tables):
+            return None
+        wheres = [t.where_in for t in self.tables if t.where_in is not None]
+        return Routing(wheres[0][0], frozenset(v for _, values in wheres for v in values))
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
