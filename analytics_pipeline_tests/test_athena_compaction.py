@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -27,6 +28,7 @@ from analytics_pipeline.athena_compaction import (
 from analytics_pipeline.athena_cost import query_cost_usd
 from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets import DATASETS, dataset
+from analytics_pipeline.datasets.spec import TableSpec
 from analytics_pipeline.partitions import publish_partition, versions, write_partition
 from analytics_pipeline.resources import athena_engine
 from analytics_pipeline.resources.athena_engine import AthenaEngine, AthenaQueryError
@@ -140,9 +142,11 @@ def test_the_insert_keeps_the_same_rows_as_compact_day(store: LocalLakeStore, la
         }
 
     rows = [
-        event("_userauth.sign_up", 1),
-        event("_userauth.sign_in", 2),
+        event("SignUpEvent", 1),
+        event("SignInEvent", 2),
         event("_userauth.sign_up", 3),
+        event("_userauth.sign_in", 4),
+        event("SignUpEvent", 5),
     ]
     # The same batch staged twice (a crash after staging, before archiving).
     for batch in ("a", "b"):
@@ -173,7 +177,23 @@ def test_the_insert_keeps_the_same_rows_as_compact_day(store: LocalLakeStore, la
 
     assert [row[:-1] for row in inserted] == [tuple(r.values()) for r in expected]
     assert {row[-1] for row in inserted} == {day}
-    assert len(inserted) == 2
+    assert [row[0] for row in inserted] == ["SignUpEvent", "_userauth.sign_up", "SignUpEvent"]
+
+
+def test_a_table_taking_several_event_types_selects_them_with_in() -> None:
+    sql = insert_days_sql(
+        APP_EVENTS, SIGN_UPS, database="lake", first="2024-03-05", last="2024-03-05"
+    )
+    assert "\"event_type\" IN ('SignUpEvent', '_userauth.sign_up')" in sql
+    sqlglot.parse_one(sql, read="athena")
+
+
+def test_event_type_literals_are_escaped_in_the_in_list() -> None:
+    quoted = TableSpec("t", ("event_type",), where_in=("event_type", ("it's", "plain")))
+    spec = dataclasses.replace(APP_EVENTS, tables=(quoted,))
+    sql = insert_days_sql(spec, quoted, database="lake", first="2024-03-05", last="2024-03-05")
+    assert "\"event_type\" IN ('it''s', 'plain')" in sql
+    sqlglot.parse_one(sql, read="athena")
 
 
 # running it: moto for S3 and Glue, botocore's Stubber for Athena's API

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.compaction import compact_day, source_codes
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.datasets.app_events import SIGN_IN, SIGN_UP
+from analytics_pipeline.datasets.app_events import (
+    SIGN_IN_EVENT,
+    SIGN_UP_EVENT,
+    USERAUTH_SIGN_IN,
+    USERAUTH_SIGN_UP,
+)
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import SOURCE_COLUMNS, parquet_bytes, staged_schema
 
@@ -24,7 +29,7 @@ staged_row = st.tuples(
     st.sampled_from(["a.ndjson", "b.ndjson", "b.ndjson~x", "é.ndjson", "B.ndjson"]),
     st.sampled_from(["v1", "v2", "V1"]),
     st.integers(min_value=1, max_value=6),
-    st.sampled_from([SIGN_UP, SIGN_IN, "_other"]),
+    st.sampled_from([SIGN_UP_EVENT, SIGN_IN_EVENT, USERAUTH_SIGN_UP, USERAUTH_SIGN_IN, "_other"]),
 )
 
 
@@ -39,10 +44,13 @@ def staged_file(rows: list[tuple[str, str, int, str]]) -> pa.Table:
     return pa.Table.from_pylist(records, schema=schema)
 
 
-def reference(staged: pa.Table, columns: list[str], where: tuple[str, str] | None) -> list:
+def reference(
+    staged: pa.Table, columns: list[str], where_in: tuple[str, tuple[str, ...]] | None
+) -> list:
     """The SQL compact_day ran before: a window over the source columns, in DuckDB."""
     source = ", ".join(SOURCE_COLUMNS)
-    filtered = f"WHERE {where[0]} = '{where[1]}'" if where else ""
+    wanted = ", ".join(f"'{v}'" for v in where_in[1]) if where_in else ""
+    filtered = f"WHERE {where_in[0]} IN ({wanted})" if where_in else ""
     con = duckdb.connect()
     con.register("staged", staged)
     rows = con.execute(
@@ -71,7 +79,7 @@ def test_compact_day_matches_the_sql_window(files: list[list[tuple[str, str, int
         for table in APP_EVENTS.tables:
             day = compact_day(store, APP_EVENTS, table, DAY)
             got = [tuple(r.values()) for r in day.table.to_pylist()]
-            want = reference(staged, list(table.columns), table.where)
+            want = reference(staged, list(table.columns), table.where_in)
             # Duplicated records are identical here, so the rows compare whole, in order.
             assert got == want
             assert day.distinct_records == len(sources)
@@ -83,18 +91,26 @@ def test_compact_day_matches_the_sql_window(files: list[list[tuple[str, str, int
 
 def test_rows_come_out_in_source_order(tmp_path: Path):
     store = LocalLakeStore(lake_dir=str(tmp_path))
-    rows = [("b", "v1", 2, SIGN_IN), ("a", "v2", 10, SIGN_IN), ("a", "v2", 9, SIGN_IN)]
+    rows = [
+        ("b", "v1", 2, SIGN_IN_EVENT),
+        ("a", "v2", 10, USERAUTH_SIGN_IN),
+        ("a", "v2", 9, SIGN_IN_EVENT),
+    ]
     store.write_bytes(
         f"staged/app_events/dt={DAY}/x-0000.parquet", parquet_bytes(staged_file(rows))
     )
-    again = [("a", "v1", 3, SIGN_IN), ("b", "v1", 2, SIGN_IN)]
+    again = [
+        ("a", "v1", 3, SIGN_IN_EVENT),
+        ("b", "v1", 2, SIGN_IN_EVENT),
+        ("c", "v1", 1, "PageView"),
+    ]
     store.write_bytes(
         f"staged/app_events/dt={DAY}/y-0000.parquet", parquet_bytes(staged_file(again))
     )
-    sign_ins = next(t for t in APP_EVENTS.tables if t.where == ("event_type", SIGN_IN))
+    sign_ins = next(t for t in APP_EVENTS.tables if t.name == "sign_in_events")
     day = compact_day(store, APP_EVENTS, sign_ins, DAY)
     assert [r["session_id"] for r in day.table.to_pylist()] == ["s3", "s9", "s10", "s2"]
-    assert (day.distinct_records, day.duplicates_dropped) == (4, 1)
+    assert (day.distinct_records, day.duplicates_dropped) == (5, 1)
 
 
 def test_source_codes_order_records_as_their_sources_sort_even_past_int32_pair_ranks():

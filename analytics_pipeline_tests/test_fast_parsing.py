@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline import fast_parsing
-from analytics_pipeline.datasets import dataset
+from analytics_pipeline.datasets import DatasetSpec, dataset
+from analytics_pipeline.datasets.spec import Field, TableSpec
 from analytics_pipeline.fast_parsing import ParsedTable, parse_landing_table, supports_fast_path
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
 from analytics_pipeline.resources.store import LocalLakeStore
@@ -325,3 +326,61 @@ def test_integer_texts_are_canonical_exactly_when_they_round_trip() -> None:
         e for e in expected if e is not None
     ]
     assert got[:4] == [True, False, False, True]
+
+
+# --- routing: a value no table takes is refused by Arrow and worded by the row-level path ---
+
+ROUTED = DatasetSpec(
+    name="routed_events",
+    description="A flat dataset whose tables split its records by kind.",
+    layout="ndjson",
+    fields=(
+        Field("kind", "string", null_literals=("null",)),
+        Field("n", "int"),
+        Field("datetime", "timestamp", timestamp_format="%Y-%m-%d %H:%M:%S"),
+    ),
+    event_time_field="datetime",
+    tables=(
+        TableSpec("firsts", ("kind", "n", "datetime"), where_in=("kind", ("A", "a2"))),
+        TableSpec("seconds", ("kind", "n"), where_in=("kind", ("B",))),
+    ),
+)
+KINDS: list[Any] = ["A", "a2", "B", "C", "a", "", "null", None, 7, "PageView"]
+
+
+@st.composite
+def routed_file(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 12))):
+        obj: dict[str, Any] = {"kind": "A", "n": "1", "datetime": "2024-05-01 10:00:00"}
+        obj["kind"] = draw(st.sampled_from(KINDS))
+        if draw(st.booleans()):
+            obj["n"] = draw(st.sampled_from(["2", "x", "-0", 3]))
+        if draw(st.integers(0, 5)) == 0:
+            del obj[draw(st.sampled_from(sorted(obj)))]
+        lines.append(compact(obj))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@given(routed_file())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_path_routes_and_words_unrouted_records_as_the_row_level_path(data: bytes) -> None:
+    expected = parse_landing_file(ROUTED, "k.ndjson", data, start=START, now=NOW)
+    got = parse_landing_table(ROUTED, "k.ndjson", data, start=START, now=NOW)
+    assert got.rejections == expected.rejections  # `unrouted` flags included
+    assert got.table.to_pylist() == expected.records
+
+
+def test_an_unrouted_record_is_refused_by_arrow_and_quarantined_as_unrouted() -> None:
+    assert supports_fast_path(ROUTED)
+    lines = [{"kind": kind, "n": "1", "datetime": "2024-05-01 10:00:00"} for kind in "ABC"]
+    got = parse_landing_table(
+        ROUTED, "k.ndjson", "\n".join(map(compact, lines)).encode(), start=START, now=NOW
+    )
+    assert [r["kind"] for r in got.table.to_pylist()] == ["A", "B"]
+    (rejection,) = got.rejections
+    assert (rejection.line, rejection.reason, rejection.unrouted) == (
+        3,
+        "kind 'C' is not routed to any table",
+        True,
+    )
