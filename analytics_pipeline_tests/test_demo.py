@@ -97,10 +97,11 @@ def test_every_good_record_is_one_row_of_its_table(first: Pass) -> None:
     assert first.counts.table_rows == first.sample.tables
 
 
-def test_every_bad_record_is_one_quarantine_line(first: Pass) -> None:
+def test_every_bad_or_unrouted_record_is_one_quarantine_line(first: Pass) -> None:
     assert first.counts.quarantine_lines == {
-        name: d.bad_records for name, d in first.sample.datasets.items()
+        name: d.bad_records + d.unrouted_records for name, d in first.sample.datasets.items()
     }
+    assert first.sample.datasets["app_events"].unrouted_records > 0
 
 
 def test_landing_is_empty_after_processing(first: Pass) -> None:

@@ -28,7 +28,7 @@ READING = iot_reading()
 REQUEST = web_request()
 VALID = {"products": PRODUCT, "iot_sensor_data": READING, "web_requests": REQUEST}
 VALID["app_events"] = {
-    "event_type": "_userauth.sign_up",
+    "event_type": "SignUpEvent",
     "event_timestamp": 1714557600000,
     "attributes": {"email": "a@example.com"},
     "session": {"session_id": "s1"},

@@ -32,7 +32,7 @@ DAYS = (D1, D2, D3)
 DATA_TABLES = tuple(t.name for spec in DATASETS for t in spec.tables)
 ANALYTICS_TABLES = tuple(a.name for a in ANALYTICS)
 ALL_TABLES = DATA_TABLES + ANALYTICS_TABLES
-SIGN_UP, SIGN_IN = "_userauth.sign_up", "_userauth.sign_in"
+SIGN_UP, SIGN_IN = "SignUpEvent", "SignInEvent"
 
 
 # the landing data: a few good records per day and exactly one bad record per dataset

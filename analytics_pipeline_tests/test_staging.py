@@ -239,7 +239,7 @@ def test_every_record_of_a_mixed_file_ends_in_exactly_one_place(
 
 def app_event(**changes: Any) -> dict[str, Any]:
     return {
-        "event_type": "_userauth.sign_in",
+        "event_type": "SignInEvent",
         "event_timestamp": 1714557600000,
         "attributes": {"email": "a@example.com"},
         "session": {"session_id": "s1"},

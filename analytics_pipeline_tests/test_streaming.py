@@ -145,7 +145,7 @@ def test_a_streamed_file_stages_exactly_what_the_whole_file_path_stages(
 
 def test_a_streamed_nested_dataset_goes_row_level_block_by_block(tmp_path: Path) -> None:
     event = {
-        "event_type": "_userauth.sign_up",
+        "event_type": "SignUpEvent",
         "event_timestamp": 1714557600000,
         "attributes": {"email": "a@example.com"},
         "session": {"session_id": "s1"},
@@ -154,6 +154,7 @@ def test_a_streamed_nested_dataset_goes_row_level_block_by_block(tmp_path: Path)
     lines = [json.dumps({**event, "session": {"session_id": f"s{i}"}}) for i in range(500)]
     lines[100] = json.dumps({**event, "attributes": {"email": "not-an-email"}})
     lines[250] = ""
+    lines[300] = json.dumps({**event, "event_type": "PageView"})
     data = ("\r\n".join(lines) + "\r\n").encode()
     whole_dir, whole_store = lake(tmp_path, "whole")
     streamed_dir, streamed_store = lake(tmp_path, "streamed")
@@ -168,8 +169,34 @@ def test_a_streamed_nested_dataset_goes_row_level_block_by_block(tmp_path: Path)
         stream_block_bytes=300,
     )
     assert streamed.files == whole.files
+    assert (whole.rejected, whole.unrouted) == (1, 1)
     assert staged_rows(streamed_dir, "app_events") == staged_rows(whole_dir, "app_events")
     assert quarantine_text(streamed_dir, "app_events") == quarantine_text(whole_dir, "app_events")
+
+
+def test_a_streamed_file_whose_only_quarantine_lines_are_unrouted_writes_them(
+    tmp_path: Path,
+) -> None:
+    event = {
+        "event_type": "SignInEvent",
+        "attributes": {"email": "a@example.com"},
+        "session": {"session_id": "s1"},
+        "endpoint": {"EffectiveDate": "2024-05-01T10:00:00.000Z"},
+    }
+    lines = [json.dumps({**event, "session": {"session_id": f"s{i}"}}) for i in range(200)]
+    lines[50] = json.dumps({**event, "event_type": "PageView"})
+    lake_dir, store = lake(tmp_path, "streamed")
+    drop(lake_dir, "app_events", "e.ndjson", "\n".join(lines) + "\n")
+    report = stage(
+        store, "app_events", ["e.ndjson"], stream_threshold_bytes=100, stream_block_bytes=300
+    )
+    assert (report.staged, report.rejected, report.unrouted) == (199, 0, 1)
+    [text] = quarantine_text(lake_dir, "app_events").values()
+    [line] = [json.loads(q) for q in text.splitlines()]
+    assert (line["line"], line["reason"]) == (
+        51,
+        "event_type 'PageView' is not routed to any table",
+    )
 
 
 @pytest.mark.parametrize(
