@@ -144,3 +144,24 @@ def test_demo_report_fails_when_a_run_failed(
 ) -> None:
     failed = dataclasses.replace(first.processed, failed_runs=["abc (ingest_products)"])
     assert not report(lake[0], first.sample, failed)
+
+
+def test_demo_report_counts_unrouted_app_events_apart(
+    first: Pass, lake: tuple[Path, dg.Definitions], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report(lake[0], first.sample, first.processed)
+    delivered = first.sample.datasets["app_events"]
+    [row] = [line.split() for line in capsys.readouterr().out.splitlines() if "app_events" in line]
+    # dataset, all lines, bad, unrouted, this sample, of them unrouted, status
+    assert row[2:] == [
+        str(delivered.bad_records),
+        str(delivered.unrouted_records),
+        str(delivered.bad_records + delivered.unrouted_records),
+        str(delivered.unrouted_records),
+        "ok",
+    ]
+    more_unrouted = dataclasses.replace(delivered, unrouted_records=delivered.unrouted_records + 1)
+    datasets = {**first.sample.datasets, "app_events": more_unrouted}
+    assert not report(
+        lake[0], dataclasses.replace(first.sample, datasets=datasets), first.processed
+    )
