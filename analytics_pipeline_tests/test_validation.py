@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -18,7 +19,7 @@ from analytics_pipeline.datasets.app_events import (
     USERAUTH_SIGN_IN,
     USERAUTH_SIGN_UP,
 )
-from analytics_pipeline.datasets.spec import INTEGER_RANGES
+from analytics_pipeline.datasets.spec import INTEGER_RANGES, TableSpec
 from analytics_pipeline.parsing import ParsedFile, parse_landing_file
 from analytics_pipeline.validation import RecordError, UnroutedRecord, validate_record
 from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
@@ -632,3 +633,25 @@ def test_generated_web_requests_round_trip(
     assert row["dt"] == instant.date().isoformat()
     assert [row[n] for n in names] == ids
     assert (row["product_id"], row["path"]) == (product_id, path)
+
+
+# --- routing: derived from the tables' sets --------------------------------------------------
+
+
+def test_routing_is_the_union_of_the_tables_event_types() -> None:
+    routing = APP_EVENTS.routing
+    assert routing is not None and routing.field == "event_type"
+    assert routing.values == {SIGN_UP_EVENT, USERAUTH_SIGN_UP, SIGN_IN_EVENT, USERAUTH_SIGN_IN}
+
+
+def test_a_table_taking_every_record_means_nothing_is_unrouted() -> None:
+    everything = TableSpec("all_events", ("event_type",))
+    spec = dataclasses.replace(APP_EVENTS, tables=(*APP_EVENTS.tables, everything))
+    assert spec.routing is None
+    assert record(spec, event(event_type="PageView"))["event_type"] == "PageView"
+
+
+def test_tables_routing_by_different_fields_are_refused() -> None:
+    by_email = TableSpec("by_email", ("email",), where_in=("email", ("a@example.com",)))
+    with pytest.raises(ValueError, match="split rows by"):
+        dataclasses.replace(APP_EVENTS, tables=(*APP_EVENTS.tables, by_email))
