@@ -255,3 +255,60 @@ def test_a_message_whose_run_never_appears_is_handled_again(queue: Queue, tick: 
     tick(third.cursor)
     assert queue.calls.deleted == [queue.calls.newest[message]]
     assert queue.depth() == 0 and queue.depth(queue.dlq_url) == 0
+
+
+def test_over_several_visibility_timeouts_a_waiting_message_never_comes_back(
+    queue: Queue, tick: Any
+) -> None:
+    queue.sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": "2"})
+    message = queue.send("landing/products/1.json")
+    cursor = tick(None).cursor
+    [run_key] = json.loads(cursor)[0]["runs"]
+
+    received_at = time.monotonic()
+    while time.monotonic() - received_at < 3 * 2:  # ticks 0.5 s apart, for three timeouts
+        time.sleep(0.5)
+        result = tick(cursor)
+        assert result.run_requests == []
+        cursor = result.cursor
+
+    assert queue.calls.received == [message], "never received again"
+    create_run(tick, run_key)
+    tick(cursor)
+    assert queue.calls.deleted == [queue.calls.newest[message]]
+    assert queue.depth() == 0 and queue.depth(queue.dlq_url) == 0
+
+
+def test_past_the_pending_limit_a_tick_receives_nothing_until_runs_appear(
+    queue: Queue, tick: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sensors, "QUEUE_MAX_PENDING", 3)
+    for i in range(5):
+        queue.send(f"landing/products/{i}.json")
+
+    first = tick(None)
+    assert len(queue.calls.received) == 3
+    second = tick(first.cursor)
+    assert second.run_requests == [] and len(queue.calls.received) == 3
+
+    for request in first.run_requests:
+        create_run(tick, request.run_key)
+    third = tick(second.cursor)
+    assert len(queue.calls.deleted) == 3
+    assert len(queue.calls.received) == 5
+    assert sum(int(r.tags["landing_files"]) for r in third.run_requests) == 2
+
+
+def test_a_cursor_from_before_message_ids_still_deletes_its_messages(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/products/1.json")
+    first = tick(None)
+    [entry] = json.loads(first.cursor)
+    old_form = [
+        {"at": entry["at"], "runs": entry["runs"], "handles": [*entry["messages"].values()]}
+    ]
+
+    create_run(tick, entry["runs"][0])
+    assert json.loads(tick(json.dumps(old_form)).cursor) == []
+    assert queue.depth() == 0
