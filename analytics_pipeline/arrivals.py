@@ -2,20 +2,24 @@
 with the bucket: S3 event notifications read from SQS, or, without a queue, a listing that
 starts after a cursor (for time-ordered keys). Plain functions over boto3 clients.
 
-The queue pattern (no notification is lost):
-1. `receive_landing_arrivals` receives messages; they stay invisible, not deleted.
-2. The sensor returns run requests for the objects and keeps the batch's receipt handles.
-3. Only once the requested run exists does a later tick call `delete_arrivals`.
-If the tick fails or its run is never created, the messages become visible again after the
-queue's visibility timeout and are handled again (staging is idempotent). So the visibility
-timeout must outlast a tick plus the time until the next one (minutes, not seconds).
+The queue pattern (no notification is lost, none is handled twice):
+1. `receive_landing_arrivals` receives messages; they stay in flight, not deleted.
+2. The sensor returns run requests for the objects and keeps each message's receipt handle
+   by MessageId.
+3. Until the requested run exists, each tick keeps the messages in flight
+   (`extend_arrivals`); a message that comes back anyway is matched by its MessageId, its
+   new receipt handle replaces the old (SQS deletes reliably only with the newest) and it
+   is not requested again.
+4. Once the run exists, a tick deletes the messages (`delete_arrivals`).
+If the run never appears, the sensor stops extending after a while: the messages come back
+after the queue's visibility timeout and are handled again (staging is idempotent).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,17 +67,27 @@ class ArrivalBatch:
     # Landing objects by dataset, keys relative to landing/<dataset>/, one per key (the
     # newest event wins), oldest first.
     objects: dict[str, list[LandingObject]] = field(default_factory=dict)
-    # Handles of every message understood (including test events and records that name no
-    # landing object); delete them once the runs for `objects` are requested.
-    receipt_handles: list[str] = field(default_factory=list)
+    # The newest receipt handle of every message understood (including test events and
+    # records that name no landing object), by MessageId; delete them once the runs for
+    # `objects` exist.
+    handles: dict[str, str] = field(default_factory=dict)
+    # Messages received again while still pending (see receive_landing_arrivals): their new
+    # receipt handles by MessageId. They are not parsed again: their runs are requested.
+    returned: dict[str, str] = field(default_factory=dict)
     poison: list[PoisonMessage] = field(default_factory=list)
     # Records understood but not for a landing object: other events, other buckets, keys
     # outside landing/<dataset>/ or dot-names (in-progress uploads), as "bucket/key: why".
     ignored: list[str] = field(default_factory=list)
 
+    @property
+    def receipt_handles(self) -> list[str]:
+        return list(self.handles.values())
+
 
 @dataclass(frozen=True)
-class DeleteFailure:
+class BatchFailure:
+    """An entry of a DeleteMessageBatch or ChangeMessageVisibilityBatch that SQS refused."""
+
     receipt_handle: str
     code: str
     message: str
@@ -144,11 +158,14 @@ def receive_landing_arrivals(
     max_messages: int = 100,
     wait_seconds: int = 0,
     bucket: str | None = None,
+    pending: Container[str] = frozenset(),
 ) -> ArrivalBatch:
     """Receive up to max_messages notifications, 10 per ReceiveMessage, until the queue has
     none; nothing is deleted here (see the module docstring).
 
-    wait_seconds long-polls the first receive only; `bucket` ignores other buckets' events.
+    wait_seconds long-polls the first receive only; `bucket` ignores other buckets' events;
+    a message whose MessageId is in `pending` (received before, its run not yet there) only
+    has its new receipt handle reported, in `returned`.
     """
     batch = ArrivalBatch()
     latest: dict[tuple[str, str], tuple[tuple[int, str, float], LandingObject]] = {}
@@ -165,19 +182,23 @@ def receive_landing_arrivals(
             break
         received += len(messages)
         for message in messages:
-            handle = message["ReceiptHandle"]
-            if message["MessageId"] in seen:  # a standard queue may deliver twice
-                batch.receipt_handles.append(handle)
+            message_id, handle = message["MessageId"], message["ReceiptHandle"]
+            if message_id in pending:
+                batch.returned[message_id] = handle
                 continue
-            seen.add(message["MessageId"])
+            if message_id in seen:  # a standard queue may deliver twice: keep the newest handle
+                if message_id in batch.handles:
+                    batch.handles[message_id] = handle
+                continue
+            seen.add(message_id)
             try:
                 refs = parse_s3_event_notification(message.get("Body", ""))
             except MalformedNotification as error:
                 batch.poison.append(
-                    PoisonMessage(message["MessageId"], handle, str(error), message.get("Body", ""))
+                    PoisonMessage(message_id, handle, str(error), message.get("Body", ""))
                 )
                 continue
-            batch.receipt_handles.append(handle)
+            batch.handles[message_id] = handle
             for ref in refs:
                 obj = landing_object(ref)
                 if bucket is not None and ref.bucket != bucket:
@@ -207,22 +228,56 @@ def _event_order(ref: S3ObjectRef) -> tuple[int, str, float]:
 
 def delete_arrivals(
     sqs_client: Any, queue_url: str, receipt_handles: list[str]
-) -> list[DeleteFailure]:
-    """Delete handled messages, 10 per DeleteMessageBatch; returns the ones SQS refused (they
-    come back after the visibility timeout and are handled again, harmlessly)."""
+) -> list[BatchFailure]:
+    """Delete handled messages, 10 per DeleteMessageBatch; returns the ones SQS refused.
+
+    Give each message's newest receipt handle: SQS may accept an older one and keep the
+    message, which then comes back and, received often enough, ends in the dead-letter queue.
+    """
+    return _in_batches(sqs_client.delete_message_batch, queue_url, receipt_handles, {})
+
+
+def extend_arrivals(
+    sqs_client: Any, queue_url: str, receipt_handles: list[str], seconds: int
+) -> list[BatchFailure]:
+    """Keep messages in flight `seconds` more (from now), 10 per ChangeMessageVisibilityBatch:
+    a message waiting for its run must not come back (each receive counts towards the
+    dead-letter queue's maxReceiveCount). Returns the ones SQS refused (for instance, their
+    visibility timeout had run out: they come back and are matched by MessageId)."""
+    return _in_batches(
+        sqs_client.change_message_visibility_batch,
+        queue_url,
+        receipt_handles,
+        {"VisibilityTimeout": seconds},
+    )
+
+
+def _in_batches(
+    call: Callable[..., Any], queue_url: str, receipt_handles: list[str], extra: dict[str, Any]
+) -> list[BatchFailure]:
     handles = list(dict.fromkeys(receipt_handles))  # a repeated Id fails the whole batch
-    failures: list[DeleteFailure] = []
+    failures: list[BatchFailure] = []
     for start in range(0, len(handles), SQS_MAX_MESSAGES):
         chunk = handles[start : start + SQS_MAX_MESSAGES]
-        response = sqs_client.delete_message_batch(
+        response = call(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, **extra} for i, handle in enumerate(chunk)
+            ],
         )
         failures += [
-            DeleteFailure(chunk[int(entry["Id"])], entry.get("Code", ""), entry.get("Message", ""))
+            BatchFailure(chunk[int(entry["Id"])], entry.get("Code", ""), entry.get("Message", ""))
             for entry in response.get("Failed", [])
         ]
     return failures
+
+
+def queue_visibility_timeout(sqs_client: Any, queue_url: str) -> int:
+    """The queue's own VisibilityTimeout, in seconds: what a received message is given."""
+    attributes = sqs_client.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+    )["Attributes"]
+    return int(attributes["VisibilityTimeout"])
 
 
 @dataclass(frozen=True)

@@ -205,21 +205,41 @@ def run_states(instance: dg.DagsterInstance, run_keys: list[str]) -> dict[str, s
     return states
 
 
+QUEUE_MAX_MESSAGES = 100  # received per tick
+# Messages held in flight for runs not yet there; past it a tick receives none, so a daemon
+# that stops creating runs leaves the rest in the queue (not received, not counted towards
+# the dead-letter queue) and each tick's visibility calls stay bounded (10 a call).
+QUEUE_MAX_PENDING = 500
+
+
 def build_queue_sensor(
     specs: list[DatasetSpec], jobs: dict[str, dg.JobDefinition], settings: Settings
 ) -> dg.SensorDefinition:
     """AWS with a queue: S3 event notifications from SQS become ingest runs.
 
     A message is deleted only once the run that handles it exists: the tick that receives it
-    keeps its receipt handles in the cursor under the run key, and a later tick deletes them
-    when it finds that run. A message whose run never appears becomes visible again after
-    the queue's visibility timeout and is handled again (staging is idempotent).
+    keeps its receipt handle in the cursor by MessageId, under the tick's run keys. Until
+    the runs exist, each tick extends the messages' visibility to the queue's timeout; one
+    back anyway gets its new handle recorded and is not requested again. After
+    RETRY_AFTER_SECONDS with no run, the sensor lets the messages come back and handles them
+    again (staging is idempotent).
     """
-    from analytics_pipeline.arrivals import delete_arrivals, receive_landing_arrivals
+    from analytics_pipeline.arrivals import (
+        delete_arrivals,
+        extend_arrivals,
+        queue_visibility_timeout,
+        receive_landing_arrivals,
+    )
 
     assert settings.aws is not None and settings.aws.landing_queue_url
     queue_url = settings.aws.landing_queue_url
     by_name = {spec.name: spec for spec in specs}
+    visibility: dict[str, float] = {}  # the queue's timeout, read at most every RETRY_AFTER
+
+    def visibility_seconds(client: Any, now: float) -> int:
+        if now - visibility.get("read_at", -RETRY_AFTER_SECONDS) >= RETRY_AFTER_SECONDS:
+            visibility.update(read_at=now, seconds=queue_visibility_timeout(client, queue_url))
+        return int(visibility["seconds"])
 
     @dg.sensor(
         name="landing_queue_sensor",
@@ -230,21 +250,58 @@ def build_queue_sensor(
     )
     def landing_queue_sensor(context: dg.SensorEvaluationContext, store: LakeStore):
         client = store.sqs_client()  # type: ignore[attr-defined]
-        # One entry per tick that requested runs: its run keys and its messages' handles.
-        pending: list[dict] = json.loads(context.cursor) if context.cursor else []
-        for entry in list(pending):
+        now = time.time()
+        pending = []
+        for entry in queue_cursor_from_json(context.cursor):
             if all(_run_exists(context.instance, key) for key in entry["runs"]):
-                for failure in delete_arrivals(client, queue_url, entry["handles"]):
+                by_handle = {handle: id_ for id_, handle in entry["messages"].items()}
+                failures = delete_arrivals(client, queue_url, list(by_handle))
+                for failure in failures:
                     context.log.warning(f"could not delete an SQS message: {failure}")
-                pending.remove(entry)
-            elif time.time() - entry["at"] > RETRY_AFTER_SECONDS:
-                # Its messages are visible again by now and are being handled afresh.
-                pending.remove(entry)
-        arrivals = receive_landing_arrivals(client, queue_url, max_messages=100)
+                # Refused ones are tried again next tick (with a newer handle if they came back).
+                entry["messages"] = {
+                    by_handle[f.receipt_handle]: f.receipt_handle for f in failures
+                }
+            if not entry["messages"]:
+                continue
+            if now - entry["at"] <= RETRY_AFTER_SECONDS:
+                pending.append(entry)
+            else:
+                context.log.warning(
+                    f"no run after {RETRY_AFTER_SECONDS} s for {len(entry['messages'])} SQS "
+                    "messages: they come back after the visibility timeout, to be handled again"
+                )
+        waiting = {message_id for entry in pending for message_id in entry["messages"]}
+
+        arrivals = receive_landing_arrivals(
+            client,
+            queue_url,
+            max_messages=max(0, min(QUEUE_MAX_MESSAGES, QUEUE_MAX_PENDING - len(waiting))),
+            pending=waiting,
+        )
+        if arrivals.returned:
+            context.log.warning(
+                f"{len(arrivals.returned)} SQS messages came back before their runs existed: "
+                "the queue's visibility timeout is shorter than the time between two ticks"
+            )
+        for entry in pending:
+            for message_id in entry["messages"].keys() & arrivals.returned.keys():
+                entry["messages"][message_id] = arrivals.returned[message_id]
+        # The rest are kept in flight: each receive counts towards maxReceiveCount.
+        in_flight = [
+            handle
+            for entry in pending
+            for message_id, handle in entry["messages"].items()
+            if message_id not in arrivals.returned
+        ]
+        if in_flight:
+            seconds = visibility_seconds(client, now)
+            for failure in extend_arrivals(client, queue_url, in_flight, seconds):
+                context.log.warning(f"could not keep an SQS message in flight: {failure}")
+
         for message in arrivals.poison:
             context.log.warning(f"ignored a message that is not an S3 notification: {message}")
         requests = []
-        now = time.time()
         for dataset, objects in sorted(arrivals.objects.items()):
             spec = by_name.get(dataset)
             if spec is None:
@@ -258,19 +315,26 @@ def build_queue_sensor(
             # A tick's messages are deleted only once every run it requested exists: the
             # daemon may stop part way through submitting a tick's requests.
             pending.append(
-                {
-                    "at": now,
-                    "runs": [r.run_key for r in requests],
-                    "handles": arrivals.receipt_handles,
-                }
+                {"at": now, "runs": [r.run_key for r in requests], "messages": arrivals.handles}
             )
-        elif arrivals.receipt_handles:
+        elif arrivals.handles:
             # Nothing to run (test events, unknown datasets): done with these messages.
             delete_arrivals(client, queue_url, arrivals.receipt_handles)
         context.update_cursor(json.dumps(pending))
         return requests or dg.SkipReason("no new S3 notifications")
 
     return landing_queue_sensor
+
+
+def queue_cursor_from_json(text: str | None) -> list[dict[str, Any]]:
+    """The queue sensor's cursor: per tick that requested runs, {"at", "runs", "messages":
+    {MessageId: receipt handle}}. Entries written before MessageIds were kept hold a
+    "handles" list; each handle stands in for its message's id."""
+    entries: list[dict[str, Any]] = json.loads(text) if text else []
+    for entry in entries:
+        if "messages" not in entry:
+            entry["messages"] = {handle: handle for handle in entry.pop("handles", [])}
+    return entries
 
 
 def _run_exists(instance: dg.DagsterInstance, run_key: str) -> bool:

@@ -12,8 +12,10 @@ import pytest
 from analytics_pipeline.arrivals import (
     MalformedNotification,
     delete_arrivals,
+    extend_arrivals,
     list_new_landing_objects,
     parse_s3_event_notification,
+    queue_visibility_timeout,
     receive_landing_arrivals,
 )
 
@@ -227,6 +229,35 @@ def test_a_message_not_deleted_is_received_again_after_its_visibility_timeout(
 
     again = receive_landing_arrivals(sqs, queue_url)
     assert [o.key for o in again.objects["products"]] == ["1.json"]
+
+
+def test_a_pending_message_received_again_reports_only_its_new_handle(sqs: Any, queue_url: str):
+    sqs.send_message(QueueUrl=queue_url, MessageBody=s3_event("landing/products/1.json"))
+    first = receive_landing_arrivals(sqs, queue_url)
+    [(message_id, old_handle)] = first.handles.items()
+    sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=old_handle, VisibilityTimeout=0)
+
+    again = receive_landing_arrivals(sqs, queue_url, pending={message_id})
+
+    assert again.objects == {} and again.handles == {}
+    assert list(again.returned) == [message_id]
+    assert again.returned[message_id] != old_handle
+
+
+def test_extended_messages_stay_in_flight_past_their_timeout(sqs: Any, queue_url: str):
+    sqs.send_message(QueueUrl=queue_url, MessageBody=s3_event("landing/products/1.json"))
+    first = receive_landing_arrivals(sqs, queue_url)
+    [handle] = first.receipt_handles
+    sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
+
+    assert extend_arrivals(sqs, queue_url, [handle], queue_visibility_timeout(sqs, queue_url)) == []
+
+    assert receive_landing_arrivals(sqs, queue_url).objects == {}
+    assert queue_depth(sqs, queue_url) == 1
+
+
+def test_the_queues_visibility_timeout_is_read_from_sqs(sqs: Any, queue_url: str):
+    assert queue_visibility_timeout(sqs, queue_url) == 300
 
 
 def test_a_refused_delete_is_reported(sqs: Any, queue_url: str):

@@ -1,5 +1,6 @@
 # Arrival notifications: the landing bucket sends s3:ObjectCreated:* under landing/ here;
-# the landing sensor receives them and deletes each only after its run is requested.
+# the landing queue sensor receives them, keeps each in flight until its run exists, then
+# deletes it (see queue_visibility_timeout_seconds in variables.tf).
 #
 # The policies are set inline, with the queues' ARNs built from their names: separate
 # aws_sqs_queue_policy / aws_sqs_queue_redrive_allow_policy resources would each wait

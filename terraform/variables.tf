@@ -100,16 +100,36 @@ variable "partition_projection_start" {
   }
 }
 
+# The landing queue sensor keeps a received notification in flight until the run it requested
+# exists: every tick resets the notification's visibility to this timeout, so it must outlast
+# one tick plus the wait until the next (the sensor's 5 s interval, the daemon's delays, a
+# restart of the code location). A notification that comes back anyway is recognised by its
+# MessageId and not run twice, but the receive counts towards queue_max_receive_count.
 variable "queue_visibility_timeout_seconds" {
-  description = "Seconds a received arrival notification stays hidden before another sensor tick may receive it again."
+  description = "Seconds a received arrival notification stays in flight; the landing queue sensor renews it every tick until the notification's run exists, so it must outlast a tick plus the interval to the next."
   type        = number
   default     = 300
+
+  validation {
+    condition     = var.queue_visibility_timeout_seconds >= 60 && var.queue_visibility_timeout_seconds <= 43200
+    error_message = "queue_visibility_timeout_seconds must be 60 to 43200 (SQS's maximum): shorter, a slow tick lets waiting notifications come back."
+  }
 }
 
+# A handled notification is received once. It is received again only when a tick failed after
+# receiving it, the sensor stopped ticking for longer than the visibility timeout, or its run
+# never appeared (the sensor lets it go after 15 minutes): each costs one receive. A
+# notification that is no S3 event is never deleted and moves to the dead-letter queue after
+# this many receives, one visibility timeout apart.
 variable "queue_max_receive_count" {
-  description = "Receives after which an arrival notification moves to the dead-letter queue."
+  description = "Receives after which an arrival notification moves to the dead-letter queue; at least 2, so that one tick that failed after receiving does not dead-letter a good notification."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.queue_max_receive_count >= 2 && var.queue_max_receive_count <= 1000
+    error_message = "queue_max_receive_count must be 2 to 1000 (SQS's maximum)."
+  }
 }
 
 variable "pipeline_trusted_principal_arns" {
