@@ -40,8 +40,26 @@ def _read_staged(store: LakeStore, spec: DatasetSpec, paths: list[str]) -> pa.Ta
     for name in ("_source_key", "_source_version"):
         i = schema.get_field_index(name)
         schema = schema.set(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())))
-    tables = [read_staged_file(store, p).select(schema.names).cast(schema) for p in paths]
+    tables = [_in_schema(read_staged_file(store, p), schema, spec, p) for p in paths]
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _in_schema(staged: pa.Table, schema: pa.Schema, spec: DatasetSpec, path: str) -> pa.Table:
+    """A staged file in today's staged schema. A file staged before an optional field was
+    added to the spec holds it as null (that field was not read then); a required one
+    missing means the file cannot be built from, and says so."""
+    for position, name in enumerate(schema.names):
+        if name in staged.column_names:
+            continue
+        if name.startswith("_") or spec.field(name).required:
+            raise ValueError(
+                f"staged file {path} has no column {name!r}, which {spec.name} requires: "
+                "it was staged under an older spec; re-stage its landing files"
+            )
+        staged = staged.add_column(
+            position, name, pa.nulls(staged.num_rows, schema.field(name).type)
+        )
+    return staged.select(schema.names).cast(schema)
 
 
 def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> CompactedDay:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +132,26 @@ def test_source_codes_order_records_as_their_sources_sort_even_past_int32_pair_r
     by_code = sorted(range(n), key=lambda i: codes[i])
     assert by_code == sorted(range(n), key=lambda i: (keys[i], versions[i], lines[i]))
     assert len(set(codes.tolist())) == n
+
+
+def test_a_file_staged_before_an_optional_field_existed_reads_it_as_null(tmp_path: Path):
+    store = LocalLakeStore(lake_dir=str(tmp_path))
+    older = staged_file([("a", "v1", 1, SIGN_IN_EVENT)]).drop_columns(["event_timestamp"])
+    store.write_bytes(f"staged/app_events/dt={DAY}/old-0000.parquet", parquet_bytes(older))
+    store.write_bytes(
+        f"staged/app_events/dt={DAY}/new-0000.parquet",
+        parquet_bytes(staged_file([("b", "v1", 1, SIGN_IN_EVENT)])),
+    )
+    sign_ins = next(t for t in APP_EVENTS.tables if t.name == "sign_in_events")
+    day = compact_day(store, APP_EVENTS, sign_ins, DAY)
+    assert [r["session_id"] for r in day.table.to_pylist()] == ["s1", "s1"]
+
+
+def test_a_staged_file_without_a_required_field_names_it(tmp_path: Path):
+    store = LocalLakeStore(lake_dir=str(tmp_path))
+    older = staged_file([("a", "v1", 1, SIGN_IN_EVENT)]).drop_columns(["session_id"])
+    path = f"staged/app_events/dt={DAY}/old-0000.parquet"
+    store.write_bytes(path, parquet_bytes(older))
+    sign_ins = next(t for t in APP_EVENTS.tables if t.name == "sign_in_events")
+    with pytest.raises(ValueError, match=f"{path} has no column 'session_id'"):
+        compact_day(store, APP_EVENTS, sign_ins, DAY)
