@@ -11,6 +11,7 @@ agree to well under a second (NTP), and a lease lasts a minute.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -49,10 +50,11 @@ class _Lease:
 class _HeldLease:
     """A lease this process holds: its current ETag, renewed until released."""
 
-    def __init__(self, client: Any, bucket: str, key: str, owner: str, etag: str, seconds: float):
+    def __init__(
+        self, client: Any, bucket: str, key: str, holder: LockHolder, etag: str, seconds: float
+    ):
         self.client, self.bucket, self.key = client, bucket, key
-        self.owner, self.etag, self.seconds = owner, etag, seconds
-        self.since = time.time()
+        self.holder, self.etag, self.seconds = holder, etag, seconds
         self.lost: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name=f"lease-{key}", daemon=True)
@@ -60,8 +62,7 @@ class _HeldLease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / RENEWALS_PER_LEASE):
-            me = LockHolder.me(self.owner, expires=time.time() + self.seconds)
-            body = LockHolder(me.owner, me.host, me.pid, self.since, me.expires)
+            body = dataclasses.replace(self.holder, expires=time.time() + self.seconds)
             try:
                 response = self.client.put_object(
                     Bucket=self.bucket, Key=self.key, Body=body.to_json(), IfMatch=self.etag
@@ -116,14 +117,16 @@ def _put(client: Any, bucket: str, key: str, body: str, **condition: str) -> str
 
 def _acquire(
     client: Any, bucket: str, key: str, table: str, owner: str, seconds: float, timeout: float
-) -> str:
+) -> tuple[LockHolder, str]:
+    """The lease as written, and its ETag."""
     started = time.monotonic()
     delays = poll_delays(timeout)
     while True:
-        body = LockHolder.me(owner, expires=time.time() + seconds).to_json()
+        holder = LockHolder.me(owner, expires=time.time() + seconds)
+        body = holder.to_json()
         etag = _put(client, bucket, key, body, IfNoneMatch="*")
         if etag is not None:
-            return etag
+            return holder, etag
         current = _read_lease(client, bucket, key, seconds)
         if current is None:
             continue  # released between the two calls: try again at once
@@ -131,7 +134,7 @@ def _acquire(
             # The holder died: replace exactly the expired version, so one taker wins.
             etag = _put(client, bucket, key, body, IfMatch=current.etag)
             if etag is not None:
-                return etag
+                return holder, etag
             continue
         delay = next(delays, None)
         if delay is None:
@@ -151,11 +154,11 @@ def s3_table_lease(
     """Hold the table's lease for the block; raises TableLockTimeout if a live holder keeps
     it past `timeout`, and TableLockLost if it was taken over while held."""
     key = f"locks/{lock_name(table)}"
-    etag = _acquire(client, bucket, key, table, owner, lease_seconds, timeout)
-    held = _HeldLease(client, bucket, key, owner, etag, lease_seconds)
+    holder, etag = _acquire(client, bucket, key, table, owner, lease_seconds, timeout)
+    held = _HeldLease(client, bucket, key, holder, etag, lease_seconds)
     try:
         yield
     finally:
         held.release()
     if held.lost:
-        raise TableLockLost(f"table {table}: {held.lost} while {owner or 'this writer'} held it")
+        raise TableLockLost(f"table {table}: {held.lost} while {holder.describe()} held it")
