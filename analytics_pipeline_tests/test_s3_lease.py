@@ -134,7 +134,9 @@ def test_the_heartbeat_extends_the_lease_while_it_is_held(aws: None) -> None:
 def test_a_lease_taken_over_while_held_fails_the_write(aws: None) -> None:
     store = S3LakeStore(landing_bucket=LANDING, lake_bucket=LAKE)
     store.s3_client().create_bucket(Bucket=LAKE)
-    with pytest.raises(TableLockLost, match="table products"):  # noqa: PT012
-        with store.table_lock("products", owner="run stalled"):
-            put_lease(store, "run taker", time.time() + 600)
+    with (
+        pytest.raises(TableLockLost, match="table products"),
+        store.table_lock("products", owner="run stalled"),
+    ):
+        put_lease(store, "run taker", time.time() + 600)
     assert lease(store)["owner"] == "run taker"
