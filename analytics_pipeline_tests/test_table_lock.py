@@ -3,6 +3,7 @@ kernel when its holder dies."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,12 +11,24 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.datasets import dataset
+from analytics_pipeline.definitions import (
+    RESOURCES_BY_DEPLOYMENT,
+    build_definitions,
+    local_resources,
+)
 from analytics_pipeline.resources.lake_lock import TableLockTimeout, table_locks
 from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.settings import Settings
+from analytics_pipeline.staging import stage_landing_files
+from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,3 +141,74 @@ def test_two_tables_are_taken_in_sorted_order(store: LocalLakeStore) -> None:
 def test_a_table_name_that_is_not_an_identifier_is_refused(store: LocalLakeStore) -> None:
     with pytest.raises(ValueError, match="invalid table name"), store.table_lock("../x"):
         pass
+
+
+DAY = "2024-03-01"
+
+
+@pytest.fixture
+def products_staged(lake_dir: Path) -> None:
+    for n in range(3):
+        drop(lake_dir, "products", f"{n}.json", json.dumps({"id": n, "date": DAY, "product": "A"}))
+    stage_landing_files(
+        LocalLakeStore(lake_dir=str(lake_dir)),
+        dataset("products"),
+        [f"{n}.json" for n in range(3)],
+        start=date(2020, 1, 1),
+        now=datetime(2024, 6, 1),
+        max_file_bytes=1 << 20,
+    )
+
+
+@pytest.fixture
+def impatient_defs(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
+    """The project's definitions, whose writers wait 0.2 s at most for a table's lock."""
+
+    def impatient(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+        store = LocalLakeStore(lake_dir=str(settings.lake_dir), lock_wait_seconds=0.2)
+        return {**local_resources(settings), "store": store}
+
+    monkeypatch.setitem(RESOURCES_BY_DEPLOYMENT, "local", impatient)
+    return build_definitions(settings)
+
+
+def _materialize(
+    defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetKey
+) -> str | None:
+    """The step's error message, or None if it succeeded."""
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[key], partition_key=DAY, raise_on_error=False
+    )
+    if result.success:
+        return None
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error
+    return str(error.cause.message if error and error.cause else error)
+
+
+@pytest.mark.parametrize(
+    ("key", "table"),
+    [
+        (parquet_key("products"), "products"),
+        (table_key("products"), "products"),
+        (analytics_key("daily_product_counts"), "daily_product_counts"),
+    ],
+)
+def test_every_step_that_writes_a_table_takes_its_lock(
+    impatient_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    store: LocalLakeStore,
+    products_staged: None,
+    key: dg.AssetKey,
+    table: str,
+) -> None:
+    for upstream in (parquet_key("products"), table_key("products")):
+        if upstream != key:
+            assert _materialize(impatient_defs, instance, upstream) is None
+        else:
+            break
+    with store.table_lock(table, owner="run holder-run"):
+        message = _materialize(impatient_defs, instance, key)
+    assert message is not None
+    assert f"table {table} is being written by run holder-run" in message
+    assert _materialize(impatient_defs, instance, key) is None
