@@ -1,8 +1,10 @@
 """The Dagster instance configuration this project expects, written once into $DAGSTER_HOME.
 
-`concurrency.pools.default_limit: 1` is what makes each table's pool (assets/ranges.py
-`lake_pool`) exclusive: two runs never write the same table at once. Without it Dagster
-leaves pools unlimited. An existing dagster.yaml is only added to, never rewritten.
+`concurrency.pools.default_limit: 1` makes each table's pool (assets/ranges.py `lake_pool`)
+exclusive, so a second run of a table queues in Dagster rather than waiting inside its step.
+That is scheduling, not safety: every write takes the table's lake lock
+(`LakeStore.table_lock`), so an instance without this setting (or with its own dagster.yaml)
+still has one writer per table. An existing dagster.yaml is only added to, never rewritten.
 """
 
 import argparse
@@ -24,7 +26,7 @@ def ensure_dagster_home(home: Path) -> Path:
     elif "default_limit" not in text:
         print(
             f"{config}: has a concurrency section without pools.default_limit; add it so "
-            "two runs cannot write the same table at once"
+            "a second run of a table queues in Dagster instead of waiting on the table's lock"
         )
     config.write_text(text)
     return config

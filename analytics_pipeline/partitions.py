@@ -89,7 +89,7 @@ def write_partition(
         newest = existing[-1]
         if _stored_digest(store, newest) == digest:
             return WrittenPartition(
-                newest, data.num_rows, len(store.read_bytes(newest)), digest, unchanged=True
+                newest, data.num_rows, store.size(newest), digest, unchanged=True
             )
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     path = f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
@@ -156,7 +156,7 @@ def duplicated_keys_in_footer(footer: pq.FileMetaData) -> int | None:
 
 
 def _stored_digest(store: LakeStore, path: str) -> str | None:
-    metadata = pq.read_metadata(pa.BufferReader(store.read_bytes(path))).metadata or {}
+    metadata = store.parquet_footer(path).metadata or {}
     value = metadata.get(DIGEST_KEY)
     return value.decode() if value else None
 

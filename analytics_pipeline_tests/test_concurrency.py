@@ -1,11 +1,12 @@
-"""Two runs for the same partition at once: the table's pool lets only one of them write.
+"""Two runs for the same partition at once: the table's lake lock lets only one of them write.
 
-Two real processes share one Dagster instance ($DAGSTER_HOME, SQLite) and one lake, and
-each materializes products/parquet for the same day. Inside its write, each run waits for
-the other to enter its write too (for a while once both are launched). With the
-project's dagster.yaml (pool default_limit 1) the other never can, and the writes take
-turns; with a dagster.yaml without it, the same two runs meet inside the write, which shows
-the test sees an overlap when there is one, however slowly the processes start.
+Two real processes share one Dagster instance ($DAGSTER_HOME, SQLite, no pool limit: its
+dagster.yaml only turns telemetry off) and one lake, and each materializes products/parquet
+for the same day. Inside its write, each run waits for the other to enter its write too (for
+a while once both are launched). Under the lock the other never can, and the writes take
+turns; with the lock made a no-op in both processes, the same two runs meet inside the
+write, which shows the test sees an overlap when there is one, however slowly the processes
+start.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.dagster_home import TELEMETRY, ensure_dagster_home
+from analytics_pipeline.dagster_home import TELEMETRY
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.staging import stage_landing_files
@@ -30,23 +31,26 @@ from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-03-01"
-# How long a write waits for the other run to reach its write too. Under the pool the other
-# run cannot, and this is the time it was given to try; without the pool it arrives (the
+# How long a write waits for the other run to reach its write too. Under the lock the other
+# run cannot, and this is the time it was given to try; without the lock it arrives (the
 # wait ends as soon as it does), and both are inside the write at once however slowly the
 # two processes started.
-MEET_SECONDS_UNDER_POOL = 20.0
+MEET_SECONDS_UNDER_LOCK = 15.0
 MEET_SECONDS_WITHOUT = 150.0
 
 _RUN = textwrap.dedent(
     """
-    import json, os, sys, time
+    import contextlib, json, os, sys, time
     import dagster as dg
     import analytics_pipeline.assets.factory as factory
     from analytics_pipeline.assets.keys import parquet_key
     from analytics_pipeline.process import headless_definitions
+    from analytics_pipeline.resources.store import LocalLakeStore
     from analytics_pipeline.settings import Settings
 
     log, day, meet_seconds, me = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    if sys.argv[5] == "no-lock":
+        LocalLakeStore.table_lock = lambda self, table, owner="": contextlib.nullcontext()
     other = "b" if me == "a" else "a"
     real_write = factory.write_partition
 
@@ -81,7 +85,7 @@ _RUN = textwrap.dedent(
 
 
 def _two_runs_at_once(
-    tmp_path: Path, lake_dir: Path, dagster_home: Path, meet_seconds: float
+    tmp_path: Path, lake_dir: Path, dagster_home: Path, meet_seconds: float, lock: str = "lock"
 ) -> list[list[float]]:
     log = tmp_path / "writes.jsonl"
     # Create the instance's SQLite storages once, as `dagster dev` does before any run: two
@@ -97,7 +101,7 @@ def _two_runs_at_once(
     }
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", _RUN, str(log), DAY, str(meet_seconds), me],
+            [sys.executable, "-c", _RUN, str(log), DAY, str(meet_seconds), me, lock],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -131,12 +135,21 @@ def staged_lake(lake_dir: Path) -> Path:
     return lake_dir
 
 
-def test_the_pool_makes_two_writes_of_one_table_take_turns(
-    tmp_path: Path, staged_lake: Path
-) -> None:
+@pytest.fixture
+def home_without_pools(tmp_path: Path) -> Path:
+    """A Dagster home whose dagster.yaml sets no pool limit: pools are unlimited."""
     home = tmp_path / "dagster_home"
-    ensure_dagster_home(home)
-    first, second = _two_runs_at_once(tmp_path, staged_lake, home, MEET_SECONDS_UNDER_POOL)
+    home.mkdir()
+    (home / "dagster.yaml").write_text(TELEMETRY)
+    return home
+
+
+def test_the_lake_lock_makes_two_writes_of_one_table_take_turns_without_pools(
+    tmp_path: Path, staged_lake: Path, home_without_pools: Path
+) -> None:
+    first, second = _two_runs_at_once(
+        tmp_path, staged_lake, home_without_pools, MEET_SECONDS_UNDER_LOCK
+    )
     assert second[0] >= first[1], f"writes overlapped: {first} and {second}"
     # The second run found the same rows already written: one version, each record once.
     [version] = (staged_lake / "parquet" / "products" / f"dt={DAY}").iterdir()
@@ -144,11 +157,10 @@ def test_the_pool_makes_two_writes_of_one_table_take_turns(
     assert sorted(newest.column("id").to_pylist()) == [0, 1, 2]
 
 
-def test_without_the_pool_limit_the_same_two_writes_overlap(
-    tmp_path: Path, staged_lake: Path
+def test_without_the_lock_the_same_two_writes_overlap(
+    tmp_path: Path, staged_lake: Path, home_without_pools: Path
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(TELEMETRY)
-    first, second = _two_runs_at_once(tmp_path, staged_lake, home, MEET_SECONDS_WITHOUT)
+    first, second = _two_runs_at_once(
+        tmp_path, staged_lake, home_without_pools, MEET_SECONDS_WITHOUT, lock="no-lock"
+    )
     assert second[0] < first[1], "the control runs did not overlap; the test proves nothing"

@@ -19,6 +19,7 @@ from analytics_pipeline.assets.ranges import (
     lake_pool,
     map_days,
     range_policy,
+    writing_tables,
 )
 from analytics_pipeline.partitions import publish_partitions, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
@@ -139,16 +140,17 @@ def build_analytics_asset(
         def build(dt: str) -> _WrittenDay:
             return _analytics_day(store, engine, spec, dt)
 
-        # Locally each day is its own DuckDB query, off the GIL: two at a time. On Athena one
-        # at a time, in this thread, so a terminated run stops the query it waits on.
-        built = map_days(build, days, BUILD_WORKERS if env == "local" else 1)
-        # One catalog change for the run's days (each change rewrites the catalog file).
-        # A day typed differently (a column added) is ensured in day order, as it came.
-        for table in list(dict.fromkeys(b.table for b in built.values()))[:-1]:
-            catalog.ensure_table(table)
-        published = publish_partitions(
-            store, catalog, built[days[-1]].table, {dt: b.path for dt, b in built.items()}
-        )
+        with writing_tables(context, store, spec.name):
+            # Locally each day is its own DuckDB query, off the GIL: two at a time. On Athena
+            # one at a time, in this thread, so a terminated run stops the query it waits on.
+            built = map_days(build, days, BUILD_WORKERS if env == "local" else 1)
+            # One catalog change for the run's days (each change rewrites the catalog file).
+            # A day typed differently (a column added) is ensured in day order, as it came.
+            for table in list(dict.fromkeys(b.table for b in built.values()))[:-1]:
+                catalog.ensure_table(table)
+            published = publish_partitions(
+                store, catalog, built[days[-1]].table, {dt: b.path for dt, b in built.items()}
+            )
         for dt, day in built.items():
             day.result.metadata["location"] = published[dt].location
         return build_days(context, lambda dt: built[dt].result)

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from analytics_pipeline.assets.keys import (
     catalog_kind,
@@ -26,6 +24,7 @@ from analytics_pipeline.assets.ranges import (
     build_days,
     lake_pool,
     range_policy,
+    writing_tables,
 )
 from analytics_pipeline.athena_compaction import (
     AthenaCompaction,
@@ -314,16 +313,18 @@ def _parquet_asset(
     in_athena = settings.builds_in_athena(spec.name)
 
     def in_process(context: dg.AssetExecutionContext, store: LakeStore):
-        return build_days(
-            context, lambda dt: _parquet_day(store, spec, table, dt), workers=BUILD_WORKERS
-        )
+        with writing_tables(context, store, table.name):
+            return build_days(
+                context, lambda dt: _parquet_day(store, spec, table, dt), workers=BUILD_WORKERS
+            )
 
     def by_athena(
         context: dg.AssetExecutionContext, store: LakeStore, catalog: Catalog, engine: QueryEngine
     ):
-        built, expected = _build_range_in_athena(
-            context, store, catalog, engine, spec, table, settings.partitions_start.isoformat()
-        )
+        with writing_tables(context, store, table.name):
+            built, expected = _build_range_in_athena(
+                context, store, catalog, engine, spec, table, settings.partitions_start.isoformat()
+            )
         columns = catalog.table_columns(table.name) if isinstance(catalog, GlueCatalog) else None
         return build_days(
             context,
@@ -374,8 +375,8 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
         if tuple(staged_day_paths(store, spec, dt)) == day.staged_paths:
             break
     # What the stored file says of itself (its footer), not what was meant to be written.
-    stored = pq.ParquetFile(pa.BufferReader(store.read_bytes(written.path)))
-    stored_schema = stored.schema_arrow.remove_metadata()
+    stored = store.parquet_footer(written.path)
+    stored_schema = stored.schema.to_arrow_schema().remove_metadata()
     expected_schema = spec.table_arrow_schema(table)
     schema_ok = stored_schema.equals(expected_schema)
     return DayResult(
@@ -393,9 +394,9 @@ def _parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str)
         checks=[
             dg.AssetCheckResult(
                 check_name="rows_reconcile_with_staged",
-                passed=stored.metadata.num_rows == day.expected_rows,
+                passed=stored.num_rows == day.expected_rows,
                 metadata={
-                    "parquet_rows": stored.metadata.num_rows,
+                    "parquet_rows": stored.num_rows,
                     "staged_distinct_records": day.expected_rows,
                 },
             ),
@@ -527,7 +528,8 @@ def _table_asset(
         if in_athena:
             built = {dt: _athena_built_day(context.instance, catalog, table, dt) for dt in days}
         else:
-            built = _publish_days(store, catalog, spec, table, days)
+            with writing_tables(context, store, table.name):
+                built = _publish_days(store, catalog, spec, table, days)
         served = _served_days(engine, table, built)
         return build_days(context, served.__getitem__)
 
@@ -551,9 +553,7 @@ def _publish_days(
         if not existing:
             raise _no_parquet(table, dt)
         newest[dt] = existing[-1]
-    footers = {
-        dt: pq.read_metadata(pa.BufferReader(store.read_bytes(path))) for dt, path in newest.items()
-    }
+    footers = {dt: store.parquet_footer(path) for dt, path in newest.items()}
     published = publish_partitions(store, catalog, table_def(spec, table), newest)
     return {
         dt: _BuiltDay(

@@ -9,10 +9,14 @@ it passes only if it passed on every day, and names the days it failed on.
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import dagster as dg
+
+from analytics_pipeline.resources.lake_lock import table_locks
+from analytics_pipeline.resources.store import LakeStore
 
 # Athena writes at most 100 partitions per query; the scale path maps one run to queries.
 DAYS_PER_RUN = 100
@@ -24,9 +28,19 @@ def range_policy() -> dg.BackfillPolicy:
 
 
 def lake_pool(table: str) -> str:
-    """The concurrency pool of a table's writes: with the instance's default pool limit of
-    1 (see dagster_home.py), two runs never write the same table at the same time."""
+    """The concurrency pool of a table's writes: scheduling only. With the instance's default
+    pool limit of 1 (see dagster_home.py) a second run of the table queues in Dagster instead
+    of waiting on the lock; the safety is the table's lake lock (`writing_tables`), which the
+    write takes whatever the instance says."""
     return f"lake_write_{table}"
+
+
+def writing_tables(
+    context: dg.AssetExecutionContext, store: LakeStore, *tables: str
+) -> AbstractContextManager[None]:
+    """The step's hold on the lake locks of the tables it writes, named for its run."""
+    owner = f"run {context.run.run_id} {context.asset_key.to_user_string()}"
+    return table_locks(store, list(tables), owner)
 
 
 # Per-day figures whose sum over the run means something, and the name of that sum.

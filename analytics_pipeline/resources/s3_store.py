@@ -17,9 +17,11 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 import boto3
+import pyarrow.parquet as pq
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -31,6 +33,9 @@ from botocore.exceptions import (
 )
 from pydantic import PrivateAttr
 
+from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS
+from analytics_pipeline.resources.s3_lease import LEASE_SECONDS, s3_table_lease
+from analytics_pipeline.resources.s3_ranged_reader import S3RangedReader
 from analytics_pipeline.resources.store import (
     STREAM_CHUNK_BYTES,
     LakeStore,
@@ -109,6 +114,8 @@ class S3LakeStore(LakeStore):
     multipart_threshold_bytes: int = 64 * MiB
     multipart_chunk_bytes: int = 16 * MiB
     list_page_size: int = S3_PAGE_KEYS
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
+    lease_seconds: float = LEASE_SECONDS
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -454,6 +461,39 @@ class S3LakeStore(LakeStore):
             raise _s3_error("GetObject", self.lake_bucket, key, error) from error
         with response["Body"] as body:
             return body.read()
+
+    def parquet_footer(self, path: str) -> pq.FileMetaData:
+        """The footer by ranged GETs (the last 64 KiB, more only for a longer footer)."""
+        key = self._lake_key(path)
+        try:
+            with S3RangedReader(self.s3_client(), self.lake_bucket, key) as reader:
+                return pq.read_metadata(reader)
+        except ClientError as error:
+            if _error_code(error) in _NOT_FOUND:
+                raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
+            raise _s3_error("GetObject", self.lake_bucket, key, error) from error
+
+    def size(self, path: str) -> int:
+        key = self._lake_key(path)
+        try:
+            head = self.s3_client().head_object(Bucket=self.lake_bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in _NOT_FOUND:
+                raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
+            raise _s3_error("HeadObject", self.lake_bucket, key, error) from error
+        return int(head["ContentLength"])
+
+    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+        """A lease object locks/<table> in the lake bucket (outside parquet/, which Athena
+        reads), renewed while held; a dead holder's lease runs out and is taken over."""
+        return s3_table_lease(
+            self.s3_client(),
+            self.lake_bucket,
+            table,
+            owner,
+            lease_seconds=self.lease_seconds,
+            timeout=self.lock_wait_seconds,
+        )
 
     def exists(self, path: str) -> bool:
         """An object, or a 'directory' (a prefix with objects under it), as locally."""

@@ -11,12 +11,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import PrivateAttr
+
+from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS, file_lock, lock_name
 
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
 # Streamed reads hand over this much at a time.
@@ -161,6 +166,21 @@ class LakeStore(dg.ConfigurableResource):
     def read_bytes(self, path: str) -> bytes:
         raise NotImplementedError
 
+    def parquet_footer(self, path: str) -> pq.FileMetaData:
+        """A Parquet object's footer (row count, schema, key-value metadata), read without
+        its data pages. Here from the whole object; stores override."""
+        return pq.read_metadata(pa.BufferReader(self.read_bytes(path)))
+
+    def size(self, path: str) -> int:
+        """An object's size in bytes. Here by reading it; stores override."""
+        return len(self.read_bytes(path))
+
+    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+        """Held by every writer of the table's days for the whole write (new version, catalog
+        change, deletion of the old ones): one writer per table, whatever schedules the runs.
+        Waits for another holder, up to lock_wait_seconds, then raises TableLockTimeout."""
+        raise NotImplementedError
+
     def exists(self, path: str) -> bool:
         raise NotImplementedError
 
@@ -189,6 +209,7 @@ class LocalLakeStore(LakeStore):
     """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
 
     lake_dir: str
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
     # Landing directories already found to resolve inside the lake.
     _safe_dirs: set[str] = PrivateAttr(default_factory=set)
     # Archive directories this store created or found.
@@ -329,6 +350,18 @@ class LocalLakeStore(LakeStore):
         with open(self._path(path), "rb") as handle:
             while chunk := handle.read(chunk_bytes):
                 yield chunk
+
+    def parquet_footer(self, path: str) -> pq.FileMetaData:
+        return pq.read_metadata(self._path(path))
+
+    def size(self, path: str) -> int:
+        return os.stat(self._path(path)).st_size
+
+    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+        """An flock on locks/<table>.lock, outside parquet/ (an Athena table's location must
+        hold only its data)."""
+        path = self._path(f"locks/{lock_name(table)}.lock")
+        return file_lock(path, table, owner, self.lock_wait_seconds)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self._path(path))
