@@ -65,6 +65,9 @@ def reference(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=st.lists(st.lists(staged_row, max_size=12), max_size=4))
 def test_compact_day_matches_the_sql_window(files: list[list[tuple[str, str, int, str]]]):
+    # One source record (key, version, line) has one content, in whichever file it is staged.
+    content = {row[:3]: row for rows in files for row in reversed(rows)}
+    files = [[content[row[:3]] for row in rows] for rows in files]
     with tempfile.TemporaryDirectory() as lake:
         store = LocalLakeStore(lake_dir=lake)
         for i, rows in enumerate(files):
