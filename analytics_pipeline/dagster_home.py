@@ -2,7 +2,9 @@
 
 `concurrency.pools.default_limit: 1` is what makes each table's pool (assets/ranges.py
 `lake_pool`) exclusive: two runs never write the same table at once. Without it Dagster
-leaves pools unlimited. An existing dagster.yaml is only added to, never rewritten.
+leaves pools unlimited. `run_monitoring` has the daemon free the pool slots a run still
+holds once it has ended (killed, then marked failed): otherwise a dead run's slot blocks its
+table's writes for ever. An existing dagster.yaml is only added to, never rewritten.
 """
 
 import argparse
@@ -11,6 +13,12 @@ from pathlib import Path
 
 TELEMETRY = "telemetry:\n  enabled: false\n"
 POOLS = "concurrency:\n  pools:\n    default_limit: 1\n"
+# A run's slots are freed as it ends; this is for the runs that end without doing so.
+FREE_SLOTS_AFTER_RUN_END_SECONDS = 30
+RUN_MONITORING = (
+    "run_monitoring:\n  enabled: true\n"
+    f"  free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}\n"
+)
 
 
 def ensure_dagster_home(home: Path) -> Path:
@@ -25,6 +33,13 @@ def ensure_dagster_home(home: Path) -> Path:
         print(
             f"{config}: has a concurrency section without pools.default_limit; add it so "
             "two runs cannot write the same table at once"
+        )
+    if "run_monitoring:" not in text:
+        text += RUN_MONITORING
+    elif "free_slots_after_run_end_seconds" not in text:
+        print(
+            f"{config}: has a run_monitoring section without free_slots_after_run_end_seconds; "
+            "add it so a killed run's pool slots are freed"
         )
     config.write_text(text)
     return config
