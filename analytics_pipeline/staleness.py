@@ -34,6 +34,11 @@ IN_PROGRESS = [
 ]
 
 
+STALE_KEY_TAG = "analytics_pipeline/stale_key"
+STALE_ATTEMPTS = 3
+ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
 def stale_runs(
     graph: AssetGraph,
     instance: dg.DagsterInstance,
@@ -149,12 +154,21 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
                 for p in graph.get(key).parent_keys
             )
             names = ",".join(k.to_user_string() for k in asset_keys)
+            stale_key = f"stale:{day_range}:{names}:{newest}"
+            # A rebuild that failed (or was killed, then marked failed) would be skipped for
+            # ever under its run key: each failure earns a new attempt, up to a few.
+            failed = context.instance.get_run_ids(
+                dg.RunsFilter(tags={STALE_KEY_TAG: stale_key}, statuses=ENDED_UNBUILT)
+            )
+            if len(failed) >= STALE_ATTEMPTS:
+                context.log.warning(f"{stale_key}: {len(failed)} rebuilds failed; not retried")
+                continue
             requests.append(
                 dg.RunRequest(
-                    run_key=f"stale:{day_range}:{names}:{newest}",
+                    run_key=f"{stale_key}:attempt{len(failed) + 1}",
                     asset_selection=asset_keys,
                     partition_key=partition_key,
-                    tags={**tags, "triggered_by": "stale_days_sensor"},
+                    tags={**tags, "triggered_by": "stale_days_sensor", STALE_KEY_TAG: stale_key},
                 )
             )
         return requests or dg.SkipReason("no day is older than what it is built from")

@@ -15,7 +15,13 @@ from analytics_pipeline import process
 from analytics_pipeline.assets import factory
 from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.process import process_landing
-from analytics_pipeline.staleness import RANGE_END_TAG, Run, build_stale_days_sensor, stale_runs
+from analytics_pipeline.staleness import (
+    RANGE_END_TAG,
+    STALE_ATTEMPTS,
+    Run,
+    build_stale_days_sensor,
+    stale_runs,
+)
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAY = "2024-03-02"
@@ -196,3 +202,29 @@ def test_make_process_rebuilds_a_day_the_automation_missed(
     assert summary.materialized["products/table"] == 1
     assert query(lake_dir, f"SELECT count(*) FROM products WHERE dt = '{DAY}'") == [(2,)]
     assert stale_runs(defs.resolve_asset_graph(), instance) == []
+
+
+def test_a_failed_stale_rebuild_is_requested_again_a_few_times(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    _product(lake_dir, 2)
+    _ingest_only(defs, instance)
+    keys = []
+    for _ in range(STALE_ATTEMPTS):
+        [request] = _tick(defs, instance)
+        keys.append(request.run_key)
+        # The daemon's run of it, killed and marked failed: under the same run key it would
+        # be skipped for ever, and the day never served.
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="__ASSET_JOB",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.FAILURE,
+                tags=request.tags,
+                asset_selection=frozenset(request.asset_selection or []),
+            )
+        )
+    assert len(set(keys)) == STALE_ATTEMPTS
+    assert _tick(defs, instance) == []  # a day that keeps failing is left to a person
