@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from analytics_pipeline.dagster_home import ensure_dagster_home
 from analytics_pipeline.datasets import dataset
@@ -143,6 +144,8 @@ def assert_only_registered_versions(lake: Lake) -> None:
         assert temp_files == [], table
 
 
+# pytest-timeout's default is for one iteration's worth; a long run needs its own.
+@pytest.mark.timeout(120 + 300 * ITERATIONS)
 def test_make_process_after_random_kills_serves_every_record_once(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     for iteration in range(ITERATIONS):
