@@ -22,6 +22,9 @@ import dagster as dg
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+# A run created but not yet started is only ours to judge if it names its owner: otherwise it
+# may be the daemon's, about to be launched.
+NOT_STARTED = dg.DagsterRunStatus.NOT_STARTED
 # Runs `make process` executes name the process that runs them (its pid and its start time,
 # in clock ticks after boot): a run killed before it logged its pid is still told dead, and a
 # reused pid is not mistaken for it.
@@ -43,7 +46,9 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed every unfinished run whose process is gone, freeing its slots; their ids."""
     failed = []
     if isinstance(instance.run_storage, SqliteRunStorage):
-        for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED)):
+        for run in instance.get_runs(dg.RunsFilter(statuses=[*UNFINISHED, NOT_STARTED])):
+            if run.status == NOT_STARTED and OWNER_PID_TAG not in run.tags:
+                continue
             reason = _why_dead(instance, run)
             if reason:
                 instance.report_run_failed(

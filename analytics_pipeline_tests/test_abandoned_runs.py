@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -149,3 +150,22 @@ def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) ->
         assert instance.run_monitoring_enabled  # the daemon that frees them runs
         settings = instance.run_monitoring_settings
         assert settings["free_slots_after_run_end_seconds"] == FREE_SLOTS_AFTER_RUN_END_SECONDS
+
+
+def test_a_run_created_but_never_started_by_a_dead_owner_is_marked_failed(home: Path) -> None:
+    # Killed between creating its run and starting it: no step, no pid logged.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    with dg.DagsterInstance.get() as instance:
+        for owner in ({OWNER_PID_TAG: dead.stdout.strip()}, {}):
+            instance.add_run(
+                dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), tags=owner)
+            )
+        owned, unowned = sorted(instance.get_runs(), key=lambda r: OWNER_PID_TAG not in r.tags)
+        assert fail_abandoned_runs(instance) == [owned.run_id]
+        left = instance.get_run_by_id(unowned.run_id)
+        assert left is not None and left.status == dg.DagsterRunStatus.NOT_STARTED  # daemon's
