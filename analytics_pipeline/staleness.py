@@ -32,8 +32,8 @@ IN_PROGRESS = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
+# The sensor's rebuild of one stale state is tried this many times: a killed run is retried,
+# a day whose build keeps failing is left to a person (the failed runs say why).
 STALE_KEY_TAG = "analytics_pipeline/stale_key"
 STALE_ATTEMPTS = 3
 ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
