@@ -18,7 +18,14 @@ from analytics_pipeline.abandoned_runs import fail_abandoned_runs, owner_tags
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.staleness import IN_PROGRESS, Run, as_runs, run_target, stale_runs
+from analytics_pipeline.staleness import (
+    IN_PROGRESS,
+    Run,
+    as_runs,
+    range_days,
+    run_target,
+    stale_runs,
+)
 
 MAX_ROUNDS = 50
 # Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
@@ -57,8 +64,8 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
     # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
     # whose run failed stays in landing, and must not be requested again every round.
     sensor_cursors: dict[str, str | None] = {}
-    # Stale-day runs that failed here are reported, not retried round after round.
-    failed_stale: set[tuple[tuple[str, str] | None, tuple[dg.AssetKey, ...]]] = set()
+    # Days whose run failed here are reported, not rebuilt again round after round.
+    failed: dict[dg.AssetKey, set[str]] = {}
     for _ in range(MAX_ROUNDS):
         requested = _run_landing_sensors(defs, instance, summary, sensor_cursors)
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
@@ -67,19 +74,15 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
         if not requested and not requests:
             # The automation can miss a parent update (a rebuild in the same tick, or more
             # updated days than it reads one by one), so quiet is checked by order, too.
-            stale = stale_runs(defs.resolve_asset_graph(), instance)
-            if not stale:
-                summary.swept_versions = _sweep(defs, instance)
-                return summary
-            requests = [(r, k) for r, k in stale if (r, tuple(k)) not in failed_stale]
+            requests = stale_runs(defs.resolve_asset_graph(), instance, skip=failed)
             if not requests:
+                if not failed:  # with a failure, a day may be waiting for its version
+                    summary.swept_versions = _sweep(defs, instance)
                 return summary
-            for day_range, asset_keys in requests:
-                if not _execute_asset_request(defs, instance, day_range, asset_keys, summary):
-                    failed_stale.add((day_range, tuple(asset_keys)))
-            continue
         for day_range, asset_keys in requests:
-            _execute_asset_request(defs, instance, day_range, asset_keys, summary)
+            if not _execute_asset_request(defs, instance, day_range, asset_keys, summary):
+                for key in asset_keys:
+                    failed.setdefault(key, set()).update(range_days(day_range))
     raise RuntimeError(f"still finding work after {MAX_ROUNDS} rounds")
 
 

@@ -43,12 +43,12 @@ def stale_runs(
     graph: AssetGraph,
     instance: dg.DagsterInstance,
     latest: LatestByDay | None = None,
-    in_progress: Mapping[dg.AssetKey, set[str]] | None = None,
+    skip: Mapping[dg.AssetKey, set[str]] | None = None,
 ) -> list[Run]:
     """Days of each automated asset materialized before a day they are built from, except
-    the days `in_progress` says a run is already building."""
+    the days `skip` names (a run is building them, or failed on them just now)."""
     latest = latest or latest_reader(instance)
-    in_progress = in_progress or {}
+    skip = skip or {}
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
     for key in sorted(graph.materializable_asset_keys):
         node = graph.get(key)
@@ -60,7 +60,7 @@ def stale_runs(
             for parent in node.parent_keys
             for day, storage_id in latest(parent).items()
             if storage_id > own.get(day, -1)
-        } - in_progress.get(key, set())
+        } - skip.get(key, set())
         if stale:
             by_days.setdefault(frozenset(stale), []).append(key)
     return as_runs(by_days)
@@ -83,7 +83,14 @@ def run_days(tags: Mapping[str, str]) -> set[str]:
         return {tags["dagster/partition"]}
     if RANGE_START_TAG not in tags or RANGE_END_TAG not in tags:
         return set()
-    first, last = date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
+    return range_days((tags[RANGE_START_TAG], tags[RANGE_END_TAG]))
+
+
+def range_days(day_range: tuple[str, str] | None) -> set[str]:
+    """Every day from the first to the last; none for an unpartitioned run."""
+    if day_range is None:
+        return set()
+    first, last = map(date.fromisoformat, day_range)
     return {(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)}
 
 
