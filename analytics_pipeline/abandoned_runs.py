@@ -21,6 +21,9 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
+from analytics_pipeline.assets.keys import ingest_job_name, staged_key
+from analytics_pipeline.resources.store import LakeStore
+
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 # A run created but not yet started is only ours to judge if it names its owner: otherwise it
 # may be the daemon's, about to be launched.
@@ -59,6 +62,38 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
                 failed.append(run.run_id)
     free_slots_of_finished_runs(instance)
     return failed
+
+
+def mark_days_staged_by(
+    instance: dg.DagsterInstance, store: LakeStore, run_ids: list[str]
+) -> list[str]:
+    """Record every staged day of the datasets whose ingest runs these were, as updated.
+
+    An ingest run stages and archives its files first and records the staged days after: one
+    killed in between leaves records staged, their landing files archived, and no event to
+    say so, so nothing would ever build them. Which days it touched is not recorded, so each
+    staged day of the dataset counts as updated: its Parquet is rebuilt, unchanged days
+    without a new write. The staged days marked ("dataset/dt")."""
+    datasets = set()
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.job_name == ingest_job_name(run.tags.get("dataset", "")):
+            datasets.add(run.tags["dataset"])
+    marked = []
+    for dataset in sorted(datasets):
+        for folder in store.list_folders(f"staged/{dataset}/"):
+            if folder.startswith("dt="):
+                dt = folder.removeprefix("dt=")
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        asset_key=staged_key(dataset),
+                        partition=dt,
+                        description="an ingest run was killed after staging, before "
+                        "recording the days it staged",
+                    )
+                )
+                marked.append(f"{dataset}/{dt}")
+    return marked
 
 
 def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from analytics_pipeline.abandoned_runs import fail_abandoned_runs, owner_tags
+from analytics_pipeline.abandoned_runs import (
+    fail_abandoned_runs,
+    mark_days_staged_by,
+    owner_tags,
+)
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.settings import Settings
@@ -57,6 +61,8 @@ class ProcessSummary:
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
     """Run sensors, automation and the stale-day check until none asks for anything more."""
     summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
+    store = (defs.resources or {})["store"]
+    mark_days_staged_by(instance, store, summary.abandoned_runs)
     # A first evaluation sets the baseline, so only what changes from here on is rebuilt;
     # what was left behind before it (a day whose rebuild failed or was killed, an ingest
     # nobody automated) is what the stale-day check finds.

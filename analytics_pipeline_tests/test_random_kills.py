@@ -161,3 +161,37 @@ def test_make_process_after_random_kills_serves_every_record_once(tmp_path: Path
         assert_no_slot_outlives_its_run(lake)
         assert_only_registered_versions(lake)
         shutil.rmtree(lake.dir.parent)
+
+
+# `make process` with the ingest run killed after its files are staged and archived, before
+# it records the staged days: a window of a second or so in the random test.
+_KILLED_AFTER_ARCHIVING = """
+import os, signal
+import analytics_pipeline.assets.factory as factory
+from analytics_pipeline.process import main
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+factory.reconcile_files = die
+main([])
+"""
+
+
+def test_an_ingest_killed_after_archiving_before_recording_its_days_is_served(
+    tmp_path: Path,
+) -> None:
+    lake = fresh_lake(tmp_path, seed=3)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_ARCHIVING],
+        cwd=tmp_path,
+        env=lake.env,
+        capture_output=True,
+        timeout=FINISH_TIMEOUT,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-3000:]
+    assert all(landing_files(lake.dir, name) == [] for name in DATASETS)  # all archived
+    finish(lake)
+    assert_served_exactly_once(lake)
+    assert_no_slot_outlives_its_run(lake)
+    assert_only_registered_versions(lake)
