@@ -4,7 +4,10 @@
 exclusive, so a second run of a table queues in Dagster rather than waiting inside its step.
 That is scheduling, not safety: every write takes the table's lake lock
 (`LakeStore.table_lock`), so an instance without this setting (or with its own dagster.yaml)
-still has one writer per table. An existing dagster.yaml is only added to, never rewritten.
+still has one writer per table. `run_monitoring` has the daemon free the pool slots a run
+still holds once it has ended (killed, then marked failed): otherwise a dead run's slot
+queues its table's writes for ever. An existing dagster.yaml is only added to, never
+rewritten.
 """
 
 import argparse
@@ -13,6 +16,12 @@ from pathlib import Path
 
 TELEMETRY = "telemetry:\n  enabled: false\n"
 POOLS = "concurrency:\n  pools:\n    default_limit: 1\n"
+# A run's slots are freed as it ends; this is for the runs that end without doing so.
+FREE_SLOTS_AFTER_RUN_END_SECONDS = 30
+RUN_MONITORING = (
+    "run_monitoring:\n  enabled: true\n"
+    f"  free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}\n"
+)
 
 
 def ensure_dagster_home(home: Path) -> Path:
@@ -27,6 +36,13 @@ def ensure_dagster_home(home: Path) -> Path:
         print(
             f"{config}: has a concurrency section without pools.default_limit; add it so "
             "a second run of a table queues in Dagster instead of waiting on the table's lock"
+        )
+    if "run_monitoring:" not in text:
+        text += RUN_MONITORING
+    elif "free_slots_after_run_end_seconds" not in text:
+        print(
+            f"{config}: has a run_monitoring section without free_slots_after_run_end_seconds; "
+            "add it so a killed run's pool slots are freed"
         )
     config.write_text(text)
     return config

@@ -14,10 +14,22 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from analytics_pipeline.abandoned_runs import fail_abandoned_runs
+from analytics_pipeline.abandoned_runs import (
+    fail_abandoned_runs,
+    mark_days_staged_by,
+    owner_tags,
+)
 from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.staleness import Run, as_runs, run_target, stale_runs
+from analytics_pipeline.staleness import (
+    IN_PROGRESS,
+    Run,
+    as_runs,
+    range_days,
+    run_target,
+    stale_runs,
+)
 
 MAX_ROUNDS = 50
 # Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
@@ -31,6 +43,7 @@ class ProcessSummary:
     failed_runs: list[str] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)  # found dead, marked failed
     materialized: Counter[str] = field(default_factory=Counter)
+    swept_versions: list[str] = field(default_factory=list)  # leftover Parquet versions removed
 
     def lines(self) -> list[str]:
         out = [
@@ -40,31 +53,52 @@ class ProcessSummary:
         out += [f"  ABANDONED (process gone, marked failed) {run}" for run in self.abandoned_runs]
         out += [f"  {key}: {n} partitions" for key, n in sorted(self.materialized.items())]
         out += [f"  FAILED {run}" for run in self.failed_runs]
+        if self.swept_versions:
+            out.append(f"  swept {len(self.swept_versions)} leftover Parquet versions")
         return out
 
 
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
-    """Run sensors and automation until neither asks for anything more."""
+    """Run sensors, automation and the stale-day check until none asks for anything more."""
     summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
-    # A first evaluation sets the baseline, so only what changes from here on is rebuilt...
+    store = (defs.resources or {})["store"]
+    mark_days_staged_by(instance, store, summary.abandoned_runs)
+    # A first evaluation sets the baseline, so only what changes from here on is rebuilt;
+    # what was left behind before it (a day whose rebuild failed or was killed, an ingest
+    # nobody automated) is what the stale-day check finds.
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
-    # ...and what was left behind before it (a day whose rebuild failed or was killed, an
-    # ingest nobody automated) is caught up first.
-    for day_range, asset_keys in stale_runs(defs.resolve_asset_graph(), instance):
-        _execute_asset_request(defs, instance, day_range, asset_keys, summary)
     # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
     # whose run failed stays in landing, and must not be requested again every round.
     sensor_cursors: dict[str, str | None] = {}
+    # Days whose run failed here are reported, not rebuilt again round after round.
+    failed: dict[dg.AssetKey, set[str]] = {}
     for _ in range(MAX_ROUNDS):
         requested = _run_landing_sensors(defs, instance, summary, sensor_cursors)
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         cursor = result.cursor
         requests = _requested_runs(defs, result)
-        for day_range, asset_keys in requests:
-            _execute_asset_request(defs, instance, day_range, asset_keys, summary)
         if not requested and not requests:
-            return summary
+            # The automation can miss a parent update (a rebuild in the same tick, or more
+            # updated days than it reads one by one), so quiet is checked by order, too.
+            requests = stale_runs(defs.resolve_asset_graph(), instance, skip=failed)
+            if not requests:
+                if not failed:  # with a failure, a day may be waiting for its version
+                    summary.swept_versions = _sweep(defs, instance)
+                return summary
+        for day_range, asset_keys in requests:
+            if not _execute_asset_request(defs, instance, day_range, asset_keys, summary):
+                for key in asset_keys:
+                    failed.setdefault(key, set()).update(range_days(day_range))
     raise RuntimeError(f"still finding work after {MAX_ROUNDS} rounds")
+
+
+def _sweep(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    """Leftover versions, once nothing is stale; not while another run (the daemon's) may
+    be writing a version it has yet to register."""
+    if instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=1):
+        return []
+    resources = defs.resources or {}
+    return sweep_leftover_versions(resources["store"], resources["catalog"])
 
 
 def _run_landing_sensors(
@@ -92,7 +126,11 @@ def _run_landing_sensors(
                 run_config={**request.run_config, **QUIET_LOGGING},
                 instance=instance,
                 # The run key tag is how the queue sensor knows the run exists.
-                tags={**request.tags, "dagster/run_key": request.run_key or ""},
+                tags={
+                    **request.tags,
+                    "dagster/run_key": request.run_key or "",
+                    **owner_tags(),
+                },
                 raise_on_error=False,
             )
             summary.ingest_runs += 1
@@ -119,7 +157,7 @@ def _execute_asset_request(
     day_range: tuple[str, str] | None,
     asset_keys: list[dg.AssetKey],
     summary: ProcessSummary,
-) -> None:
+) -> bool:
     job = defs.resolve_implicit_global_asset_job_def()
     partition_key, range_tags = run_target(day_range)
     result = job.execute_in_process(
@@ -131,11 +169,13 @@ def _execute_asset_request(
             "dagster/from_automation_condition": "true",
             "triggered_by": "make process",
             **range_tags,
+            **owner_tags(),
         },
         raise_on_error=False,
     )
     summary.automation_runs += 1
     _record(result, summary)
+    return result.success
 
 
 def _record(result: dg.ExecuteInProcessResult, summary: ProcessSummary) -> None:

@@ -4,8 +4,9 @@ The automation reacts to events: a day is rebuilt when the automation sees its p
 updated, and a parent update seen in the same tick as the day's own update counts as
 handled. Under load a tick can span a rebuild and a late file for the same day, and the
 late file is then never served. Here the rule is by order instead: a day whose latest
-materialization is older than the latest of a parent day is stale. `make process` catches
-up on it first; `stale_days_sensor` does the same under `dagster dev`.
+materialization is older than the latest of a parent day is stale. `make process` checks
+for it whenever the automation asks for nothing more; `stale_days_sensor` does the same
+under `dagster dev`, leaving alone the days a run is already rebuilding.
 """
 
 import functools
@@ -24,13 +25,30 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 LatestByDay = Callable[[dg.AssetKey], Mapping[str, int]]
+# Runs that will still write what they selected: queued, launching or running.
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# The sensor's rebuild of one stale state is tried this many times: a killed run is retried,
+# a day whose build keeps failing is left to a person (the failed runs say why).
+STALE_KEY_TAG = "analytics_pipeline/stale_key"
+STALE_ATTEMPTS = 3
+ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def stale_runs(
-    graph: AssetGraph, instance: dg.DagsterInstance, latest: LatestByDay | None = None
+    graph: AssetGraph,
+    instance: dg.DagsterInstance,
+    latest: LatestByDay | None = None,
+    skip: Mapping[dg.AssetKey, set[str]] | None = None,
 ) -> list[Run]:
-    """Days of each automated asset materialized before a day they are built from."""
+    """Days of each automated asset materialized before a day they are built from, except
+    the days `skip` names (a run is building them, or failed on them just now)."""
     latest = latest or latest_reader(instance)
+    skip = skip or {}
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
     for key in sorted(graph.materializable_asset_keys):
         node = graph.get(key)
@@ -42,10 +60,38 @@ def stale_runs(
             for parent in node.parent_keys
             for day, storage_id in latest(parent).items()
             if storage_id > own.get(day, -1)
-        }
+        } - skip.get(key, set())
         if stale:
             by_days.setdefault(frozenset(stale), []).append(key)
     return as_runs(by_days)
+
+
+def days_in_progress(instance: dg.DagsterInstance) -> dict[dg.AssetKey, set[str]]:
+    """The days each asset is being built for by a queued or running run: a run's parent
+    step can finish before its own, and the day looks stale until then."""
+    building: dict[dg.AssetKey, set[str]] = {}
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)):
+        days = run_days(run.tags)
+        for key in run.asset_selection or []:
+            building.setdefault(key, set()).update(days)
+    return building
+
+
+def run_days(tags: Mapping[str, str]) -> set[str]:
+    """The days a run's tags name: one partition, or a range of days."""
+    if "dagster/partition" in tags:
+        return {tags["dagster/partition"]}
+    if RANGE_START_TAG not in tags or RANGE_END_TAG not in tags:
+        return set()
+    return range_days((tags[RANGE_START_TAG], tags[RANGE_END_TAG]))
+
+
+def range_days(day_range: tuple[str, str] | None) -> set[str]:
+    """Every day from the first to the last; none for an unpartitioned run."""
+    if day_range is None:
+        return set()
+    first, last = map(date.fromisoformat, day_range)
+    return {(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)}
 
 
 def latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
@@ -105,7 +151,8 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
         graph = context.repository_def.asset_graph  # type: ignore[union-attr]
         requests = []
         latest = latest_reader(context.instance)
-        for day_range, asset_keys in stale_runs(graph, context.instance, latest):
+        building = days_in_progress(context.instance)
+        for day_range, asset_keys in stale_runs(graph, context.instance, latest, building):
             partition_key, tags = run_target(day_range)
             # The same stale state is requested once: the key names the newest parent event.
             newest = max(
@@ -114,12 +161,21 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
                 for p in graph.get(key).parent_keys
             )
             names = ",".join(k.to_user_string() for k in asset_keys)
+            stale_key = f"stale:{day_range}:{names}:{newest}"
+            # A rebuild that failed (or was killed, then marked failed) would be skipped for
+            # ever under its run key: each failure earns a new attempt, up to a few.
+            failed = context.instance.get_run_ids(
+                dg.RunsFilter(tags={STALE_KEY_TAG: stale_key}, statuses=ENDED_UNBUILT)
+            )
+            if len(failed) >= STALE_ATTEMPTS:
+                context.log.warning(f"{stale_key}: {len(failed)} rebuilds failed; not retried")
+                continue
             requests.append(
                 dg.RunRequest(
-                    run_key=f"stale:{day_range}:{names}:{newest}",
+                    run_key=f"{stale_key}:attempt{len(failed) + 1}",
                     asset_selection=asset_keys,
                     partition_key=partition_key,
-                    tags={**tags, "triggered_by": "stale_days_sensor"},
+                    tags={**tags, "triggered_by": "stale_days_sensor", STALE_KEY_TAG: stale_key},
                 )
             )
         return requests or dg.SkipReason("no day is older than what it is built from")

@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.events import EngineEventData
 
-from analytics_pipeline.abandoned_runs import build_abandoned_runs_sensor, fail_abandoned_runs
-from analytics_pipeline.dagster_home import ensure_dagster_home
+from analytics_pipeline.abandoned_runs import (
+    OWNER_PID_TAG,
+    OWNER_START_TAG,
+    _alive,
+    build_abandoned_runs_sensor,
+    fail_abandoned_runs,
+    owner_tags,
+)
+from analytics_pipeline.dagster_home import FREE_SLOTS_AFTER_RUN_END_SECONDS, ensure_dagster_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-# A run that SIGKILLs its own process in the middle of its only step.
+# A run that SIGKILLs its own process in the middle of its only step, which holds the slot
+# of a pool of limit 1 (as a table's writes do); argv[1] is the run's tags as JSON.
 _DYING_RUN = textwrap.dedent(
     """
-    import os, signal
+    import json, os, signal, sys
     import dagster as dg
 
-    @dg.asset
+    @dg.asset(pool="lake_write_dies")
     def dies() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     with dg.DagsterInstance.get() as instance:
-        dg.materialize([dies], instance=instance)
+        dg.materialize([dies], instance=instance, tags=json.loads(sys.argv[1]))
     """
 )
+POOL = "lake_write_dies"
 
 
 @pytest.fixture
@@ -41,9 +53,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _killed_run(home: Path) -> str:
+def _killed_run(home: Path, tags: dict[str, str] | None = None) -> str:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run([sys.executable, "-c", _DYING_RUN], env=env, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _DYING_RUN, json.dumps(tags or {})], env=env, capture_output=True
+    )
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
@@ -76,3 +90,82 @@ def test_a_run_whose_process_lives_is_left_alone(home: Path) -> None:
         assert fail_abandoned_runs(instance) == []
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.STARTED
+
+
+def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
+    return instance.event_log_storage.get_concurrency_run_ids()
+
+
+def test_a_killed_run_marked_failed_frees_its_pool_slot_at_once(home: Path) -> None:
+    run_id = _killed_run(home)
+    with dg.DagsterInstance.get() as instance:
+        assert _slot_holders(instance) == {run_id}  # the next writer would wait for ever
+        assert instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+        assert fail_abandoned_runs(instance) == [run_id]
+        assert _slot_holders(instance) == set()
+        assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+
+
+def test_a_slot_left_by_a_run_already_failed_is_freed(home: Path) -> None:
+    run_id = _killed_run(home)
+    with dg.DagsterInstance.get() as instance:
+        # Failed by someone who did not free its slots (an older clean-up, the UI).
+        instance.report_run_failed(instance.get_run_by_id(run_id))  # type: ignore[arg-type]
+        assert _slot_holders(instance) == {run_id}
+        assert fail_abandoned_runs(instance) == []  # not ours to fail again...
+        assert _slot_holders(instance) == set()  # ...but its slot is free
+
+
+def test_a_run_whose_owner_pid_was_reused_is_marked_failed(home: Path) -> None:
+    # The pid is alive (this very process), but it started at another time than the one the
+    # run recorded: a new process under a recycled pid, not the run's.
+    tags = {OWNER_PID_TAG: str(os.getpid()), OWNER_START_TAG: "1"}
+    run_id = _killed_run(home, tags)
+    with dg.DagsterInstance.get() as instance:
+        assert fail_abandoned_runs(instance) == [run_id]
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_run_owned_by_a_live_process_is_left_alone(home: Path) -> None:
+    run_id = _killed_run(home, owner_tags())  # as if this process were running it
+    with dg.DagsterInstance.get() as instance:
+        assert fail_abandoned_runs(instance) == []
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.STARTED
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="start times come from /proc")
+def test_a_pid_logged_before_its_process_started_is_not_that_process() -> None:
+    assert _alive(os.getpid(), started_by=time.time())
+    assert not _alive(os.getpid(), started_by=0.0)  # logged long before this process began
+
+
+def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an older one
+    ensure_dagster_home(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled  # the daemon that frees them runs
+        settings = instance.run_monitoring_settings
+        assert settings["free_slots_after_run_end_seconds"] == FREE_SLOTS_AFTER_RUN_END_SECONDS
+
+
+def test_a_run_created_but_never_started_by_a_dead_owner_is_marked_failed(home: Path) -> None:
+    # Killed between creating its run and starting it: no step, no pid logged.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    with dg.DagsterInstance.get() as instance:
+        for owner in ({OWNER_PID_TAG: dead.stdout.strip()}, {}):
+            instance.add_run(
+                dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), tags=owner)
+            )
+        owned, unowned = sorted(instance.get_runs(), key=lambda r: OWNER_PID_TAG not in r.tags)
+        assert fail_abandoned_runs(instance) == [owned.run_id]
+        left = instance.get_run_by_id(unowned.run_id)
+        assert left is not None and left.status == dg.DagsterRunStatus.NOT_STARTED  # daemon's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,8 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto's state lives in this process, not the server: start each test from none.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -116,3 +119,28 @@ def test_aws_settings_come_from_the_documented_variables() -> None:
     with_queue = replace(settings, aws=replace(settings.aws, landing_queue_url="https://q"))
     sensors = {s.name for s in build_definitions(with_queue).sensors}
     assert "landing_queue_sensor" in sensors and "products_landing_sensor" not in sensors
+
+
+def test_versions_no_glue_partition_points_at_are_swept_from_the_lake_bucket(
+    aws_settings: Settings,
+) -> None:
+    s3 = boto3.client("s3")
+    s3.put_object(
+        Bucket=LANDING,
+        Key="landing/products/1.json",
+        Body=b'{"id": 1, "date": "2024-03-02", "product": "A"}',
+    )
+    defs = build_definitions(aws_settings)
+    with dg.instance_for_test() as instance:
+        assert process_landing(defs, instance).failed_runs == []
+        [served] = _keys(LAKE, "parquet/products/")
+        day = "parquet/products/dt=2024-03-02/"
+        leftovers = [
+            f"{day}20000101T000000000000Z-0ldf0ld0/part-00000.snappy.parquet",  # before deletion
+            f"{day}29990101T000000000000Z-newe7000/part-00000.snappy.parquet",  # before repoint
+        ]
+        for key in leftovers:
+            s3.copy_object(Bucket=LAKE, Key=key, CopySource={"Bucket": LAKE, "Key": served})
+        summary = process_landing(defs, instance)
+    assert sorted(summary.swept_versions) == sorted(k.rsplit("/", 1)[0] + "/" for k in leftovers)
+    assert _keys(LAKE, "parquet/products/") == [served]

@@ -4,16 +4,24 @@ rebuilt, whatever the automation's ticks saw."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
+from analytics_pipeline import process
 from analytics_pipeline.assets import factory
 from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.process import process_landing
-from analytics_pipeline.staleness import build_stale_days_sensor, stale_runs
+from analytics_pipeline.staleness import (
+    RANGE_END_TAG,
+    STALE_ATTEMPTS,
+    Run,
+    build_stale_days_sensor,
+    stale_runs,
+)
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAY = "2024-03-02"
@@ -121,3 +129,102 @@ def test_a_file_staged_while_its_day_is_built_is_in_the_build(
     # Only the analytics (not built here) wait; the Parquet and table are up to date.
     stale = stale_runs(defs.resolve_asset_graph(), instance)
     assert stale == [((DAY, DAY), [analytics_key("daily_product_counts")])]
+
+
+def _run_building(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    tags: dict[str, str],
+    status: dg.DagsterRunStatus,
+) -> None:
+    """A run of `key` for the days its tags name, recorded as the daemon would record it."""
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=str(uuid.uuid4()),
+            status=status,
+            tags=tags,
+            asset_selection=frozenset({key}),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"dagster/partition": DAY},
+        {"dagster/asset_partition_range_start": "2024-03-01", RANGE_END_TAG: "2024-03-05"},
+    ],
+    ids=["one-day run", "ranged run"],
+)
+def test_the_sensor_leaves_alone_a_day_a_run_is_already_rebuilding(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance, tags: dict[str, str]
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    _product(lake_dir, 2)
+    _ingest_only(defs, instance)
+    [request] = _tick(defs, instance)
+    assert request.asset_selection == [parquet_key("products")]
+
+    _run_building(instance, table_key("products"), tags, dg.DagsterRunStatus.STARTED)
+    assert len(_tick(defs, instance)) == 1  # another asset's run: the day is still wanted
+    _run_building(instance, parquet_key("products"), tags, dg.DagsterRunStatus.STARTING)
+    assert _tick(defs, instance) == []  # a second rebuild would only race the first
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING])):
+        instance.report_run_failed(run)  # the rebuild died: the day is wanted again
+    assert len(_tick(defs, instance)) == 1
+
+
+def test_make_process_rebuilds_a_day_the_automation_missed(
+    lake_dir: Path,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    real_requested = process._requested_runs
+
+    def table_update_missed(*args: Any) -> list[Run]:
+        # As when the automation reads more updated days than it fetches one by one and
+        # counts a newer parent as handled: the table's day is never requested.
+        return [
+            (days, [k for k in keys if k != table_key("products")])
+            for days, keys in real_requested(*args)
+            if keys != [table_key("products")]
+        ]
+
+    monkeypatch.setattr(process, "_requested_runs", table_update_missed)
+    _product(lake_dir, 2)  # staged by this make process, after it started
+    summary = process_landing(defs, instance)
+    assert summary.failed_runs == []
+    assert summary.materialized["products/table"] == 1
+    assert query(lake_dir, f"SELECT count(*) FROM products WHERE dt = '{DAY}'") == [(2,)]
+    assert stale_runs(defs.resolve_asset_graph(), instance) == []
+
+
+def test_a_failed_stale_rebuild_is_requested_again_a_few_times(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    _product(lake_dir, 1)
+    assert process_landing(defs, instance).failed_runs == []
+    _product(lake_dir, 2)
+    _ingest_only(defs, instance)
+    keys = []
+    for _ in range(STALE_ATTEMPTS):
+        [request] = _tick(defs, instance)
+        keys.append(request.run_key)
+        # The daemon's run of it, killed and marked failed: under the same run key it would
+        # be skipped for ever, and the day never served.
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="__ASSET_JOB",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.FAILURE,
+                tags=request.tags,
+                asset_selection=frozenset(request.asset_selection or []),
+            )
+        )
+    assert len(set(keys)) == STALE_ATTEMPTS
+    assert _tick(defs, instance) == []  # a day that keeps failing is left to a person

@@ -191,6 +191,17 @@ class LakeStore(dg.ConfigurableResource):
     def list_files(self, prefix: str) -> list[str]:
         raise NotImplementedError
 
+    def list_folders(self, prefix: str, depth: int = 1) -> list[str]:
+        """Folders `depth` levels under a prefix ("a/b" for depth 2), sorted, relative to it.
+        Here those holding a file; a store with hidden temp files also lists folders of those."""
+        return sorted(
+            {
+                "/".join(parts[:depth])
+                for path in self.list_files(prefix)
+                if len(parts := path[len(prefix) :].split("/")) > depth
+            }
+        )
+
     def delete_prefix(self, prefix: str) -> None:
         raise NotImplementedError
 
@@ -378,6 +389,14 @@ class LocalLakeStore(LakeStore):
             for name in names
             if not name.startswith(".") and os.path.isfile(os.path.join(directory, name))
         )
+
+    def list_folders(self, prefix: str, depth: int = 1) -> list[str]:
+        """Folders on disk, including those holding only a killed write's temp file."""
+        base = Path(self._path(prefix))
+        if not base.is_dir():
+            return []
+        pattern = "/".join(["*"] * depth)
+        return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.is_dir())
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
