@@ -24,16 +24,16 @@ install:
 	@$(UV) sync --frozen --quiet
 
 dagster-home: install
-	@$(RUN) python -m analytics_pipeline.dagster_home "$(DAGSTER_HOME)"
+	@$(RUN) python -m analytics_pipeline.cli.dagster_home "$(DAGSTER_HOME)"
 
 sample-data: install
-	$(RUN) python -m analytics_pipeline.sample_data --lake-dir "$(ANALYTICS_LAKE_DIR)"
+	$(RUN) python -m analytics_pipeline.cli.sample_data --lake-dir "$(ANALYTICS_LAKE_DIR)"
 
 process: install dagster-home
-	$(RUN) python -m analytics_pipeline.process
+	$(RUN) python -m analytics_pipeline.cli.process
 
 demo: install dagster-home
-	$(RUN) python -m analytics_pipeline.demo
+	$(RUN) python -m analytics_pipeline.cli.demo
 
 dev: install dagster-home
 	$(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml

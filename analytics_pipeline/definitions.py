@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from analytics_pipeline.abandoned_runs import build_abandoned_runs_sensor
-from analytics_pipeline.assets.analytics import ANALYTICS, build_analytics_asset
-from analytics_pipeline.assets.factory import build_dataset_definitions
 from analytics_pipeline.datasets import DATASETS
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.schedules import analytics_job, build_analytics_schedule
-from analytics_pipeline.sensors import (
+from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
+from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
+from analytics_pipeline.defs.factory import build_dataset_definitions
+from analytics_pipeline.defs.schedules import analytics_job, build_analytics_schedule
+from analytics_pipeline.defs.sensors import (
     build_landing_sensor,
     build_queue_sensor,
 )
+from analytics_pipeline.defs.staleness import build_stale_days_sensor
+from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.staleness import build_stale_days_sensor
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -38,9 +38,9 @@ def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     # Imported here so the local deployment never needs AWS configuration to load.
-    from analytics_pipeline.resources.athena_engine import AthenaEngine
-    from analytics_pipeline.resources.glue_catalog import GlueCatalog
-    from analytics_pipeline.resources.s3_store import S3LakeStore
+    from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
+    from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
+    from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 
     aws = settings.aws
     if aws is None:

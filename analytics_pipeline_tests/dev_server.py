@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytics_pipeline.dagster_home import ensure_dagster_home
+from analytics_pipeline.cli.dagster_home import ensure_dagster_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 120.0

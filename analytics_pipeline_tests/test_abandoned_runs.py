@@ -15,7 +15,11 @@ import dagster as dg
 import pytest
 from dagster._core.events import EngineEventData
 
-from analytics_pipeline.abandoned_runs import (
+from analytics_pipeline.cli.dagster_home import (
+    FREE_SLOTS_AFTER_RUN_END_SECONDS,
+    ensure_dagster_home,
+)
+from analytics_pipeline.defs.abandoned_runs import (
     OWNER_PID_TAG,
     OWNER_START_TAG,
     _alive,
@@ -23,7 +27,6 @@ from analytics_pipeline.abandoned_runs import (
     fail_abandoned_runs,
     owner_tags,
 )
-from analytics_pipeline.dagster_home import FREE_SLOTS_AFTER_RUN_END_SECONDS, ensure_dagster_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

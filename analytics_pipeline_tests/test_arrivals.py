@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from analytics_pipeline.arrivals import (
+from analytics_pipeline.resources.arrivals import (
     MalformedNotification,
     delete_arrivals,
     extend_arrivals,

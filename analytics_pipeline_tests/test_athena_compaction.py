@@ -17,7 +17,9 @@ import sqlglot
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from analytics_pipeline.athena_compaction import (
+from analytics_pipeline.datasets import DATASETS, dataset
+from analytics_pipeline.datasets.spec import TableSpec
+from analytics_pipeline.lake.athena_compaction import (
     AthenaCompaction,
     compact_days_in_athena,
     day_chunks,
@@ -25,19 +27,17 @@ from analytics_pipeline.athena_compaction import (
     insert_statements,
     staged_table_ddl,
 )
-from analytics_pipeline.athena_cost import query_cost_usd
-from analytics_pipeline.compaction import compact_day
-from analytics_pipeline.datasets import DATASETS, dataset
-from analytics_pipeline.datasets.spec import TableSpec
-from analytics_pipeline.partitions import publish_partition, versions, write_partition
-from analytics_pipeline.resources import athena_engine
-from analytics_pipeline.resources.athena_engine import AthenaEngine, AthenaQueryError
+from analytics_pipeline.lake.athena_cost import query_cost_usd
+from analytics_pipeline.lake.compaction import compact_day
+from analytics_pipeline.lake.staging import parquet_bytes, staged_schema
+from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition
+from analytics_pipeline.resources.aws import athena_engine
+from analytics_pipeline.resources.aws.athena_engine import AthenaEngine, AthenaQueryError
+from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog, ProjectionLayoutError
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryResult
-from analytics_pipeline.resources.glue_catalog import GlueCatalog, ProjectionLayoutError
-from analytics_pipeline.resources.s3_store import S3LakeStore
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import parquet_bytes, staged_schema
 
 TABLES = [(spec, table) for spec in DATASETS for table in spec.tables]
 APP_EVENTS = dataset("app_events")

@@ -16,9 +16,9 @@ import requests
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from analytics_pipeline import athena_cost
-from analytics_pipeline.resources import athena_engine
-from analytics_pipeline.resources.athena_engine import (
+from analytics_pipeline.lake import athena_cost
+from analytics_pipeline.resources.aws import athena_engine
+from analytics_pipeline.resources.aws.athena_engine import (
     AthenaEngine,
     AthenaQueryError,
     AthenaQueryTimeout,

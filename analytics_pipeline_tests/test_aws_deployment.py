@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
+from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.process import process_landing
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import (
     DATABASE,

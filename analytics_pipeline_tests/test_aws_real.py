@@ -16,9 +16,9 @@ import boto3
 import dagster as dg
 import pytest
 
+from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.process import process_landing
-from analytics_pipeline.resources.athena_engine import AthenaEngine
+from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
 from analytics_pipeline.settings import Settings
 
 pytestmark = pytest.mark.skipif(

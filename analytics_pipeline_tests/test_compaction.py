@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline.compaction import compact_day, source_codes
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.datasets.app_events import (
     SIGN_IN_EVENT,
@@ -19,8 +18,9 @@ from analytics_pipeline.datasets.app_events import (
     USERAUTH_SIGN_IN,
     USERAUTH_SIGN_UP,
 )
+from analytics_pipeline.lake.compaction import compact_day, source_codes
+from analytics_pipeline.lake.staging import SOURCE_COLUMNS, parquet_bytes, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import SOURCE_COLUMNS, parquet_bytes, staged_schema
 
 APP_EVENTS = dataset("app_events")
 DAY = "2024-05-01"

@@ -23,10 +23,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.dagster_home import TELEMETRY
+from analytics_pipeline.cli.dagster_home import TELEMETRY
 from analytics_pipeline.datasets import dataset
+from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import stage_landing_files
 from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -42,9 +42,9 @@ _RUN = textwrap.dedent(
     """
     import contextlib, json, os, sys, time
     import dagster as dg
-    import analytics_pipeline.assets.factory as factory
-    from analytics_pipeline.assets.keys import parquet_key
-    from analytics_pipeline.process import headless_definitions
+    import analytics_pipeline.defs.factory as factory
+    from analytics_pipeline.defs.keys import parquet_key
+    from analytics_pipeline.cli.process import headless_definitions
     from analytics_pipeline.resources.store import LocalLakeStore
     from analytics_pipeline.settings import Settings
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from analytics_pipeline.cli.demo import report
+from analytics_pipeline.cli.process import ProcessSummary, process_landing
+from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.demo import report
-from analytics_pipeline.process import ProcessSummary, process_landing
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.sample_data import SampleSummary, generate
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import landing_files, quarantine_lines, query
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from analytics_pipeline.assets.keys import staged_key
-from analytics_pipeline.process import process_landing
+from analytics_pipeline.cli.process import process_landing
+from analytics_pipeline.defs.keys import staged_key
 from analytics_pipeline_tests.lake_helpers import drop, quarantine_lines, query
 
 DAY = "2024-03-01"

@@ -15,13 +15,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from analytics_pipeline.assets.factory import table_def
-from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.partitions import publish_partition, versions, write_partition
+from analytics_pipeline.defs.factory import table_def
+from analytics_pipeline.lake.compaction import compact_day
+from analytics_pipeline.lake.staging import StageReport, stage_landing_files
+from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import StageReport, stage_landing_files
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files, ndjson, query
 
 NOW = datetime(2024, 6, 1, 12)
@@ -102,7 +102,7 @@ def test_a_kill_between_staging_and_archiving_duplicates_nothing(
         lake_dir,
         """
         LocalLakeStore.archive_landing_many = die
-        from analytics_pipeline.staging import stage_landing_files
+        from analytics_pipeline.lake.staging import stage_landing_files
         stage_landing_files(store, dataset("iot_sensor_data"), ["first.ndjson"],
                             start=date(2020, 1, 1), now=datetime(2024, 6, 1, 12),
                             max_file_bytes=1 << 20)
@@ -224,7 +224,7 @@ def test_a_kill_mid_parquet_write_leaves_the_registered_day_and_hides_the_half_f
         lake_dir,
         """
         import pyarrow as pa
-        from analytics_pipeline.partitions import write_partition
+        from analytics_pipeline.lake.versioned_days import write_partition
 
         real_fdopen = os.fdopen
 

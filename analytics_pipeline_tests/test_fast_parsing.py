@@ -16,13 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline import fast_parsing
 from analytics_pipeline.datasets import DatasetSpec, dataset
 from analytics_pipeline.datasets.spec import Field, TableSpec
-from analytics_pipeline.fast_parsing import ParsedTable, parse_landing_table, supports_fast_path
-from analytics_pipeline.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline.lake import fast_parsing
+from analytics_pipeline.lake.fast_parsing import (
+    ParsedTable,
+    parse_landing_table,
+    supports_fast_path,
+)
+from analytics_pipeline.lake.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline.lake.staging import stage_landing_files, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import stage_landing_files, staged_schema
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, quarantine_lines
 
 START = date(2020, 1, 1)

@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
-from analytics_pipeline.partitions import versions
-from analytics_pipeline.process import QUIET_LOGGING, headless_definitions, process_landing
+from analytics_pipeline.cli.process import QUIET_LOGGING, headless_definitions, process_landing
+from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.lake.versioned_days import versions
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.s3_store import S3LakeStore
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import (
@@ -155,9 +155,9 @@ def local_lake(
 _KILLED_RUN = """
 import os, signal, sys
 import dagster as dg
-import analytics_pipeline.partitions as partitions
-from analytics_pipeline.assets.keys import parquet_key, table_key
-from analytics_pipeline.process import headless_definitions
+import analytics_pipeline.lake.versioned_days as partitions
+from analytics_pipeline.defs.keys import parquet_key, table_key
+from analytics_pipeline.cli.process import headless_definitions
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.settings import Settings
 

@@ -10,8 +10,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from analytics_pipeline.resources.catalog import SchemaChangeError, TableDef
-from analytics_pipeline.resources.glue_catalog import (
+from analytics_pipeline.resources.aws.glue_catalog import (
     LOCATION_PARAMETER,
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
@@ -20,6 +19,7 @@ from analytics_pipeline.resources.glue_catalog import (
     ProjectionLayoutError,
     dt_expressions,
 )
+from analytics_pipeline.resources.catalog import SchemaChangeError, TableDef
 
 EVENTS = TableDef("events", (("id", "bigint"), ("name", "string")), "test events")
 LAKE = "s3://my-lake/parquet/events"

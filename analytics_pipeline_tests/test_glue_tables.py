@@ -6,14 +6,14 @@ import json
 import subprocess
 import sys
 
-from analytics_pipeline.datasets import DATASETS
-from analytics_pipeline.glue_tables import (
+from analytics_pipeline.cli.glue_tables import (
     REGENERATE,
     TABLES_JSON,
     all_tables,
     render,
     tables_document,
 )
+from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.settings import PROJECT_ROOT
 
@@ -63,7 +63,7 @@ def test_a_changed_table_renders_a_different_document() -> None:
 
 def test_command_line_prints_the_document() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "analytics_pipeline.glue_tables"],
+        [sys.executable, "-m", "analytics_pipeline.cli.glue_tables"],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,

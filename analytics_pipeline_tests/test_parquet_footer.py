@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.partitions import write_partition
-from analytics_pipeline.resources.s3_store import S3LakeStore
+from analytics_pipeline.lake.versioned_days import write_partition
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.store import LocalLakeStore
 
 LAKE = "analytics-lake"

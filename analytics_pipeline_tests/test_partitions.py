@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.partitions import (
+from analytics_pipeline.lake.versioned_days import (
     delete_older_versions,
     duplicated_keys,
     duplicated_keys_in_footer,

@@ -17,11 +17,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from analytics_pipeline.assets.analytics import ANALYTICS
-from analytics_pipeline.assets.keys import analytics_key, parquet_key, quarantine_key, table_key
+from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.process import ProcessSummary, process_landing
+from analytics_pipeline.defs.analytics import ANALYTICS
+from analytics_pipeline.defs.keys import analytics_key, parquet_key, quarantine_key, table_key
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.settings import Settings

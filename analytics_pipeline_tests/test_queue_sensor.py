@@ -16,9 +16,9 @@ import boto3
 import dagster as dg
 import pytest
 
-from analytics_pipeline import sensors
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.resources.s3_store import S3LakeStore
+from analytics_pipeline.defs import sensors
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.settings import AwsSettings, Settings
 
 VISIBILITY_SECONDS = 30

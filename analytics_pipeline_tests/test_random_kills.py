@@ -21,10 +21,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from analytics_pipeline.dagster_home import ensure_dagster_home
+from analytics_pipeline.cli.dagster_home import ensure_dagster_home
+from analytics_pipeline.cli.sample_data import generate
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.sample_data import generate
 from analytics_pipeline_tests.lake_helpers import landing_files, query
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def fresh_lake(base: Path, seed: int) -> Lake:
 
 def start_process(lake: Lake) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "analytics_pipeline.process"],
+        [sys.executable, "-m", "analytics_pipeline.cli.process"],
         cwd=lake.dir.parent,
         env=lake.env,
         stdout=subprocess.DEVNULL,
@@ -167,8 +167,8 @@ def test_make_process_after_random_kills_serves_every_record_once(tmp_path: Path
 # it records the staged days: a window of a second or so in the random test.
 _KILLED_AFTER_ARCHIVING = """
 import os, signal
-import analytics_pipeline.assets.factory as factory
-from analytics_pipeline.process import main
+import analytics_pipeline.defs.factory as factory
+from analytics_pipeline.cli.process import main
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

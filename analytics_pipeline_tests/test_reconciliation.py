@@ -13,16 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline import reconciliation
+from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.process import process_landing
-from analytics_pipeline.reconciliation import (
+from analytics_pipeline.lake import reconciliation
+from analytics_pipeline.lake.reconciliation import (
     _staged_records_by_file,
     reconcile_dataset,
     reconcile_files,
 )
+from analytics_pipeline.lake.staging import parquet_bytes, stage_landing_files, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import parquet_bytes, stage_landing_files, staged_schema
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 IOT = dataset("iot_sensor_data")

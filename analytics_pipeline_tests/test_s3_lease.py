@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.lake_lock import LockHolder, TableLockLost, TableLockTimeout
-from analytics_pipeline.resources.s3_store import S3LakeStore
 
 LANDING = "analytics-landing"
 LAKE = "analytics-lake"

@@ -21,17 +21,17 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries.bucket import TokenBucket
 
-from analytics_pipeline.compaction import compact_day
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.partitions import write_partition
-from analytics_pipeline.resources.s3_store import S3LakeStore, S3StoreError
+from analytics_pipeline.lake.compaction import compact_day
+from analytics_pipeline.lake.staging import stage_landing_files
+from analytics_pipeline.lake.versioned_days import write_partition
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore, S3StoreError
 from analytics_pipeline.resources.store import (
     LakeStore,
     LandingObjectGone,
     LocalLakeStore,
     UnsafePathError,
 )
-from analytics_pipeline.staging import stage_landing_files
 from analytics_pipeline_tests.lake_helpers import drop, ndjson
 
 LANDING = "analytics-landing"
@@ -299,7 +299,9 @@ def test_read_landing_many_reads_at_most_twice_the_concurrency_ahead(
             submitted.append(1)
             return super().submit(*args, **kwargs)
 
-    monkeypatch.setattr("analytics_pipeline.resources.s3_store.ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(
+        "analytics_pipeline.resources.aws.s3_store.ThreadPoolExecutor", CountingPool
+    )
     reads = store.read_landing_many("products", [f"{i:02d}.json" for i in range(50)], 100)
 
     next(reads)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics_pipeline import sample_data
+from analytics_pipeline.cli import sample_data
+from analytics_pipeline.cli.sample_data import LATE_BY_DAYS, SampleSummary, generate
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.app_events import (
     SIGN_IN_EVENT,
@@ -16,8 +17,7 @@ from analytics_pipeline.datasets.app_events import (
     USERAUTH_SIGN_IN,
     USERAUTH_SIGN_UP,
 )
-from analytics_pipeline.parsing import ParsedFile, parse_landing_file
-from analytics_pipeline.sample_data import LATE_BY_DAYS, SampleSummary, generate
+from analytics_pipeline.lake.parsing import ParsedFile, parse_landing_file
 
 END = date(2024, 3, 10)
 SMALL = {"end_date": END, "days": 3, "scale": 0.1}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from analytics_pipeline.schedules import ANALYTICS_JOB
+from analytics_pipeline.defs.schedules import ANALYTICS_JOB
 
 SCHEDULE = "analytics_refresh_schedule"
 

@@ -27,12 +27,16 @@ from botocore.awsrequest import AWSResponse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline.assets.analytics import ANALYTICS
-from analytics_pipeline.assets.keys import stage_op_name
-from analytics_pipeline.partitions import partition_prefix, validate_dt, validate_identifier
-from analytics_pipeline.process import QUIET_LOGGING, headless_definitions, process_landing
+from analytics_pipeline.cli.process import QUIET_LOGGING, headless_definitions, process_landing
+from analytics_pipeline.defs.analytics import ANALYTICS
+from analytics_pipeline.defs.keys import stage_op_name
+from analytics_pipeline.lake.versioned_days import (
+    partition_prefix,
+    validate_dt,
+    validate_identifier,
+)
+from analytics_pipeline.resources.aws.glue_catalog import dt_expressions
 from analytics_pipeline.resources.catalog import TableDef, view_sql
-from analytics_pipeline.resources.glue_catalog import dt_expressions
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests import dev_server
 from analytics_pipeline_tests.lake_helpers import (
@@ -368,7 +372,7 @@ def test_make_process_writes_only_under_the_lake_and_dagster_home(tmp_path: Path
 
     # `make process` runs exactly this.
     process = subprocess.Popen(
-        [sys.executable, "-m", "analytics_pipeline.process"],
+        [sys.executable, "-m", "analytics_pipeline.cli.process"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

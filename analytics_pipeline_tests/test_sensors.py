@@ -17,16 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_pipeline.arrivals import landing_batches, listing_cursor_from_json
-from analytics_pipeline.assets.keys import stage_op_name
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.resources.store import LandingObject
-from analytics_pipeline.sensors import (
+from analytics_pipeline.defs.keys import stage_op_name
+from analytics_pipeline.defs.sensors import (
     RETRY_AFTER_SECONDS,
     ingest_run_config,
     plan_landing_runs,
     run_config_keys,
 )
+from analytics_pipeline.resources.arrivals import landing_batches, listing_cursor_from_json
+from analytics_pipeline.resources.store import LandingObject
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop
 
@@ -269,7 +269,7 @@ def test_sensor_ignores_dot_files_still_being_uploaded(
 
 
 def test_ingest_config_takes_keys_as_one_json_string_or_a_list():
-    from analytics_pipeline.assets.factory import IngestConfig
+    from analytics_pipeline.defs.factory import IngestConfig
 
     odd = ["a.json", "dir/b c.json", "line\nbreak.json", "é.json"]
     config = ingest_run_config("products", odd)["ops"][stage_op_name("products")]["config"]
@@ -309,7 +309,7 @@ def test_landing_batches_cap_files_and_bytes_and_keep_every_object_once_in_order
 def test_the_listing_cursor_groups_by_time_and_reads_back_exactly(
     requested: dict[str, float],
 ) -> None:
-    from analytics_pipeline.arrivals import TimeOrderedCursor, listing_cursor_json
+    from analytics_pipeline.resources.arrivals import TimeOrderedCursor, listing_cursor_json
 
     text = listing_cursor_json(requested)
     assert listing_cursor_from_json(text) == requested

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets import dataset
+from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.staging import StageReport, stage_landing_files
 from analytics_pipeline_tests.lake_helpers import (
     drop,
     iot_reading,
@@ -293,7 +293,7 @@ def test_unknown_nested_fields_are_named_by_their_path(lake_dir: Path, store: Lo
 
 
 def test_unknown_field_names_are_capped_per_batch(lake_dir: Path, store: LocalLakeStore):
-    from analytics_pipeline.validation import MAX_UNKNOWN_FIELD_NAMES, OTHER_UNKNOWN_FIELDS
+    from analytics_pipeline.lake.validation import MAX_UNKNOWN_FIELD_NAMES, OTHER_UNKNOWN_FIELDS
 
     rows = [
         {**reading(1, "2024-05-01 10:00:00"), f"f{i}": "v"}
@@ -362,7 +362,7 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
 
 def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
     from analytics_pipeline import staging
-    from analytics_pipeline.fast_parsing import FAST_PATH_MIN_BYTES
+    from analytics_pipeline.lake.fast_parsing import FAST_PATH_MIN_BYTES
 
     read: list[int] = []
 

@@ -11,11 +11,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from analytics_pipeline import process
-from analytics_pipeline.assets import factory
-from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
-from analytics_pipeline.process import process_landing
-from analytics_pipeline.staleness import (
+from analytics_pipeline.cli import process
+from analytics_pipeline.cli.process import process_landing
+from analytics_pipeline.defs import factory
+from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.defs.staleness import (
     RANGE_END_TAG,
     STALE_ATTEMPTS,
     Run,

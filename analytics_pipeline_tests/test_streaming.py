@@ -13,17 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_pipeline import fast_parsing
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.reconciliation import reconcile_dataset
-from analytics_pipeline.resources.store import LandingObjectGone, LocalLakeStore
-from analytics_pipeline.staging import (
+from analytics_pipeline.lake import fast_parsing
+from analytics_pipeline.lake.reconciliation import reconcile_dataset
+from analytics_pipeline.lake.staging import (
     OverlongLine,
     StageReport,
     scan_stream,
     split_blocks,
     stage_landing_files,
 )
+from analytics_pipeline.resources.store import LandingObjectGone, LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files
 
 NOW = datetime(2024, 6, 1, 12)

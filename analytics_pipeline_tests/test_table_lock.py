@@ -17,17 +17,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from analytics_pipeline.assets.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.definitions import (
     RESOURCES_BY_DEPLOYMENT,
     build_definitions,
     local_resources,
 )
+from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.resources.lake_lock import TableLockTimeout, table_locks
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.staging import stage_landing_files
 from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from analytics_pipeline.glue_tables import all_tables
-from analytics_pipeline.resources.glue_catalog import GlueCatalog
+from analytics_pipeline.cli.glue_tables import all_tables
+from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
 from analytics_pipeline.settings import AwsSettings
 from analytics_pipeline_tests import terraform_fixtures
 from analytics_pipeline_tests.terraform_fixtures import (
@@ -401,8 +401,8 @@ def test_the_aws_deployment_runs_on_exactly_these_resources(
     """One dataset end to end, configured only by the rendered terraform outputs."""
     import dagster as dg
 
+    from analytics_pipeline.cli.process import process_landing
     from analytics_pipeline.definitions import build_definitions
-    from analytics_pipeline.process import process_landing
     from analytics_pipeline.settings import Settings
 
     environment = applied_terraform.pipeline_environment()
@@ -555,8 +555,8 @@ def test_pipeline_role_names_only_this_deployments_resources(
 def test_pipeline_role_may_run_the_athena_scale_path_and_drop_only_its_own_tables(
     applied_terraform: AppliedTerraform,
 ) -> None:
-    from analytics_pipeline.athena_compaction import REQUIRED_ACTIONS
-    from analytics_pipeline.resources.glue_catalog import SCRATCH_TABLE_PREFIX
+    from analytics_pipeline.lake.athena_compaction import REQUIRED_ACTIONS
+    from analytics_pipeline.resources.aws.glue_catalog import SCRATCH_TABLE_PREFIX
 
     out = applied_terraform.outputs
     policy = _role_policy(applied_terraform, out["pipeline_role_arn"])

@@ -15,7 +15,9 @@ import boto3
 import dagster as dg
 import pytest
 
-from analytics_pipeline.arrivals import (
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.defs.sensors import run_config_keys, run_states
+from analytics_pipeline.resources.arrivals import (
     FAILED,
     IN_PROGRESS,
     RETRY_AFTER_SECONDS,
@@ -25,8 +27,6 @@ from analytics_pipeline.arrivals import (
     listing_cursor_from_json,
     plan_time_ordered_tick,
 )
-from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.sensors import run_config_keys, run_states
 from analytics_pipeline.settings import AwsSettings, Settings
 from analytics_pipeline_tests.test_aws_deployment import aws_settings, moto_endpoint  # noqa: F401
 
@@ -389,7 +389,7 @@ def test_the_switch_is_read_from_the_environment(value, expected):
 
 
 def test_the_listing_mode_takes_over_the_time_ordered_cursor(lake_dir, defs, instance, store):
-    from analytics_pipeline.arrivals import PendingRun
+    from analytics_pipeline.resources.arrivals import PendingRun
     from analytics_pipeline_tests.lake_helpers import drop
 
     drop(lake_dir, "products", "1.json", "{}")
@@ -407,7 +407,7 @@ def test_the_listing_mode_takes_over_the_time_ordered_cursor(lake_dir, defs, ins
 
 def test_the_aws_pipeline_runs_end_to_end_with_time_ordered_keys(aws_settings):  # noqa: F811
     """`make process`'s loop over a moto server, products' sensor in the time-ordered mode."""
-    from analytics_pipeline.process import process_landing
+    from analytics_pipeline.cli.process import process_landing
     from analytics_pipeline_tests.test_aws_deployment import LAKE, LANDING
 
     s3 = boto3.client("s3")

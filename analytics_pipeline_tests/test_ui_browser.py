@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from analytics_pipeline.assets.analytics import ANALYTICS
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline_tests.browser import ARTIFACTS, launch
 from analytics_pipeline_tests.dev_server import DevServer, dagster_dev
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, query

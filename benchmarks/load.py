@@ -91,9 +91,9 @@ def run_stage_big(lake: str, key: str, stream_threshold: int) -> dict[str, Any]:
     """What the ingest op does with one file: stage it (streamed above the threshold), then
     reconcile the batch; and the whole-dataset reconciliation check, timed apart."""
     from analytics_pipeline.datasets import dataset
-    from analytics_pipeline.reconciliation import reconcile_dataset, reconcile_files
+    from analytics_pipeline.lake.reconciliation import reconcile_dataset, reconcile_files
+    from analytics_pipeline.lake.staging import stage_landing_files
     from analytics_pipeline.resources.store import LocalLakeStore
-    from analytics_pipeline.staging import stage_landing_files
 
     spec = dataset("iot_sensor_data")
     store = LocalLakeStore(lake_dir=lake)
@@ -169,7 +169,7 @@ def run_sensor_tick(lake: str, batch_files: int, repeat: int) -> dict[str, Any]:
     import dagster as dg
 
     from analytics_pipeline.definitions import build_definitions
-    from analytics_pipeline.sensors import run_config_keys
+    from analytics_pipeline.defs.sensors import run_config_keys
     from analytics_pipeline.settings import Settings
 
     settings = Settings(

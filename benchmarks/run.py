@@ -167,9 +167,9 @@ def fresh_lake(source: Path, dataset: str) -> Path:
 def run_pipeline(lake: str, batch_files: int) -> dict[str, Any]:
     import dagster as dg
 
-    from analytics_pipeline.dagster_home import ensure_dagster_home
+    from analytics_pipeline.cli.dagster_home import ensure_dagster_home
+    from analytics_pipeline.cli.process import process_landing
     from analytics_pipeline.definitions import build_definitions
-    from analytics_pipeline.process import process_landing
     from analytics_pipeline.settings import Settings
 
     settings = Settings(
@@ -442,7 +442,7 @@ def figure_sensor_tick(work: Path, args: argparse.Namespace, rows: list[Row]) ->
     import dagster as dg
 
     from analytics_pipeline.definitions import build_definitions
-    from analytics_pipeline.sensors import run_config_keys
+    from analytics_pipeline.defs.sensors import run_config_keys
     from analytics_pipeline.settings import Settings
 
     def tick(processed: int) -> tuple[float, int, int]:
@@ -498,7 +498,7 @@ def figure_sensor_tick(work: Path, args: argparse.Namespace, rows: list[Row]) ->
 
 def figure_aws(work: Path, args: argparse.Namespace, rows: list[Row]) -> None:
     try:
-        from analytics_pipeline.resources.s3_store import S3LakeStore
+        from analytics_pipeline.resources.aws.s3_store import S3LakeStore
     except ImportError:
         print("AWS concurrent GETs: skipped: no S3 store yet")
         return

@@ -1,6 +1,6 @@
 # One Glue table per table the pipeline writes, from tables.json, which the pipeline
-# generates from its dataset specs and SQL (python -m analytics_pipeline.glue_tables).
-# Each table matches what analytics_pipeline.resources.glue_catalog.GlueCatalog.table_input
+# generates from its dataset specs and SQL (python -m analytics_pipeline.cli.glue_tables).
+# Each table matches what analytics_pipeline.resources.aws.glue_catalog.GlueCatalog.table_input
 # builds, so the pipeline finds them unchanged and only registers partitions.
 
 locals {

@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
-from analytics_pipeline.partitions import validate_dt, validate_identifier
+from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 
 CATALOG_FILE = "catalog.duckdb"
 

@@ -33,9 +33,9 @@ from botocore.exceptions import (
 )
 from pydantic import PrivateAttr
 
+from analytics_pipeline.resources.aws.s3_lease import LEASE_SECONDS, s3_table_lease
+from analytics_pipeline.resources.aws.s3_ranged_reader import S3RangedReader
 from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS
-from analytics_pipeline.resources.s3_lease import LEASE_SECONDS, s3_table_lease
-from analytics_pipeline.resources.s3_ranged_reader import S3RangedReader
 from analytics_pipeline.resources.store import (
     STREAM_CHUNK_BYTES,
     LakeStore,

@@ -19,7 +19,10 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.arrivals import (
+from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.defs.factory import IngestConfig
+from analytics_pipeline.defs.keys import stage_op_name
+from analytics_pipeline.resources.arrivals import (
     FAILED,
     IN_PROGRESS,
     RETRY_AFTER_SECONDS,
@@ -30,9 +33,6 @@ from analytics_pipeline.arrivals import (
     listing_cursor_json,
     plan_time_ordered_tick,
 )
-from analytics_pipeline.assets.factory import IngestConfig
-from analytics_pipeline.assets.keys import stage_op_name
-from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.resources.store import LakeStore, LandingObject
 from analytics_pipeline.settings import Settings
 
@@ -224,7 +224,7 @@ def build_queue_sensor(
     RETRY_AFTER_SECONDS with no run, the sensor lets the messages come back and handles them
     again (staging is idempotent).
     """
-    from analytics_pipeline.arrivals import (
+    from analytics_pipeline.resources.arrivals import (
         delete_arrivals,
         extend_arrivals,
         queue_visibility_timeout,

@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
-from analytics_pipeline.assets.keys import ingest_job_name, staged_key
+from analytics_pipeline.defs.keys import ingest_job_name, staged_key
 from analytics_pipeline.resources.store import LakeStore
 
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]

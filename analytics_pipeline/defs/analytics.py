@@ -6,13 +6,13 @@ from importlib import resources
 import dagster as dg
 import pyarrow as pa
 
-from analytics_pipeline.assets.keys import (
+from analytics_pipeline.defs.keys import (
     analytics_key,
     engine_kind,
     rebuild_on_upstream_update,
     table_key,
 )
-from analytics_pipeline.assets.ranges import (
+from analytics_pipeline.defs.ranges import (
     BUILD_WORKERS,
     DayResult,
     build_days,
@@ -21,7 +21,7 @@ from analytics_pipeline.assets.ranges import (
     range_policy,
     writing_tables,
 )
-from analytics_pipeline.partitions import publish_partitions, validate_dt, write_partition
+from analytics_pipeline.lake.versioned_days import publish_partitions, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore

@@ -25,14 +25,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES, INTEGER_RANGES, DatasetSpec, Field
-from analytics_pipeline.parsing import (
+from analytics_pipeline.lake.parsing import (
     ParsedFile,
     Rejection,
     parse_landing_file,
     parse_ndjson_line,
     parse_ndjson_text,
 )
-from analytics_pipeline.validation import count_unknown
+from analytics_pipeline.lake.validation import count_unknown
 
 # Below this, a file's Arrow set-up costs more than parsing its lines in Python.
 FAST_PATH_MIN_BYTES = 16 * 1024

@@ -7,7 +7,7 @@ Sweeping is safe only when nothing is left to build and no run is in progress: t
 registered version is the newest complete one, and any other was left by a run that is gone.
 """
 
-from analytics_pipeline.partitions import validate_dt
+from analytics_pipeline.lake.versioned_days import validate_dt
 from analytics_pipeline.resources.catalog import Catalog
 from analytics_pipeline.resources.store import LakeStore
 

@@ -14,10 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.fast_parsing import _split_lines
-from analytics_pipeline.parsing import parse_landing_file
-from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
-from analytics_pipeline.staging import (
+from analytics_pipeline.lake.fast_parsing import _split_lines
+from analytics_pipeline.lake.parsing import parse_landing_file
+from analytics_pipeline.lake.staging import (
     MAX_LINE_BYTES,
     STREAM_BLOCK_BYTES,
     STREAM_THRESHOLD_BYTES,
@@ -27,6 +26,7 @@ from analytics_pipeline.staging import (
     read_staged_file,
     split_blocks,
 )
+from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES, DatasetSpec
-from analytics_pipeline.fast_parsing import (
+from analytics_pipeline.lake.fast_parsing import (
     FAST_PATH_MIN_BYTES,
     ParsedDocuments,
     ParsedTable,
@@ -37,20 +37,20 @@ from analytics_pipeline.fast_parsing import (
     supports_document_batches,
     supports_fast_path,
 )
-from analytics_pipeline.parsing import (
+from analytics_pipeline.lake.parsing import (
     RAW_PREVIEW_BYTES,
     ParsedFile,
     Rejection,
     parse_landing_file,
     raw_preview,
 )
+from analytics_pipeline.lake.validation import count_unknown
 from analytics_pipeline.resources.store import (
     STREAM_CHUNK_BYTES,
     LakeStore,
     LandingObjectGone,
     content_version,
 )
-from analytics_pipeline.validation import count_unknown
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 # Bound memory on big batches: staged files are written every this many records.

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.validation import (
+from analytics_pipeline.lake.validation import (
     RecordError,
     UnroutedRecord,
     count_unknown,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from analytics_pipeline.assets.keys import (
+from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
+from analytics_pipeline.defs.keys import (
     catalog_kind,
     ingest_job_name,
     landing_key,
@@ -18,7 +19,7 @@ from analytics_pipeline.assets.keys import (
     staged_key,
     table_key,
 )
-from analytics_pipeline.assets.ranges import (
+from analytics_pipeline.defs.ranges import (
     BUILD_WORKERS,
     DayResult,
     build_days,
@@ -26,28 +27,31 @@ from analytics_pipeline.assets.ranges import (
     range_policy,
     writing_tables,
 )
-from analytics_pipeline.athena_compaction import (
+from analytics_pipeline.lake.athena_compaction import (
     AthenaCompaction,
     compact_days_in_athena,
     day_chunks,
     staged_distinct_sql,
 )
-from analytics_pipeline.compaction import compact_day, staged_day_paths
-from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
-from analytics_pipeline.partitions import (
+from analytics_pipeline.lake.compaction import compact_day, staged_day_paths
+from analytics_pipeline.lake.reconciliation import (
+    Reconciliation,
+    reconcile_dataset,
+    reconcile_files,
+)
+from analytics_pipeline.lake.staging import stage_landing_files
+from analytics_pipeline.lake.versioned_days import (
     duplicated_keys_in_footer,
     publish_partitions,
     validate_dt,
     versions,
     write_partition,
 )
-from analytics_pipeline.reconciliation import Reconciliation, reconcile_dataset, reconcile_files
+from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
-from analytics_pipeline.resources.glue_catalog import GlueCatalog
 from analytics_pipeline.resources.store import LakeStore
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.staging import stage_landing_files
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
-from analytics_pipeline.assets.ranges import DAYS_PER_RUN
+from analytics_pipeline.defs.ranges import DAYS_PER_RUN
 
 # A run: (first day, last day), or None for unpartitioned assets, and the assets it builds.
 Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]

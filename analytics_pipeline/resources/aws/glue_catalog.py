@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES
-from analytics_pipeline.partitions import validate_dt, validate_identifier
+from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 from analytics_pipeline.resources.catalog import Catalog, TableDef, _check_compatible
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"

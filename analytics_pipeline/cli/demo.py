@@ -22,12 +22,12 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from analytics_pipeline.process import ProcessSummary, headless_definitions, process_landing
+from analytics_pipeline.cli.process import ProcessSummary, headless_definitions, process_landing
+from analytics_pipeline.cli.sample_data import SampleSummary, generate
+from analytics_pipeline.lake.validation import NOT_ROUTED
 from analytics_pipeline.resources.catalog import CATALOG_FILE, DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore
-from analytics_pipeline.sample_data import SampleSummary, generate
 from analytics_pipeline.settings import Settings
-from analytics_pipeline.validation import NOT_ROUTED
 
 
 def main(argv: list[str] | None = None) -> int:

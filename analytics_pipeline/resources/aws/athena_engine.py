@@ -19,7 +19,7 @@ import pyarrow as pa
 from botocore.config import Config
 from pydantic import PrivateAttr
 
-from analytics_pipeline.athena_cost import query_cost_usd
+from analytics_pipeline.lake.athena_cost import query_cost_usd
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")

@@ -33,21 +33,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
-from analytics_pipeline.partitions import (
+from analytics_pipeline.lake.staging import SOURCE_COLUMNS
+from analytics_pipeline.lake.versioned_days import (
     delete_older_versions,
     partition_prefix,
     validate_dt,
     validate_identifier,
 )
-from analytics_pipeline.resources.catalog import TableDef
-from analytics_pipeline.resources.engine import QueryEngine
-from analytics_pipeline.resources.glue_catalog import (
+from analytics_pipeline.resources.aws.glue_catalog import (
     SCRATCH_TABLE_PREFIX,
     GlueCatalog,
     ProjectionLayoutError,
 )
+from analytics_pipeline.resources.catalog import TableDef
+from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore
-from analytics_pipeline.staging import SOURCE_COLUMNS
 
 MAX_PARTITIONS_PER_QUERY = 100  # Athena: INSERT INTO / CTAS write at most 100 partitions
 

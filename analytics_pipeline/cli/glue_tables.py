@@ -4,7 +4,7 @@ Dataset tables come from their specs; analytics tables take the columns their SQ
 found by running each query on an empty catalog of the dataset tables (the same engine and
 the same Athena type mapping the analytics assets use). Regenerate after a spec or SQL change:
 
-    python -m analytics_pipeline.glue_tables > terraform/tables.json
+    python -m analytics_pipeline.cli.glue_tables > terraform/tables.json
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from analytics_pipeline.assets.analytics import ANALYTICS, athena_typed
-from analytics_pipeline.assets.factory import table_def
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.defs.analytics import ANALYTICS, athena_typed
+from analytics_pipeline.defs.factory import table_def
 from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
 from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.settings import PROJECT_ROOT
 
 TABLES_JSON = PROJECT_ROOT / "terraform" / "tables.json"
-REGENERATE = "python -m analytics_pipeline.glue_tables > terraform/tables.json"
+REGENERATE = "python -m analytics_pipeline.cli.glue_tables > terraform/tables.json"
 # Any valid day: the catalog is empty, only the result's column types matter.
 _ANY_DAY = "2020-01-01"
 

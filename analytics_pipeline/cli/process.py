@@ -14,15 +14,13 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from analytics_pipeline.abandoned_runs import (
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
     mark_days_staged_by,
     owner_tags,
 )
-from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.leftover_versions import sweep_leftover_versions
-from analytics_pipeline.settings import Settings
-from analytics_pipeline.staleness import (
+from analytics_pipeline.defs.staleness import (
     IN_PROGRESS,
     Run,
     as_runs,
@@ -30,6 +28,8 @@ from analytics_pipeline.staleness import (
     run_target,
     stale_runs,
 )
+from analytics_pipeline.lake.leftover_versions import sweep_leftover_versions
+from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50
 # Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
