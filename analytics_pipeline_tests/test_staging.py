@@ -361,7 +361,7 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
 
 
 def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
-    from analytics_pipeline import staging
+    from analytics_pipeline.lake import staging
     from analytics_pipeline.lake.fast_parsing import FAST_PATH_MIN_BYTES
 
     read: list[int] = []
