@@ -190,12 +190,18 @@ def build_abandoned_runs_sensor() -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Marks failed any run whose process died without reporting (killed, "
         "out of memory), and frees its pool slots, so the automation rebuilds its days "
-        "instead of waiting for ever.",
+        "instead of waiting for ever; a killed ingest run's dataset has its staged days "
+        "recorded as updated, so what it staged is built.",
     )
-    def abandoned_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    def abandoned_runs_sensor(
+        context: dg.SensorEvaluationContext, store: LakeStore
+    ) -> dg.SkipReason:
         failed = fail_abandoned_runs(context.instance)
         for run_id in failed:
             context.log.warning(f"run {run_id}: its process is gone; marked failed")
+        marked = mark_days_staged_by(context.instance, store, failed)
+        if marked:
+            context.log.warning(f"staged days of killed ingest runs, to rebuild: {marked}")
         return dg.SkipReason(
             f"marked {len(failed)} abandoned runs failed: {failed}" if failed else "none found"
         )
