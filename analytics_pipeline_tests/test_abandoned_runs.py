@@ -27,7 +27,6 @@ from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
     owner_tags,
 )
-from analytics_pipeline.resources.store import LocalLakeStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,9 +72,7 @@ def test_a_run_whose_process_died_is_marked_failed_with_the_reason(home: Path) -
     run_id = _killed_run(home)
     with dg.DagsterInstance.get() as instance:
         sensor = build_abandoned_runs_sensor()
-        store = LocalLakeStore(lake_dir=str(home.parent / "lake"))
-        context = dg.build_sensor_context(instance=instance, resources={"store": store})
-        result = sensor.evaluate_tick(context)
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         assert run_id in (result.skip_message or "")
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.FAILURE

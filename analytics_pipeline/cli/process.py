@@ -17,7 +17,6 @@ import dagster as dg
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
-    mark_days_staged_by,
     owner_tags,
 )
 from analytics_pipeline.defs.staleness import (
@@ -61,8 +60,6 @@ class ProcessSummary:
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
     """Run sensors, automation and the stale-day check until none asks for anything more."""
     summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
-    store = (defs.resources or {})["store"]
-    mark_days_staged_by(instance, store, summary.abandoned_runs)
     # A first evaluation sets the baseline, so only what changes from here on is rebuilt;
     # what was left behind before it (a day whose rebuild failed or was killed, an ingest
     # nobody automated) is what the stale-day check finds.

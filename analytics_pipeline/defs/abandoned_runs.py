@@ -21,9 +21,6 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
-from analytics_pipeline.defs.keys import ingest_job_name, staged_key
-from analytics_pipeline.resources.store import LakeStore
-
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 # A run created but not yet started is only ours to judge if it names its owner: otherwise it
 # may be the daemon's, about to be launched.
@@ -62,38 +59,6 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
                 failed.append(run.run_id)
     free_slots_of_finished_runs(instance)
     return failed
-
-
-def mark_days_staged_by(
-    instance: dg.DagsterInstance, store: LakeStore, run_ids: list[str]
-) -> list[str]:
-    """Record every staged day of the datasets whose ingest runs these were, as updated.
-
-    An ingest run stages and archives its files first and records the staged days after: one
-    killed in between leaves records staged, their landing files archived, and no event to
-    say so, so nothing would ever build them. Which days it touched is not recorded, so each
-    staged day of the dataset counts as updated: its Parquet is rebuilt, unchanged days
-    without a new write. The staged days marked ("dataset/dt")."""
-    datasets = set()
-    for run_id in run_ids:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.job_name == ingest_job_name(run.tags.get("dataset", "")):
-            datasets.add(run.tags["dataset"])
-    marked = []
-    for dataset in sorted(datasets):
-        for folder in store.list_folders(f"staged/{dataset}/"):
-            if folder.startswith("dt="):
-                dt = folder.removeprefix("dt=")
-                instance.report_runless_asset_event(
-                    dg.AssetMaterialization(
-                        asset_key=staged_key(dataset),
-                        partition=dt,
-                        description="an ingest run was killed after staging, before "
-                        "recording the days it staged",
-                    )
-                )
-                marked.append(f"{dataset}/{dt}")
-    return marked
 
 
 def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -190,18 +155,12 @@ def build_abandoned_runs_sensor() -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Marks failed any run whose process died without reporting (killed, "
         "out of memory), and frees its pool slots, so the automation rebuilds its days "
-        "instead of waiting for ever; a killed ingest run's dataset has its staged days "
-        "recorded as updated, so what it staged is built.",
+        "instead of waiting for ever.",
     )
-    def abandoned_runs_sensor(
-        context: dg.SensorEvaluationContext, store: LakeStore
-    ) -> dg.SkipReason:
+    def abandoned_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         failed = fail_abandoned_runs(context.instance)
         for run_id in failed:
             context.log.warning(f"run {run_id}: its process is gone; marked failed")
-        marked = mark_days_staged_by(context.instance, store, failed)
-        if marked:
-            context.log.warning(f"staged days of killed ingest runs, to rebuild: {marked}")
         return dg.SkipReason(
             f"marked {len(failed)} abandoned runs failed: {failed}" if failed else "none found"
         )

@@ -39,7 +39,7 @@ from analytics_pipeline.lake.reconciliation import (
     reconcile_dataset,
     reconcile_files,
 )
-from analytics_pipeline.lake.staging import stage_landing_files
+from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.versioned_days import (
     duplicated_keys_in_footer,
     publish_partitions,
@@ -202,12 +202,45 @@ def _no_unknown_fields_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
     return no_unknown_fields
 
 
+def _staged_materializations(
+    spec: DatasetSpec, report: StageReport
+) -> list[dg.AssetMaterialization]:
+    """One per staged day of the batch, with what the batch added to it."""
+    drift_metadata = (
+        {"unknown_fields": dg.MetadataValue.json(report.unknown_fields)}
+        if report.unknown_fields
+        else {}
+    )
+    files = sum(1 for f in report.files if not f.gone)
+    return [
+        dg.AssetMaterialization(
+            asset_key=staged_key(spec.name),
+            partition=dt,
+            metadata={
+                "rows_added": rows,
+                "batch_id": report.batch_id,
+                "landing_files_in_batch": files,
+                **drift_metadata,
+            },
+        )
+        for dt, rows in sorted(report.staged_rows_by_dt.items())
+    ]
+
+
 def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
     def stage_op(
         context: dg.OpExecutionContext, config: IngestConfig, store: LakeStore
     ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC).replace(tzinfo=None)
+
+        def record_staged_days(report: StageReport) -> None:
+            # Before any landing file is archived: a run killed while archiving has already
+            # said which days it staged, so they are built; a file left in landing is staged
+            # again, once (staging is idempotent).
+            for materialization in _staged_materializations(spec, report):
+                context.log_event(materialization)
+
         report = stage_landing_files(
             store,
             spec,
@@ -215,6 +248,7 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             start=settings.partitions_start,
             now=now,
             max_file_bytes=settings.max_landing_file_bytes,
+            before_archive=record_staged_days,
         )
         for outcome in report.files:
             placed = outcome.staged + outcome.rejected + outcome.unrouted
@@ -249,22 +283,6 @@ def _ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
         gone = [f.key for f in report.files if f.gone]
         if gone:
             context.log.warning(f"{len(gone)} landing files were already taken by another run")
-        drift_metadata = (
-            {"unknown_fields": dg.MetadataValue.json(report.unknown_fields)}
-            if report.unknown_fields
-            else {}
-        )
-        for dt, rows in sorted(report.staged_rows_by_dt.items()):
-            yield dg.AssetMaterialization(
-                asset_key=staged_key(spec.name),
-                partition=dt,
-                metadata={
-                    "rows_added": rows,
-                    "batch_id": report.batch_id,
-                    "landing_files_in_batch": len(report.files) - len(gone),
-                    **drift_metadata,
-                },
-            )
         if report.rejected or report.unrouted:
             # rejected_records: malformed or invalid records (and whole files);
             # unrouted_records: valid records of a type no table takes. Both are quarantined.

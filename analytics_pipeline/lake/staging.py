@@ -169,8 +169,12 @@ def stage_landing_files(
     stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
     stream_block_bytes: int = STREAM_BLOCK_BYTES,
     max_line_bytes: int = MAX_LINE_BYTES,
+    before_archive: Callable[[StageReport], None] | None = None,
 ) -> StageReport:
     """Stage these landing keys of one dataset; archive each once its records are placed.
+
+    `before_archive` sees the report once every record is placed, before any file leaves
+    landing: whatever it records (the staged days) outlives a run killed while archiving.
 
     A JSON document over max_file_bytes is quarantined whole. NDJSON over the smaller of
     max_file_bytes and stream_threshold_bytes is staged streamed, with the same records,
@@ -194,7 +198,7 @@ def stage_landing_files(
             max_line_bytes=max_line_bytes,
         )
 
-    stager = _Stager(store, spec, stage_streamed)
+    stager = _Stager(store, spec, stage_streamed, before_archive)
     if supports_document_batches(spec):
         for group in _document_groups(fetched_files, max_file_bytes):
             if len(group) == 1:  # over max_file_bytes (quarantined whole by parse), or alone
@@ -218,8 +222,10 @@ class _Stager:
         store: LakeStore,
         spec: DatasetSpec,
         stage_streamed: Callable[[str, bytes], tuple[StageReport, FileOutcome] | None],
+        before_archive: Callable[[StageReport], None] | None = None,
     ) -> None:
         self.store, self.spec, self.stage_streamed = store, spec, stage_streamed
+        self.before_archive = before_archive
         self.report = StageReport(spec.name, batch_id="")
         self.pending = _Pending()
         self.read: list[FileOutcome] = []
@@ -305,6 +311,8 @@ class _Stager:
             _flush(self.store, self.spec, report, self.pending, self.identities, self.parts)
         report.batch_id = _batch_id(self.identities)
         # Only now is every record of every read file durably placed.
+        if self.before_archive is not None:
+            self.before_archive(report)
         items = [(outcome.key, outcome.version) for outcome in self.read]
         archived = self.store.archive_landing_many(self.spec.name, items)
         for outcome, (_, path) in zip(self.read, archived, strict=True):
