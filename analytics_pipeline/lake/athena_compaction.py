@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
+from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.staging import SOURCE_COLUMNS
 from analytics_pipeline.lake.versioned_days import (
     delete_older_versions,
@@ -84,12 +85,14 @@ def _quoted(name: str) -> str:
     return f'"{validate_identifier(name)}"'
 
 
+def _dt_between(first: str, last: str) -> str:
+    """The SQL condition selecting days first..last (validated, so never injected)."""
+    low, high = sql_string_literal(validate_dt(first)), sql_string_literal(validate_dt(last))
+    return f'"dt" BETWEEN {low} AND {high}'
+
+
 def _backticked(name: str) -> str:
     return f"`{validate_identifier(name)}`"
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _bucket(name: str) -> str:
@@ -140,13 +143,15 @@ def staged_table_ddl(
         # Staged days are append-only (no versions), so a fixed template is exact here.
         "storage.location.template": f"{location}dt=${{dt}}/",
     }
-    property_sql = ",\n  ".join(f"{_literal(k)}={_literal(v)}" for k, v in properties.items())
+    property_sql = ",\n  ".join(
+        f"{sql_string_literal(k)}={sql_string_literal(v)}" for k, v in properties.items()
+    )
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {_backticked(database)}."
         f"{_backticked(staged_table_name(spec))} (\n  {column_sql}\n)\n"
         "PARTITIONED BY (`dt` string)\n"
         "STORED AS PARQUET\n"
-        f"LOCATION {_literal(location)}\n"
+        f"LOCATION {sql_string_literal(location)}\n"
         f"TBLPROPERTIES (\n  {property_sql}\n)"
     )
 
@@ -208,7 +213,7 @@ def count_days_sql(table: str, *, database: str, first: str, last: str) -> str:
     """Rows per day of days first..last; days without rows are absent."""
     return (
         f'SELECT "dt", count(*) AS "rows" FROM {_quoted(database)}.{_quoted(table)}\n'
-        f'WHERE "dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}\n'
+        f"WHERE {_dt_between(first, last)}\n"
         'GROUP BY "dt"'
     )
 
@@ -414,10 +419,10 @@ def _compact_chunk(
 
 def _staged_rows_where(table: TableSpec, first: str, last: str) -> str:
     """The staged rows of days first..last that belong in the table."""
-    where = f'"dt" BETWEEN {_literal(validate_dt(first))} AND {_literal(validate_dt(last))}'
+    where = _dt_between(first, last)
     if table.where_in is not None:
         column, wanted = table.where_in
-        where += f" AND {_quoted(column)} IN ({', '.join(_literal(v) for v in wanted)})"
+        where += f" AND {_quoted(column)} IN ({', '.join(sql_string_literal(v) for v in wanted)})"
     return where
 
 

@@ -32,6 +32,7 @@ from analytics_pipeline.lake.parsing import (
     parse_ndjson_line,
     parse_ndjson_text,
 )
+from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.validation import count_unknown
 
 # Below this, a file's Arrow set-up costs more than parsing its lines in Python.
@@ -44,7 +45,6 @@ RETRY_CHUNK_LINES = 4096
 # a shorter line cannot nest 256 deep, well inside Python's recursion limit even in an op.
 MAX_OPENING_BRACKETS = 32
 SHORT_LINE_BYTES = 512
-_UTF8_BOM = b"\xef\xbb\xbf"
 # Line ends are looked for this many bytes at a time (see _newlines).
 NEWLINE_SCAN_BYTES = 1 << 20
 _JSON_WHITESPACE = " \t\r\n"
@@ -165,7 +165,7 @@ def parse_landing_table(
     """What parse_landing_file gives, as one Arrow table; fast for big NDJSON files."""
     if not supports_fast_path(spec) or len(data) < FAST_PATH_MIN_BYTES:
         return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
-    body = data.removeprefix(_UTF8_BOM)
+    body = data.removeprefix(UTF8_BOM)
     if not _is_utf8(body):
         # A whole-file reject, worded by the row-level path.
         return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.validation import (
     RecordError,
     UnroutedRecord,
@@ -17,7 +18,6 @@ from analytics_pipeline.lake.validation import (
 )
 
 RAW_PREVIEW_BYTES = 1024
-_UTF8_BOM = b"\xef\xbb\xbf"
 # JSON's own whitespace: str.strip() would also eat "\x1c" or "\xa0" and drop a line unseen.
 _JSON_WHITESPACE = " \t\r\n"
 
@@ -136,7 +136,7 @@ def _decode(parsed: ParsedFile, data: bytes) -> str | None:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         # utf-8-sig counts from after a byte-order mark; the offset is the file's.
-        offset = err.start + (len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+        offset = err.start + (len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0)
         reason = f"not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset}"
         parsed.rejections.append(Rejection(parsed.source_key, None, reason, raw_preview(data)))
         return None

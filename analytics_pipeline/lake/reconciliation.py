@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.lake.fast_parsing import _split_lines
 from analytics_pipeline.lake.parsing import parse_landing_file
+from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.staging import (
     MAX_LINE_BYTES,
     STREAM_BLOCK_BYTES,
@@ -27,8 +28,6 @@ from analytics_pipeline.lake.staging import (
     split_blocks,
 )
 from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
-
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 MAX_LISTED_MISMATCHES = 20
 
@@ -101,7 +100,7 @@ def count_streamed_records(chunks: Iterator[bytes]) -> tuple[str, int]:
         if isinstance(piece, OverlongLine):
             records += 1
         else:
-            records += _non_blank_lines(piece.removeprefix(_UTF8_BOM) if first else piece)
+            records += _non_blank_lines(piece.removeprefix(UTF8_BOM) if first else piece)
         first = False
     scan = scanner.finish()
     if scan.utf8_error is not None or records == 0:

@@ -44,6 +44,7 @@ from analytics_pipeline.lake.parsing import (
     parse_landing_file,
     raw_preview,
 )
+from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.validation import count_unknown
 from analytics_pipeline.resources.store import (
     STREAM_CHUNK_BYTES,
@@ -75,7 +76,6 @@ STREAM_BLOCK_BYTES = 16 * MiB
 MAX_LINE_BYTES = 64 * MiB
 # A streamed file's quarantine lines are spooled to disk above this size.
 _SPOOL_BYTES = 8 * MiB
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -460,7 +460,7 @@ class StreamScanner:
         self._digest.update(chunk)
         scan.checksum = zlib.crc32(chunk, scan.checksum)
         text, text_start = chunk, scan.size
-        if scan.size == 0 and chunk.startswith(_UTF8_BOM):
+        if scan.size == 0 and chunk.startswith(UTF8_BOM):
             # utf-8-sig, as a whole file is decoded: a byte-order mark is not content.
             text, text_start = chunk[3:], 3
         if len(scan.head) < RAW_PREVIEW_BYTES:
@@ -546,7 +546,7 @@ def _stage_streamed(
             reason = f"line {line} is longer than the limit of {max_line_bytes} bytes"
             raw = piece.preview.decode("utf-8", errors="replace")
             return ParsedFile(key, rejections=[Rejection(key, line, reason, raw)])
-        body = piece.removeprefix(_UTF8_BOM) if line == 1 else piece
+        body = piece.removeprefix(UTF8_BOM) if line == 1 else piece
         return parse_ndjson_block(spec, key, body, line, start=start, now=now)
 
     def numbered() -> Iterator[tuple[bytes | OverlongLine, int]]:

@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 
 CATALOG_FILE = "catalog.duckdb"
@@ -129,7 +130,9 @@ class DuckDBCatalog(Catalog):
         # one still reads the file we have since replaced, so registrations would be lost.
         con = duckdb.connect()
         try:
-            con.execute(f"ATTACH {_sql_string(str(self.path))} AS current_catalog (READ_ONLY)")
+            con.execute(
+                f"ATTACH {sql_string_literal(str(self.path))} AS current_catalog (READ_ONLY)"
+            )
             tables = {
                 name: TableDef(name, tuple(tuple(c) for c in json.loads(cols)), description)
                 for name, cols, description in con.execute(
@@ -201,7 +204,7 @@ def view_sql(table: TableDef, locations: list[str]) -> str:
     typed = ", ".join(
         f'CAST("{col}" AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
     )
-    files = ", ".join(_sql_string(loc) for loc in locations)
+    files = ", ".join(sql_string_literal(loc) for loc in locations)
     # The typed empty row set, unioned by name, supplies every declared column: a column
     # added after a day was written reads as null there instead of breaking the view.
     return (
@@ -209,10 +212,6 @@ def view_sql(table: TableDef, locations: list[str]) -> str:
         f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, "
         "hive_types = {'dt': VARCHAR}, union_by_name = true))"
     )
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _check_compatible(current: TableDef, new: TableDef) -> None:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
+from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.catalog import CATALOG_FILE
 
 
@@ -53,13 +54,9 @@ class DuckDBEngine(QueryEngine):
         con = duckdb.connect()
         try:
             if catalog.exists():
-                con.execute(f"ATTACH '{_escape(str(catalog))}' AS lake (READ_ONLY)")
+                con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS lake (READ_ONLY)")
                 con.execute("USE lake")
             table = con.sql(sql).to_arrow_table()
         finally:
             con.close()
         return QueryResult(table, sql, "duckdb", time.monotonic() - started)
-
-
-def _escape(value: str) -> str:
-    return value.replace("'", "''")
