@@ -183,7 +183,7 @@ def stage_landing_files(
     read_limit = _read_limit(spec, max_file_bytes, stream_threshold_bytes)
     fetched_files = store.read_landing_many(spec.name, sorted(set(keys)), read_limit)
 
-    def parse(key: str, data: bytes) -> ParsedFile | ParsedTable | _Stream:
+    def parse(key: str, data: bytes) -> ParsedFile | ParsedTable | _TooBigToHold:
         return _parse(spec, key, data, max_file_bytes, read_limit, start=start, now=now)
 
     def stage_streamed(key: str, head: bytes) -> tuple[StageReport, FileOutcome] | None:
@@ -227,7 +227,7 @@ class _Stager:
         self.store, self.spec, self.stage_streamed = store, spec, stage_streamed
         self.before_archive = before_archive
         self.report = StageReport(spec.name, batch_id="")
-        self.pending = _Pending()
+        self.pending = _UnwrittenRows()
         self.read: list[FileOutcome] = []
         self.identities: list[str] = []
         self.parts = 0
@@ -236,7 +236,7 @@ class _Stager:
         self,
         key: str,
         fetched: tuple[bytes, str] | None,
-        parsed: ParsedFile | ParsedTable | _Stream | None,
+        parsed: ParsedFile | ParsedTable | _TooBigToHold | None,
     ) -> None:
         report = self.report
         outcome = FileOutcome(key)
@@ -244,7 +244,7 @@ class _Stager:
         if fetched is None or parsed is None:
             outcome.gone = True
             return
-        if isinstance(parsed, _Stream):
+        if isinstance(parsed, _TooBigToHold):
             streamed = self.stage_streamed(key, fetched[0])
             if streamed is None:
                 outcome.gone = True
@@ -358,7 +358,7 @@ def _read_limit(spec: DatasetSpec, max_file_bytes: int, stream_threshold_bytes: 
     return max_file_bytes
 
 
-class _Stream:
+class _TooBigToHold:
     """Stands for a parse not done: the file is too big to hold, it is staged streamed."""
 
 
@@ -531,7 +531,7 @@ def _stage_streamed(
         report.quarantine_paths.append(qpath)
         return report, outcome
 
-    pending = _Pending()
+    pending = _UnwrittenRows()
     parts = 0
     second = StreamScan()
 
@@ -561,7 +561,7 @@ def _stage_streamed(
     ):
         try:
             submitted = ((pool.submit(parse, piece, line),) for piece, line in numbered())
-            for (parsed,) in _in_order(submitted, PARSE_WORKERS):
+            for (parsed,) in _results_in_order(submitted, PARSE_WORKERS):
                 _account(report, outcome, parsed)
                 pending.add(parsed, key, version)
                 spool.write(_jsonl(r.as_json() for r in parsed.rejections))
@@ -622,7 +622,7 @@ def _merge(report: StageReport, outcome: FileOutcome, part: StageReport, got: Fi
 
 
 @dataclass
-class _Pending:
+class _UnwrittenRows:
     """Staged rows not yet written, by event date: dicts from the row path, tables from Arrow."""
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -647,7 +647,7 @@ class _Pending:
     def add_table(self, table: pa.Table) -> None:
         """Typed rows with dt and their source columns."""
         dts = table.column("dt").combine_chunks()
-        runs = _runs(dts, MAX_SLICED_DAYS)
+        runs = _equal_value_stretches(dts, MAX_SLICED_DAYS)
         if runs is not None and len(runs) == len({dt for dt, _, _ in runs}):
             # Each day in one stretch (readings usually come in time order): zero-copy slices.
             for dt, first, length in runs:
@@ -672,7 +672,7 @@ class _Pending:
         self.size = 0
 
 
-def _runs(values: pa.Array, limit: int) -> list[tuple[Any, int, int]] | None:
+def _equal_value_stretches(values: pa.Array, limit: int) -> list[tuple[Any, int, int]] | None:
     """(value, first row, rows) of each stretch of equal adjacent values; None if more
     than `limit` stretches."""
     if len(values) == 0:
@@ -688,8 +688,10 @@ def _runs(values: pa.Array, limit: int) -> list[tuple[Any, int, int]] | None:
 def _parsed_ahead(
     spec: DatasetSpec,
     fetched_files: Iterator[tuple[str, tuple[bytes, str] | None]],
-    parse: Callable[[str, bytes], ParsedFile | ParsedTable | _Stream],
-) -> Iterator[tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | _Stream | None]]:
+    parse: Callable[[str, bytes], ParsedFile | ParsedTable | _TooBigToHold],
+) -> Iterator[
+    tuple[str, tuple[bytes, str] | None, ParsedFile | ParsedTable | _TooBigToHold | None]
+]:
     """Files with their parse, in order; big NDJSON files parsed PARSE_WORKERS at a time,
     READ_AHEAD_FILES more read ahead (at most their sum held, each under the stream threshold).
 
@@ -709,22 +711,24 @@ def _parsed_ahead(
                 return key, fetched, pool.submit(parse, key, fetched[0])
             return key, fetched, parse(key, fetched[0])
 
-        yield from _in_order((started(*f) for f in fetched_files), PARSE_WORKERS + READ_AHEAD_FILES)
+        yield from _results_in_order(
+            (started(*f) for f in fetched_files), PARSE_WORKERS + READ_AHEAD_FILES
+        )
 
 
-def _in_order(items: Iterable[tuple[Any, ...]], depth: int) -> Iterator[tuple[Any, ...]]:
+def _results_in_order(items: Iterable[tuple[Any, ...]], depth: int) -> Iterator[tuple[Any, ...]]:
     """The items in their order, each with its last element's Future (if it is one) replaced
     by its result; at most `depth` items are started ahead of the one yielded."""
     ahead: deque[tuple[Any, ...]] = deque()
     for item in items:
         ahead.append(item)
         if len(ahead) >= depth:
-            yield _resolved(ahead.popleft())
+            yield _with_last_resolved(ahead.popleft())
     while ahead:
-        yield _resolved(ahead.popleft())
+        yield _with_last_resolved(ahead.popleft())
 
 
-def _resolved(item: tuple[Any, ...]) -> tuple[Any, ...]:
+def _with_last_resolved(item: tuple[Any, ...]) -> tuple[Any, ...]:
     *head, last = item
     return (*head, last.result() if isinstance(last, Future) else last)
 
@@ -738,9 +742,9 @@ def _parse(
     *,
     start: date,
     now: datetime,
-) -> ParsedFile | ParsedTable | _Stream:
+) -> ParsedFile | ParsedTable | _TooBigToHold:
     if spec.layout == "ndjson" and len(data) > read_limit:
-        return _Stream()
+        return _TooBigToHold()
     if len(data) > max_file_bytes:
         parsed = ParsedFile(key)
         reason = f"file is larger than the limit of {max_file_bytes} bytes"
@@ -777,7 +781,7 @@ def _flush(
     store: LakeStore,
     spec: DatasetSpec,
     report: StageReport,
-    pending: _Pending,
+    pending: _UnwrittenRows,
     identities: list[str],
     part: int,
     prefix: str | None = None,
