@@ -14,6 +14,7 @@ from analytics_pipeline.defs.sensors import (
     build_queue_sensor,
 )
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
+from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.resources.store import LocalLakeStore
@@ -106,4 +107,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+# This module is the entry point of the code server and of every run worker (workspace.yaml),
+# the processes that ingest, so they choose Arrow's allocator here.
+use_system_memory_pool()
 defs = build_definitions(Settings.from_env())

@@ -1,4 +1,4 @@
-"""The code location loads, and its graph has the lineage DESIGN.md promises."""
+"""The code location loads, its graph has the promised lineage, and it matches its snapshot."""
 
 import dagster as dg
 
