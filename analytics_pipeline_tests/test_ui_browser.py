@@ -291,10 +291,10 @@ def test_asset_checks_appear_with_their_results(
         expect(page.locator(f'div[title="{check}"] + span')).to_have_text("Succeeded")
 
 
-def test_sensors_and_schedule_appear_on_automation_page(page: Page, server: DevServer) -> None:
+def test_sensors_appear_on_automation_page(page: Page, server: DevServer) -> None:
     _open(page, server, "/automation")
     names = [f"{spec.name}_landing_sensor" for spec in DATASETS]
-    names += ["lake_automation_sensor", "analytics_refresh_schedule"]
+    names += ["lake_automation_sensor"]
     for name in names:
         expect(page.get_by_text(name, exact=True)).to_be_visible()
 
@@ -304,7 +304,6 @@ def test_sensors_and_schedule_appear_on_automation_page(page: Page, server: DevS
     [
         "sensors/products_landing_sensor",
         "sensors/lake_automation_sensor",
-        "schedules/analytics_refresh_schedule",
     ],
 )
 def test_automation_is_running(page: Page, server: DevServer, path: str) -> None:
