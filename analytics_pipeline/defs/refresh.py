@@ -19,11 +19,10 @@ def refresh_recent_days_hourly() -> dg.AutomationCondition:
     """
     recent = dg.AutomationCondition.in_latest_time_window(timedelta(days=3))
     tomorrow = dg.AutomationCondition.in_latest_time_window(timedelta(days=1))
+    # Typed as the general condition: dagster's stubs type cron_tick_passed for asset keys only.
+    tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(REFRESH_CRON, "UTC")
     return (
-        recent
-        & ~tomorrow
-        & dg.AutomationCondition.cron_tick_passed(REFRESH_CRON, "UTC").since_last_handled()
-        & ~dg.AutomationCondition.in_progress()
+        recent & ~tomorrow & tick.since_last_handled() & ~dg.AutomationCondition.in_progress()
     ).with_label("refresh_recent_days_hourly")
 
 
