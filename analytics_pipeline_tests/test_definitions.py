@@ -21,18 +21,19 @@ def test_every_table_has_lineage_from_landing_to_analytics(defs: dg.Definitions)
     graph = defs.resolve_asset_graph()
     for spec in DATASETS:
         for table in spec.tables:
-            upstream = graph.get(dg.AssetKey([table.name, "table"])).parent_keys
-            assert upstream == {dg.AssetKey([table.name, "parquet"])}
-            assert graph.get(dg.AssetKey([table.name, "parquet"])).parent_keys == {
-                dg.AssetKey([spec.name, "staged"])
+            upstream = graph.get(dg.AssetKey(["table", table.name])).parent_keys
+            assert upstream == {dg.AssetKey(["parquet", f"{table.name}_parquet"])}
+            assert graph.get(dg.AssetKey(["parquet", f"{table.name}_parquet"])).parent_keys == {
+                dg.AssetKey(["staged", f"{spec.name}_staged"])
             }
-        assert graph.get(dg.AssetKey([spec.name, "staged"])).parent_keys == {
-            dg.AssetKey([spec.name, "landing"])
+        assert graph.get(dg.AssetKey(["staged", f"{spec.name}_staged"])).parent_keys == {
+            dg.AssetKey(["landing", f"{spec.name}_landing"])
         }
     analytics_parents = set().union(
         *(graph.get(k).parent_keys for k in graph.get_all_asset_keys() if k.path[0] == "analytics")
     )
-    assert {k.path[0] for k in analytics_parents} == {
+    assert {k.path[0] for k in analytics_parents} == {"table"}
+    assert {k.path[1] for k in analytics_parents} == {
         t.name for spec in DATASETS for t in spec.tables
     }
 
