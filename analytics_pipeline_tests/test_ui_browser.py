@@ -26,7 +26,7 @@ from analytics_pipeline_tests.lake_helpers import drop, ndjson, query
 LOCATION = "analytics_pipeline.definitions"
 PROCESSED_DEADLINE = 240.0  # the daemon's sensors and automation on a loaded 2-core machine
 UI_TIMEOUT_MS = 45_000  # one page element
-BACKFILL_TIMEOUT_MS = 240_000  # three runs of products/parquet, one at a time
+BACKFILL_TIMEOUT_MS = 240_000  # three runs of parquet/products_parquet, one at a time
 VIEWPORT = {"width": 1280, "height": 800}
 PRODUCT_DAYS = ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"]
 BACKFILL_DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -198,7 +198,7 @@ def _select_partitions(page: Page, selection: str) -> None:
 
 
 def test_partitions_view_shows_which_days_are_materialised(page: Page, server: DevServer) -> None:
-    _open(page, server, "/assets/products/parquet?view=partitions")
+    _open(page, server, "/assets/parquet/products_parquet?view=partitions")
     _select_partitions(page, "[2024-03-04...2024-03-10]")
     expect(page.get_by_text("Materialized (4)", exact=True)).to_be_visible()
     expect(page.get_by_text("Missing (3)", exact=True)).to_be_visible()
@@ -213,7 +213,7 @@ def test_partitions_view_shows_which_days_are_materialised(page: Page, server: D
 def test_backfill_of_three_days_launched_by_clicking_materialises_them(
     page: Page, server: DevServer
 ) -> None:
-    _open(page, server, "/assets/products/parquet?view=partitions")
+    _open(page, server, "/assets/parquet/products_parquet?view=partitions")
     _select_partitions(page, f"[{BACKFILL_DAYS[0]}...{BACKFILL_DAYS[-1]}]")
     expect(page.get_by_text("Missing (3)", exact=True)).to_be_visible()
 
@@ -235,7 +235,7 @@ def test_backfill_of_three_days_launched_by_clicking_materialises_them(
     )
     expect(status).to_have_text("Succeeded")
 
-    _open(page, server, "/assets/products/parquet?view=partitions")
+    _open(page, server, "/assets/parquet/products_parquet?view=partitions")
     _select_partitions(page, f"[{BACKFILL_DAYS[0]}...{BACKFILL_DAYS[-1]}]")
     expect(page.get_by_text("Materialized (3)", exact=True)).to_be_visible()
     expect(page.get_by_text("Missing (0)", exact=True)).to_be_visible()
@@ -248,7 +248,7 @@ def _metadata_cells(page: Page, key: str) -> Locator:
 
 
 def test_parquet_materialisation_shows_rows_and_bytes(page: Page, server: DevServer) -> None:
-    _open(page, server, "/assets/products/parquet?view=partitions&partition=2024-03-05")
+    _open(page, server, "/assets/parquet/products_parquet?view=partitions&partition=2024-03-05")
     # A partition's metadata: key, value.
     expect(_metadata_cells(page, "dagster/row_count").nth(1)).to_have_text("2")
     shown_bytes = _metadata_cells(page, "bytes").nth(1)
@@ -258,7 +258,7 @@ def test_parquet_materialisation_shows_rows_and_bytes(page: Page, server: DevSer
 
 
 def test_quarantine_materialisation_shows_rejected_records(page: Page, server: DevServer) -> None:
-    _open(page, server, "/assets/products/quarantine")
+    _open(page, server, "/assets/quarantine/products_quarantine")
     # The asset's latest metadata: key, timestamp, value.
     expect(_metadata_cells(page, "rejected_records").nth(2)).to_have_text("1")
     expect(_metadata_cells(page, "reasons").nth(2)).to_contain_text("not one of A, B, C")
@@ -277,8 +277,8 @@ def test_sql_asset_shows_its_query_and_preview(page: Page, server: DevServer) ->
 @pytest.mark.parametrize(
     ("asset", "checks"),
     [
-        ("products/parquet", ["rows_reconcile_with_staged", "schema_matches_spec"]),
-        ("products/table", ["rows_match_parquet", "no_duplicate_keys"]),
+        ("parquet/products_parquet", ["rows_reconcile_with_staged", "schema_matches_spec"]),
+        ("table/products", ["rows_match_parquet", "no_duplicate_keys"]),
     ],
 )
 def test_asset_checks_appear_with_their_results(
@@ -291,10 +291,10 @@ def test_asset_checks_appear_with_their_results(
         expect(page.locator(f'div[title="{check}"] + span')).to_have_text("Succeeded")
 
 
-def test_sensors_and_schedule_appear_on_automation_page(page: Page, server: DevServer) -> None:
+def test_sensors_appear_on_automation_page(page: Page, server: DevServer) -> None:
     _open(page, server, "/automation")
     names = [f"{spec.name}_landing_sensor" for spec in DATASETS]
-    names += ["lake_automation_sensor", "analytics_refresh_schedule"]
+    names += ["lake_automation_sensor"]
     for name in names:
         expect(page.get_by_text(name, exact=True)).to_be_visible()
 
@@ -304,7 +304,6 @@ def test_sensors_and_schedule_appear_on_automation_page(page: Page, server: DevS
     [
         "sensors/products_landing_sensor",
         "sensors/lake_automation_sensor",
-        "schedules/analytics_refresh_schedule",
     ],
 )
 def test_automation_is_running(page: Page, server: DevServer, path: str) -> None:
