@@ -21,12 +21,10 @@ from analytics_pipeline.lake.staging import (
     MAX_LINE_BYTES,
     STREAM_BLOCK_BYTES,
     STREAM_THRESHOLD_BYTES,
-    OverlongLine,
-    StreamScanner,
     quarantine_path,
     read_staged_file,
-    split_blocks,
 )
+from analytics_pipeline.lake.stream_reading import OverlongLine, StreamScanner, split_blocks
 from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
 
 MAX_LISTED_MISMATCHES = 20
