@@ -29,7 +29,8 @@ from analytics_pipeline.lake.athena_compaction import (
 )
 from analytics_pipeline.lake.athena_cost import query_cost_usd
 from analytics_pipeline.lake.compaction import compact_day
-from analytics_pipeline.lake.staging import parquet_bytes, staged_schema
+from analytics_pipeline.lake.parquet_encoding import parquet_bytes
+from analytics_pipeline.lake.staging import staged_schema
 from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition
 from analytics_pipeline.resources.aws import athena_engine
 from analytics_pipeline.resources.aws.athena_engine import AthenaEngine, AthenaQueryError

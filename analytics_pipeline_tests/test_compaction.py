@@ -19,7 +19,8 @@ from analytics_pipeline.datasets.app_events import (
     USERAUTH_SIGN_UP,
 )
 from analytics_pipeline.lake.compaction import compact_day, source_codes
-from analytics_pipeline.lake.staging import SOURCE_COLUMNS, parquet_bytes, staged_schema
+from analytics_pipeline.lake.parquet_encoding import parquet_bytes
+from analytics_pipeline.lake.staging import SOURCE_COLUMNS, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
 
 APP_EVENTS = dataset("app_events")

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.lake import fast_parsing, staging
+from analytics_pipeline.lake import fast_parsing
 from analytics_pipeline.lake.fast_parsing import parse_documents, supports_document_batches
 from analytics_pipeline.lake.parsing import parse_landing_file
-from analytics_pipeline.lake.staging import stage_landing_files
+from analytics_pipeline.lake.staging import parse_ahead, stage_landing_files, stager
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, quarantine_lines
 
@@ -32,7 +32,8 @@ def arrow_for_small_groups() -> Iterator[None]:
     # Small examples must take the Arrow path too, and its retry in chunks.
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", 0)
-        mp.setattr(staging, "FAST_PATH_MIN_BYTES", 0)
+        mp.setattr(stager, "FAST_PATH_MIN_BYTES", 0)
+        mp.setattr(parse_ahead, "FAST_PATH_MIN_BYTES", 0)
         mp.setattr(fast_parsing, "RETRY_CHUNK_LINES", 3)
         yield
 
@@ -116,8 +117,8 @@ def staged_and_quarantined(
     for i, data in enumerate(documents):
         drop(lake_dir, "products", f"{i:03d}.json", data)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(staging, "supports_document_batches", lambda spec: batched)
-        mp.setattr(staging, "DOCUMENT_GROUP_FILES", 7)  # groups end mid-run
+        mp.setattr(stager, "supports_document_batches", lambda spec: batched)
+        mp.setattr(stager, "DOCUMENT_GROUP_FILES", 7)  # groups end mid-run
         report = stage_landing_files(
             store,
             PRODUCTS,

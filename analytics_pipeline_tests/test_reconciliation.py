@@ -17,12 +17,13 @@ from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.defs.keys import staged_key
 from analytics_pipeline.lake import reconciliation
+from analytics_pipeline.lake.parquet_encoding import parquet_bytes
 from analytics_pipeline.lake.reconciliation import (
     _staged_records_by_file,
     reconcile_dataset,
     reconcile_files,
 )
-from analytics_pipeline.lake.staging import parquet_bytes, stage_landing_files, staged_schema
+from analytics_pipeline.lake.staging import stage_landing_files, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 

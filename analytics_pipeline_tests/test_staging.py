@@ -361,8 +361,8 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
 
 
 def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
-    from analytics_pipeline.lake import staging
     from analytics_pipeline.lake.fast_parsing import FAST_PATH_MIN_BYTES
+    from analytics_pipeline.lake.staging import parse_ahead
 
     read: list[int] = []
 
@@ -378,11 +378,11 @@ def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
             assert release.wait(10)
         return key
 
-    ahead = staging._parsed_ahead(dataset("iot_sensor_data"), fetched(), parse)
+    ahead = parse_ahead.parsed_ahead(dataset("iot_sensor_data"), fetched(), parse)
     first: list[Any] = []
     waiting = threading.Thread(target=lambda: first.append(next(ahead)))
     waiting.start()
-    held = staging.PARSE_WORKERS + staging.READ_AHEAD_FILES
+    held = parse_ahead.PARSE_WORKERS + parse_ahead.READ_AHEAD_FILES
     deadline = time.monotonic() + 10
     while len(read) < held and time.monotonic() < deadline:
         time.sleep(0.01)

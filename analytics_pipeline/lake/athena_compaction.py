@@ -34,7 +34,7 @@ from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.lake.sql_text import sql_string_literal
-from analytics_pipeline.lake.staging import SOURCE_COLUMNS
+from analytics_pipeline.lake.staging.staged_files import SOURCE_COLUMNS
 from analytics_pipeline.lake.versioned_days import (
     delete_older_versions,
     partition_prefix,

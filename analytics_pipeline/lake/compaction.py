@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
-from analytics_pipeline.lake.staging import read_staged_file, staged_schema
+from analytics_pipeline.lake.staging.staged_files import read_staged_file, staged_schema
 from analytics_pipeline.lake.versioned_days import validate_dt
 from analytics_pipeline.resources.store import LakeStore
 

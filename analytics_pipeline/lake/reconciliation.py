@@ -17,14 +17,13 @@ from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.lake.fast_parsing import _split_lines
 from analytics_pipeline.lake.parsing import parse_landing_file
 from analytics_pipeline.lake.sql_text import UTF8_BOM
-from analytics_pipeline.lake.staging import (
+from analytics_pipeline.lake.staging.staged_files import quarantine_path, read_staged_file
+from analytics_pipeline.lake.staging.stream_reading import OverlongLine, StreamScanner, split_blocks
+from analytics_pipeline.lake.staging.streamed import (
     MAX_LINE_BYTES,
     STREAM_BLOCK_BYTES,
     STREAM_THRESHOLD_BYTES,
-    quarantine_path,
-    read_staged_file,
 )
-from analytics_pipeline.lake.stream_reading import OverlongLine, StreamScanner, split_blocks
 from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
 
 MAX_LISTED_MISMATCHES = 20

@@ -24,7 +24,7 @@ from analytics_pipeline.resources.store import LakeStore
 
 if TYPE_CHECKING:
     from analytics_pipeline.resources.catalog import Catalog, TableDef
-from analytics_pipeline.lake.staging import parquet_bytes
+from analytics_pipeline.lake.parquet_encoding import parquet_bytes
 
 DIGEST_KEY = b"analytics_pipeline.content_sha256"
 # In a day's footer: how many key values occur in more than one of its rows, and of how
