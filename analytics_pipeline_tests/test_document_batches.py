@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.lake import fast_parsing
-from analytics_pipeline.lake.fast_parsing import parse_documents, supports_document_batches
-from analytics_pipeline.lake.parsing import parse_landing_file
+from analytics_pipeline.lake.parsing import arrow_lines, arrow_parsing
+from analytics_pipeline.lake.parsing.arrow_parsing import parse_documents, supports_document_batches
+from analytics_pipeline.lake.parsing.records import parse_landing_file
 from analytics_pipeline.lake.staging import parse_ahead, stage_landing_files, stager
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, quarantine_lines
@@ -31,10 +31,10 @@ GOOD = {"id": 7, "date": "2024-05-01", "product": "A"}
 def arrow_for_small_groups() -> Iterator[None]:
     # Small examples must take the Arrow path too, and its retry in chunks.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", 0)
+        mp.setattr(arrow_parsing, "FAST_PATH_MIN_BYTES", 0)
         mp.setattr(stager, "FAST_PATH_MIN_BYTES", 0)
         mp.setattr(parse_ahead, "FAST_PATH_MIN_BYTES", 0)
-        mp.setattr(fast_parsing, "RETRY_CHUNK_LINES", 3)
+        mp.setattr(arrow_lines, "RETRY_CHUNK_LINES", 3)
         yield
 
 

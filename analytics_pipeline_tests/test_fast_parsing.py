@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import DatasetSpec, dataset
 from analytics_pipeline.datasets.spec import Field, TableSpec
-from analytics_pipeline.lake import fast_parsing
-from analytics_pipeline.lake.fast_parsing import (
+from analytics_pipeline.lake.parsing import arrow_lines, arrow_parsing, arrow_validation
+from analytics_pipeline.lake.parsing.arrow_parsing import (
     ParsedTable,
     parse_landing_table,
     supports_fast_path,
 )
-from analytics_pipeline.lake.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline.lake.parsing.records import ParsedFile, parse_landing_file
 from analytics_pipeline.lake.staging import stage_landing_files, staged_schema
 from analytics_pipeline.resources.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, quarantine_lines
@@ -39,9 +39,9 @@ READING = iot_reading()
 def fast_path_for_small_files() -> Iterator[None]:
     # Small examples must take the Arrow path too, and its retry in chunks.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", 0)
-        mp.setattr(fast_parsing, "RETRY_CHUNK_LINES", 3)
-        mp.setattr(fast_parsing, "NEWLINE_SCAN_BYTES", 5)  # LFs found across many pieces
+        mp.setattr(arrow_parsing, "FAST_PATH_MIN_BYTES", 0)
+        mp.setattr(arrow_lines, "RETRY_CHUNK_LINES", 3)
+        mp.setattr(arrow_lines, "NEWLINE_SCAN_BYTES", 5)  # LFs found across many pieces
         yield
 
 
@@ -144,13 +144,13 @@ def test_row_level_path_parses_only_the_lines_arrow_refuses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    row_level = fast_parsing.parse_ndjson_line
+    row_level = arrow_parsing.parse_ndjson_line
 
     def counted(parsed: ParsedFile, spec: Any, number: int, line: str, **kw: Any) -> None:
         calls.append(number)
         row_level(parsed, spec, number, line, **kw)
 
-    monkeypatch.setattr(fast_parsing, "parse_ndjson_line", counted)
+    monkeypatch.setattr(arrow_parsing, "parse_ndjson_line", counted)
     lines = [compact(READING)] * 500
     lines[249] = compact({**READING, "temperature": "n/a"})
     got = fast(("\n".join(lines) + "\n").encode())
@@ -302,7 +302,7 @@ def test_whole_body_checks_and_vectorised_validation_match_the_row_level_path(
 )
 def test_whole_body_checks_refuse_every_body_that_is_not_plain_objects(body: bytes) -> None:
     newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
-    assert fast_parsing._plain_object_lines(body, newlines) is None
+    assert arrow_lines._plain_object_lines(body, newlines) is None
 
 
 @pytest.mark.parametrize(
@@ -317,14 +317,14 @@ def test_whole_body_checks_refuse_every_body_that_is_not_plain_objects(body: byt
 )
 def test_whole_body_checks_count_the_lines_of_plain_objects(body: bytes, lines: int) -> None:
     newlines = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
-    assert fast_parsing._plain_object_lines(body, newlines) == lines
+    assert arrow_lines._plain_object_lines(body, newlines) == lines
 
 
 def test_integer_texts_are_canonical_exactly_when_they_round_trip() -> None:
     texts = pa.array(["0", "-0", "007", "10", "-10", "9223372036854775807",
                       "-9223372036854775808", "1000000000", None])  # fmt: skip
     numbers = pc.cast(texts, pa.int64())
-    got = fast_parsing._canonical_integers(texts, numbers).to_pylist()
+    got = arrow_validation._canonical_integers(texts, numbers).to_pylist()
     expected = pc.equal(pc.cast(numbers, pa.string()), texts).to_pylist()
     assert [g for g, e in zip(got, expected, strict=True) if e is not None] == [
         e for e in expected if e is not None

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import DATASETS, DatasetSpec, dataset
-from analytics_pipeline.lake.parsing import ParsedFile, parse_landing_file
+from analytics_pipeline.lake.parsing.records import ParsedFile, parse_landing_file
 from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
 
 START = date(2020, 1, 1)

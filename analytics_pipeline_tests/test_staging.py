@@ -293,7 +293,10 @@ def test_unknown_nested_fields_are_named_by_their_path(lake_dir: Path, store: Lo
 
 
 def test_unknown_field_names_are_capped_per_batch(lake_dir: Path, store: LocalLakeStore):
-    from analytics_pipeline.lake.validation import MAX_UNKNOWN_FIELD_NAMES, OTHER_UNKNOWN_FIELDS
+    from analytics_pipeline.lake.parsing.validation import (
+        MAX_UNKNOWN_FIELD_NAMES,
+        OTHER_UNKNOWN_FIELDS,
+    )
 
     rows = [
         {**reading(1, "2024-05-01 10:00:00"), f"f{i}": "v"}
@@ -361,7 +364,7 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
 
 
 def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
-    from analytics_pipeline.lake.fast_parsing import FAST_PATH_MIN_BYTES
+    from analytics_pipeline.lake.parsing.arrow_parsing import FAST_PATH_MIN_BYTES
     from analytics_pipeline.lake.staging import parse_ahead
 
     read: list[int] = []

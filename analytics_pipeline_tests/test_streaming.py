@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.lake import fast_parsing
+from analytics_pipeline.lake.parsing import arrow_parsing
 from analytics_pipeline.lake.reconciliation import reconcile_dataset
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.staging.stream_reading import OverlongLine, scan_stream, split_blocks
@@ -93,7 +93,7 @@ def test_a_streamed_file_stages_exactly_what_the_whole_file_path_stages(
     lines: int,
 ) -> None:
     if fast_min_bytes is not None:
-        monkeypatch.setattr(fast_parsing, "FAST_PATH_MIN_BYTES", fast_min_bytes)
+        monkeypatch.setattr(arrow_parsing, "FAST_PATH_MIN_BYTES", fast_min_bytes)
     data = iot_file(lines, seed=block_bytes)
     whole_dir, whole_store = lake(tmp_path, "whole")
     streamed_dir, streamed_store = lake(tmp_path, "streamed")

@@ -20,8 +20,8 @@ from analytics_pipeline.datasets.app_events import (
     USERAUTH_SIGN_UP,
 )
 from analytics_pipeline.datasets.spec import INTEGER_RANGES, TableSpec
-from analytics_pipeline.lake.parsing import ParsedFile, parse_landing_file
-from analytics_pipeline.lake.validation import RecordError, UnroutedRecord, validate_record
+from analytics_pipeline.lake.parsing.records import ParsedFile, parse_landing_file
+from analytics_pipeline.lake.parsing.validation import RecordError, UnroutedRecord, validate_record
 from analytics_pipeline_tests.lake_helpers import iot_reading, web_request
 
 START = date(2020, 1, 1)

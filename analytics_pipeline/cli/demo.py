@@ -24,7 +24,7 @@ import duckdb
 
 from analytics_pipeline.cli.process import ProcessSummary, headless_definitions, process_landing
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
-from analytics_pipeline.lake.validation import NOT_ROUTED
+from analytics_pipeline.lake.parsing.validation import NOT_ROUTED
 from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.catalog import CATALOG_FILE, DuckDBCatalog
 from analytics_pipeline.resources.store import LocalLakeStore

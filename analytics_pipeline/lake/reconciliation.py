@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.lake.fast_parsing import _split_lines
-from analytics_pipeline.lake.parsing import parse_landing_file
+from analytics_pipeline.lake.parsing.arrow_lines import split_lines
+from analytics_pipeline.lake.parsing.records import parse_landing_file
 from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.staging.staged_files import quarantine_path, read_staged_file
 from analytics_pipeline.lake.staging.stream_reading import OverlongLine, StreamScanner, split_blocks
@@ -107,7 +107,7 @@ def count_streamed_records(chunks: Iterator[bytes]) -> tuple[str, int]:
 
 def _non_blank_lines(block: bytes) -> int:
     """Lines (split on LF) holding a character other than space, tab, CR or LF."""
-    lines = _split_lines(block)
+    lines = split_lines(block)
     try:
         trimmed = pc.utf8_trim(lines, " \t\r\n")
     except pa.ArrowInvalid:

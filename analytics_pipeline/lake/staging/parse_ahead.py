@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.lake.fast_parsing import FAST_PATH_MIN_BYTES, supports_fast_path
+from analytics_pipeline.lake.parsing.arrow_parsing import FAST_PATH_MIN_BYTES, supports_fast_path
 
 Parsed = TypeVar("Parsed")
 

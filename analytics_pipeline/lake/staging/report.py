@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
 
-from analytics_pipeline.lake.fast_parsing import ParsedTable
-from analytics_pipeline.lake.parsing import ParsedFile
-from analytics_pipeline.lake.validation import count_unknown
+from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable
+from analytics_pipeline.lake.parsing.records import ParsedFile
+from analytics_pipeline.lake.parsing.validation import count_unknown
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES, DatasetSpec
-from analytics_pipeline.lake.fast_parsing import ParsedTable
 from analytics_pipeline.lake.parquet_encoding import parquet_bytes
-from analytics_pipeline.lake.parsing import ParsedFile
+from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable
+from analytics_pipeline.lake.parsing.records import ParsedFile
 from analytics_pipeline.lake.staging.report import StageReport
 from analytics_pipeline.resources.store import LakeStore
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.lake.fast_parsing import (
+from analytics_pipeline.lake.parsing.arrow_parsing import (
     FAST_PATH_MIN_BYTES,
     ParsedDocuments,
     ParsedTable,
@@ -23,7 +23,13 @@ from analytics_pipeline.lake.fast_parsing import (
     supports_document_batches,
     supports_fast_path,
 )
-from analytics_pipeline.lake.parsing import ParsedFile, Rejection, parse_landing_file, raw_preview
+from analytics_pipeline.lake.parsing.records import (
+    ParsedFile,
+    Rejection,
+    parse_landing_file,
+    raw_preview,
+)
+from analytics_pipeline.lake.parsing.validation import count_unknown
 from analytics_pipeline.lake.staging.parse_ahead import parsed_ahead
 from analytics_pipeline.lake.staging.report import (
     FileOutcome,
@@ -46,7 +52,6 @@ from analytics_pipeline.lake.staging.streamed import (
     STREAM_THRESHOLD_BYTES,
     stage_streamed_file,
 )
-from analytics_pipeline.lake.validation import count_unknown
 from analytics_pipeline.resources.store import LakeStore, content_version
 
 # One-object files are parsed together, in Arrow, this many (or this many bytes) at a time.

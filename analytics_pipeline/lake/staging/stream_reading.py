@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics_pipeline.lake.parsing import RAW_PREVIEW_BYTES
+from analytics_pipeline.lake.parsing.records import RAW_PREVIEW_BYTES
 from analytics_pipeline.lake.sql_text import UTF8_BOM
 
 

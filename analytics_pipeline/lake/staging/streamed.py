@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.lake.fast_parsing import ParsedTable, parse_ndjson_block
-from analytics_pipeline.lake.parsing import ParsedFile, Rejection, raw_preview
+from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable, parse_ndjson_block
+from analytics_pipeline.lake.parsing.records import ParsedFile, Rejection, raw_preview
 from analytics_pipeline.lake.sql_text import UTF8_BOM
 from analytics_pipeline.lake.staging.parse_ahead import PARSE_WORKERS, results_in_order
 from analytics_pipeline.lake.staging.report import FileOutcome, StageReport, account_parse

@@ -8,14 +8,14 @@ from datetime import date, datetime
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.lake.sql_text import UTF8_BOM
-from analytics_pipeline.lake.validation import (
+from analytics_pipeline.lake.parsing.validation import (
     RecordError,
     UnroutedRecord,
     count_unknown,
     unknown_fields,
     validate_record,
 )
+from analytics_pipeline.lake.sql_text import UTF8_BOM
 
 RAW_PREVIEW_BYTES = 1024
 # JSON's own whitespace: str.strip() would also eat "\x1c" or "\xa0" and drop a line unseen.
