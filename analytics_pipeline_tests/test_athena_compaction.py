@@ -19,9 +19,8 @@ from moto import mock_aws
 
 from analytics_pipeline.datasets import DATASETS, dataset
 from analytics_pipeline.datasets.spec import TableSpec
-from analytics_pipeline.lake.athena_compaction import (
-    AthenaCompaction,
-    compact_days_in_athena,
+from analytics_pipeline.lake.athena_compaction import AthenaCompaction, compact_days_in_athena
+from analytics_pipeline.lake.athena_compaction_sql import (
     day_chunks,
     insert_days_sql,
     insert_statements,

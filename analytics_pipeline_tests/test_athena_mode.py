@@ -20,7 +20,8 @@ from botocore.stub import Stubber
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import parquet_key, table_key
-from analytics_pipeline.lake.athena_compaction import drop_stale_staged_table, staged_columns
+from analytics_pipeline.lake.athena_compaction import drop_stale_staged_table
+from analytics_pipeline.lake.athena_compaction_sql import staged_columns
 from analytics_pipeline.resources.aws import athena_engine
 from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
 from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog

@@ -27,12 +27,8 @@ from analytics_pipeline.defs.ranges import (
     range_policy,
     writing_tables,
 )
-from analytics_pipeline.lake.athena_compaction import (
-    AthenaCompaction,
-    compact_days_in_athena,
-    day_chunks,
-    staged_distinct_sql,
-)
+from analytics_pipeline.lake.athena_compaction import AthenaCompaction, compact_days_in_athena
+from analytics_pipeline.lake.athena_compaction_sql import day_chunks, staged_distinct_sql
 from analytics_pipeline.lake.compaction import compact_day, staged_day_paths
 from analytics_pipeline.lake.reconciliation import (
     Reconciliation,

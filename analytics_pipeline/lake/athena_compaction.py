@@ -18,9 +18,9 @@ A failure before step 4 leaves the table's days as they were (the chunk's new fi
 deleted); chunks already done stay done. A day with no staged rows is left as it was.
 
 Layouts: a day is always a version folder, whichever path wrote it: the in-process path's
-`part-00000.snappy.parquet` or Athena's extensionless files in dt=D/V/. `partitions.versions`
+`part-00000.snappy.parquet` or Athena's extensionless files in dt=D/V/. `versioned_days.versions`
 lists only `.parquet` files, so the in-process path never takes Athena's files for its own
-versions; `partitions.delete_older_versions` removes older version folders whatever files
+versions; `versioned_days.delete_older_versions` removes older version folders whatever files
 they hold. Tables with partition projection are refused: Athena would read every version
 under dt=D/ at once.
 """
@@ -29,16 +29,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
-from analytics_pipeline.lake.sql_text import sql_string_literal
-from analytics_pipeline.lake.staging.staged_files import SOURCE_COLUMNS
+from analytics_pipeline.lake.athena_compaction_sql import (
+    MAX_PARTITIONS_PER_QUERY,
+    count_days_sql,
+    day_chunks,
+    drop_staged_table_sql,
+    insert_days_sql,
+    staged_columns,
+    staged_table_ddl,
+    staged_table_name,
+)
 from analytics_pipeline.lake.versioned_days import (
     delete_older_versions,
     partition_prefix,
-    validate_dt,
     validate_identifier,
 )
 from analytics_pipeline.resources.aws.glue_catalog import (
@@ -49,8 +56,6 @@ from analytics_pipeline.resources.aws.glue_catalog import (
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore
-
-MAX_PARTITIONS_PER_QUERY = 100  # Athena: INSERT INTO / CTAS write at most 100 partitions
 
 # What the pipeline role needs for this path (terraform/iam.tf grants each; a test checks).
 REQUIRED_ACTIONS = (
@@ -77,40 +82,6 @@ REQUIRED_ACTIONS = (
 )
 
 
-def staged_table_name(spec: DatasetSpec) -> str:
-    return validate_identifier(f"staged_{spec.name}")
-
-
-def _quoted(name: str) -> str:
-    return f'"{validate_identifier(name)}"'
-
-
-def _dt_between(first: str, last: str) -> str:
-    """The SQL condition selecting days first..last (validated, so never injected)."""
-    low, high = sql_string_literal(validate_dt(first)), sql_string_literal(validate_dt(last))
-    return f'"dt" BETWEEN {low} AND {high}'
-
-
-def _backticked(name: str) -> str:
-    return f"`{validate_identifier(name)}`"
-
-
-def _bucket(name: str) -> str:
-    # S3 bucket naming rules: nothing that could end a SQL string literal.
-    if not name or not all(c.isalnum() or c in ".-" for c in name) or name.lower() != name:
-        raise ValueError(f"invalid S3 bucket name {name!r}")
-    return name
-
-
-def staged_columns(spec: DatasetSpec) -> list[tuple[str, str]]:
-    """The staged Parquet's columns with their Athena types (dt is the partition key)."""
-    return [(f.name, f.athena_type) for f in spec.fields] + [
-        ("_source_key", "string"),
-        ("_source_version", "string"),
-        ("_source_line", "int"),
-    ]
-
-
 def drop_stale_staged_table(engine: QueryEngine, catalog: GlueCatalog, spec: DatasetSpec) -> bool:
     """Drop the external staged table if its columns are not the spec's (a field was added
     since it was created): CREATE ... IF NOT EXISTS would keep the old columns, and the
@@ -121,105 +92,12 @@ def drop_stale_staged_table(engine: QueryEngine, catalog: GlueCatalog, spec: Dat
         return False
     if columns == staged_columns(spec):
         return False
-    engine.run_query(f"DROP TABLE IF EXISTS {_backticked(catalog.database)}.{_backticked(name)}")
+    engine.run_query(drop_staged_table_sql(spec, database=catalog.database))
     return True
 
 
-def staged_table_ddl(
-    spec: DatasetSpec, *, database: str, lake_bucket: str, partitions_start: str
-) -> str:
-    """CREATE EXTERNAL TABLE over the staged Parquet; projection finds the days, no MSCK."""
-    location = f"s3://{_bucket(lake_bucket)}/staged/{validate_identifier(spec.name)}/"
-    columns = staged_columns(spec)
-    column_sql = ",\n  ".join(f"{_backticked(name)} {kind}" for name, kind in columns)
-    properties = {
-        "classification": "parquet",
-        "projection.enabled": "true",
-        "projection.dt.type": "date",
-        "projection.dt.format": "yyyy-MM-dd",
-        "projection.dt.range": f"{validate_dt(partitions_start)},NOW+1DAYS",
-        "projection.dt.interval": "1",
-        "projection.dt.interval.unit": "DAYS",
-        # Staged days are append-only (no versions), so a fixed template is exact here.
-        "storage.location.template": f"{location}dt=${{dt}}/",
-    }
-    property_sql = ",\n  ".join(
-        f"{sql_string_literal(k)}={sql_string_literal(v)}" for k, v in properties.items()
-    )
-    return (
-        f"CREATE EXTERNAL TABLE IF NOT EXISTS {_backticked(database)}."
-        f"{_backticked(staged_table_name(spec))} (\n  {column_sql}\n)\n"
-        "PARTITIONED BY (`dt` string)\n"
-        "STORED AS PARQUET\n"
-        f"LOCATION {sql_string_literal(location)}\n"
-        f"TBLPROPERTIES (\n  {property_sql}\n)"
-    )
-
-
-def insert_days_sql(
-    spec: DatasetSpec,
-    table: TableSpec,
-    *,
-    database: str,
-    first: str,
-    last: str,
-    into: str | None = None,
-) -> str:
-    """INSERT INTO the table (or `into`, a table of the same shape) the deduplicated staged
-    rows of days first..last (inclusive)."""
-    first, last = validate_dt(first), validate_dt(last)
-    days = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
-    if not 1 <= days <= MAX_PARTITIONS_PER_QUERY:
-        raise ValueError(
-            f"{first}..{last} is {days} days; one query writes 1 to "
-            f"{MAX_PARTITIONS_PER_QUERY} partitions"
-        )
-    columns = ", ".join(_quoted(c) for c in table.columns)
-    source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
-    where = _staged_rows_where(table, first, last)
-    # The same rows as compact_day: one per source record (key, version, line), whichever
-    # staged batch it came from; dt leads the window so Athena can split work by day.
-    return (
-        f'INSERT INTO {_quoted(database)}.{_quoted(into or table.name)} ({columns}, "dt")\n'
-        f'SELECT {columns}, "dt" FROM (\n'
-        f'  SELECT {columns}, "dt",\n'
-        f'    row_number() OVER (PARTITION BY "dt", {source} ORDER BY {source}) AS "_rank"\n'
-        f"  FROM {_quoted(database)}.{_quoted(staged_table_name(spec))}\n"
-        f"  WHERE {where}\n"
-        ') WHERE "_rank" = 1'
-    )
-
-
-def day_chunks(first: str, last: str, size: int = MAX_PARTITIONS_PER_QUERY) -> list[list[str]]:
-    """The days first..last (inclusive) in runs of at most `size`."""
-    start, end = date.fromisoformat(validate_dt(first)), date.fromisoformat(validate_dt(last))
-    if end < start:
-        raise ValueError(f"empty range {first}..{last}")
-    days = [(start + timedelta(n)).isoformat() for n in range((end - start).days + 1)]
-    return [days[i : i + size] for i in range(0, len(days), size)]
-
-
-def insert_statements(
-    spec: DatasetSpec, table: TableSpec, *, database: str, first: str, last: str
-) -> list[str]:
-    """One INSERT per chunk of at most 100 days."""
-    return [
-        insert_days_sql(spec, table, database=database, first=chunk[0], last=chunk[-1])
-        for chunk in day_chunks(first, last)
-    ]
-
-
-def count_days_sql(table: str, *, database: str, first: str, last: str) -> str:
-    """Rows per day of days first..last; days without rows are absent."""
-    return (
-        f'SELECT "dt", count(*) AS "rows" FROM {_quoted(database)}.{_quoted(table)}\n'
-        f"WHERE {_dt_between(first, last)}\n"
-        'GROUP BY "dt"'
-    )
-
-
 def new_version() -> str:
-    """A version folder name, in `partitions.write_partition`'s format (sorts by time)."""
+    """A version folder name, in `versioned_days.write_partition`'s format (sorts by time)."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
 
 
@@ -414,30 +292,4 @@ def _compact_chunk(
     report.previous_locations.update(previous)
     report.chunks.append(
         ChunkRun(chunk[0], chunk[-1], version, rows, dict(inserted.stats), dict(counted.stats))
-    )
-
-
-def _staged_rows_where(table: TableSpec, first: str, last: str) -> str:
-    """The staged rows of days first..last that belong in the table."""
-    where = _dt_between(first, last)
-    if table.where_in is not None:
-        column, wanted = table.where_in
-        where += f" AND {_quoted(column)} IN ({', '.join(sql_string_literal(v) for v in wanted)})"
-    return where
-
-
-def staged_distinct_sql(
-    spec: DatasetSpec, table: TableSpec, *, database: str, first: str, last: str
-) -> str:
-    """Distinct staged records per day for the table: what its days must hold (the check).
-
-    It reads only dt and the three source columns of staged/, a small part of its bytes."""
-    source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
-    where = _staged_rows_where(table, first, last)
-    return (
-        f'SELECT "dt", count(*) AS "rows" FROM (\n'
-        f'  SELECT DISTINCT "dt", {source}\n'
-        f"  FROM {_quoted(database)}.{_quoted(staged_table_name(spec))}\n"
-        f"  WHERE {where}\n"
-        ') GROUP BY "dt"'
     )
