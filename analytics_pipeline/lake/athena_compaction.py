@@ -30,11 +30,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.lake.athena_compaction_sql import (
     MAX_PARTITIONS_PER_QUERY,
+    SCRATCH_TABLE_PREFIX,
     count_days_sql,
     day_chunks,
     drop_staged_table_sql,
@@ -43,19 +44,18 @@ from analytics_pipeline.lake.athena_compaction_sql import (
     staged_table_ddl,
     staged_table_name,
 )
+from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
+    ProjectionLayoutError,
     delete_older_versions,
     partition_prefix,
     validate_identifier,
 )
-from analytics_pipeline.resources.aws.glue_catalog import (
-    SCRATCH_TABLE_PREFIX,
-    GlueCatalog,
-    ProjectionLayoutError,
-)
-from analytics_pipeline.resources.catalog import TableDef
-from analytics_pipeline.resources.engine import QueryEngine
-from analytics_pipeline.resources.store import LakeStore
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
+    from analytics_pipeline.resources.engine import QueryEngine
+    from analytics_pipeline.resources.store import LakeStore
 
 # What the pipeline role needs for this path (terraform/iam.tf grants each; a test checks).
 REQUIRED_ACTIONS = (

@@ -10,6 +10,9 @@ from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.staging.staged_files import SOURCE_COLUMNS
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 
+# Tables the pipeline creates and drops itself (terraform/iam.tf allows glue:DeleteTable on
+# these names only).
+SCRATCH_TABLE_PREFIX = "scratch_"
 MAX_PARTITIONS_PER_QUERY = 100  # Athena: INSERT INTO / CTAS write at most 100 partitions
 
 

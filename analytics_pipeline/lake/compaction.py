@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +12,9 @@ import pyarrow.compute as pc
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.lake.staging.staged_files import read_staged_file, staged_schema
 from analytics_pipeline.lake.versioned_days import validate_dt
-from analytics_pipeline.resources.store import LakeStore
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.store import LakeStore
 
 
 @dataclass(frozen=True)

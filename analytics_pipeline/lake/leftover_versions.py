@@ -7,9 +7,15 @@ Sweeping is safe only when nothing is left to build and no run is in progress: t
 registered version is the newest complete one, and any other was left by a run that is gone.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from analytics_pipeline.lake.versioned_days import validate_dt
-from analytics_pipeline.resources.catalog import Catalog
-from analytics_pipeline.resources.store import LakeStore
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.catalog import Catalog
+    from analytics_pipeline.resources.store import LakeStore
 
 
 def sweep_leftover_versions(store: LakeStore, catalog: Catalog) -> list[str]:

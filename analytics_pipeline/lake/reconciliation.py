@@ -8,12 +8,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.lake.landing_objects import STREAM_CHUNK_BYTES, content_version
 from analytics_pipeline.lake.parsing.arrow_lines import split_lines
 from analytics_pipeline.lake.parsing.records import parse_landing_file
 from analytics_pipeline.lake.sql_text import UTF8_BOM
@@ -24,7 +26,9 @@ from analytics_pipeline.lake.staging.streamed import (
     STREAM_BLOCK_BYTES,
     STREAM_THRESHOLD_BYTES,
 )
-from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, content_version
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.store import LakeStore
 
 MAX_LISTED_MISMATCHES = 20
 

@@ -20,11 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics_pipeline.resources.store import LakeStore
+from analytics_pipeline.lake.parquet_encoding import parquet_bytes
+from analytics_pipeline.lake.table_definition import TableDef
 
 if TYPE_CHECKING:
-    from analytics_pipeline.resources.catalog import Catalog, TableDef
-from analytics_pipeline.lake.parquet_encoding import parquet_bytes
+    from analytics_pipeline.resources.catalog import Catalog
+    from analytics_pipeline.resources.store import LakeStore
 
 DIGEST_KEY = b"analytics_pipeline.content_sha256"
 # In a day's footer: how many key values occur in more than one of its rows, and of how
@@ -32,6 +33,10 @@ DIGEST_KEY = b"analytics_pipeline.content_sha256"
 DUPLICATED_KEYS_KEY = b"analytics_pipeline.duplicated_keys"
 _DT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,127}")
+
+
+class ProjectionLayoutError(ValueError):
+    """A versioned location for a table whose partitions Athena projects from a fixed template."""
 
 
 def validate_dt(value: str) -> str:

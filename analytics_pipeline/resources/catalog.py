@@ -23,16 +23,10 @@ import duckdb
 
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.lake.sql_text import sql_string_literal
+from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 
 CATALOG_FILE = "catalog.duckdb"
-
-
-@dataclass(frozen=True)
-class TableDef:
-    name: str
-    columns: tuple[tuple[str, str], ...]  # (name, Athena type)
-    description: str = ""
 
 
 class SchemaChangeError(ValueError):

@@ -21,11 +21,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
+from analytics_pipeline.lake.landing_objects import (
+    STREAM_CHUNK_BYTES,
+    LandingObjectGone,
+    content_version,
+)
 from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS, file_lock, lock_name
 
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
-# Streamed reads hand over this much at a time.
-STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -46,19 +49,10 @@ class LandingObject:
         object.__setattr__(self, "signature", f"{self.key}:{self.size}:{self.modified:.6f}")
 
 
-def content_version(data: bytes) -> str:
-    """A landing file's content identity: the md5 of its bytes (an S3 ETag, for plain PUTs)."""
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def whole_version(data: bytes, max_bytes: int) -> str:
     """The content version of a read of at most max_bytes + 1 bytes: "" if it was cut off
     (a file that big is streamed, and its version taken as it streams)."""
     return content_version(data) if len(data) <= max_bytes else ""
-
-
-class LandingObjectGone(FileNotFoundError):
-    """The landing object was archived (or removed) by someone else first."""
 
 
 def unless_gone(act: Callable[..., T], *args: Any) -> T | None:

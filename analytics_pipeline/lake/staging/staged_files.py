@@ -7,7 +7,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +18,9 @@ from analytics_pipeline.lake.parquet_encoding import parquet_bytes
 from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable
 from analytics_pipeline.lake.parsing.records import ParsedFile
 from analytics_pipeline.lake.staging.report import StageReport
-from analytics_pipeline.resources.store import LakeStore
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.store import LakeStore
 
 SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 # Bound memory on big batches: staged files are written every this many records.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.lake.landing_objects import content_version
 from analytics_pipeline.lake.parsing.arrow_parsing import (
     FAST_PATH_MIN_BYTES,
     ParsedDocuments,
@@ -52,7 +54,9 @@ from analytics_pipeline.lake.staging.streamed import (
     STREAM_THRESHOLD_BYTES,
     stage_streamed_file,
 )
-from analytics_pipeline.resources.store import LakeStore, content_version
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.store import LakeStore
 
 # One-object files are parsed together, in Arrow, this many (or this many bytes) at a time.
 DOCUMENT_GROUP_FILES = 4096

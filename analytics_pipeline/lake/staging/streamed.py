@@ -8,8 +8,10 @@ import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.lake.landing_objects import STREAM_CHUNK_BYTES, LandingObjectGone
 from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable, parse_ndjson_block
 from analytics_pipeline.lake.parsing.records import ParsedFile, Rejection, raw_preview
 from analytics_pipeline.lake.sql_text import UTF8_BOM
@@ -29,7 +31,9 @@ from analytics_pipeline.lake.staging.stream_reading import (
     scan_stream,
     split_blocks,
 )
-from analytics_pipeline.resources.store import STREAM_CHUNK_BYTES, LakeStore, LandingObjectGone
+
+if TYPE_CHECKING:
+    from analytics_pipeline.resources.store import LakeStore
 
 MiB = 1024 * 1024
 # NDJSON files larger than this (or than max_file_bytes, if that is smaller) are staged

@@ -25,7 +25,12 @@ from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES
-from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
+from analytics_pipeline.lake.athena_compaction_sql import SCRATCH_TABLE_PREFIX
+from analytics_pipeline.lake.versioned_days import (
+    ProjectionLayoutError,
+    validate_dt,
+    validate_identifier,
+)
 from analytics_pipeline.resources.catalog import Catalog, TableDef, _check_compatible
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -41,17 +46,10 @@ UPDATE_PARTITIONS_PER_CALL = 100
 DELETE_PARTITIONS_PER_CALL = 25
 GET_PARTITIONS_PER_CALL = 1000
 MAX_EXPRESSION_CHARS = 2048
-# Tables the pipeline creates and drops itself (terraform/iam.tf allows glue:DeleteTable on
-# these names only).
-SCRATCH_TABLE_PREFIX = "scratch_"
 
 
 class GlueCatalogError(RuntimeError):
     """Glue refused a partition for a reason other than it already existing."""
-
-
-class ProjectionLayoutError(ValueError):
-    """A versioned location for a table whose partitions Athena projects from a fixed template."""
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
