@@ -75,13 +75,13 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
     staged = _read_staged(store, spec, paths)
     codes = source_codes(staged)
     order = np.argsort(codes, kind="stable")  # by source record, staged order among copies
-    distinct = int(np.count_nonzero(_firsts(codes[order])))
+    distinct = int(np.count_nonzero(_group_starts(codes[order])))
     if table.where_in is not None:
         column, wanted = table.where_in
         values = staged.column(column)
         matches = pc.is_in(values, pa.array(wanted).cast(values.type))
         order = order[pc.fill_null(matches, False).to_numpy(zero_copy_only=False)[order]]
-    keep = order[_firsts(codes[order])]
+    keep = order[_group_starts(codes[order])]
     data = staged.select(list(table.columns)).take(keep).cast(spec.table_arrow_schema(table))
     return CompactedDay(
         table=data,
@@ -96,9 +96,9 @@ def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) 
 
 def source_codes(staged: pa.Table) -> np.ndarray:
     """One int64 per row, ordered as (key, version, line) and equal exactly for one record."""
-    version_rank = _ranks(staged.column("_source_version"))
+    version_rank = _dense_ranks(staged.column("_source_version"))
     versions = int(version_rank.max()) + 1 if len(version_rank) else 1
-    pair = _ranks(staged.column("_source_key")) * versions + version_rank
+    pair = _dense_ranks(staged.column("_source_key")) * versions + version_rank
     if len(pair) and pair.max() >= 1 << 31:  # keep pair << 32 inside an int64
         pair = np.unique(pair, return_inverse=True)[1].astype(np.int64)
     line_column = staged.column("_source_line")
@@ -110,14 +110,14 @@ def source_codes(staged: pa.Table) -> np.ndarray:
     return (pair << 32) | lines
 
 
-def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+def _dense_ranks(column: pa.ChunkedArray) -> np.ndarray:
     """Each value's dense rank (from 0) among the column's distinct values, in byte order."""
     encoded = pc.dictionary_encode(column).combine_chunks()
     rank = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
     return (rank.to_numpy().astype(np.int64) - 1)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _firsts(sorted_codes: np.ndarray) -> np.ndarray:
+def _group_starts(sorted_codes: np.ndarray) -> np.ndarray:
     """True where a run of equal codes starts."""
     first = np.ones(len(sorted_codes), dtype=bool)
     first[1:] = sorted_codes[1:] != sorted_codes[:-1]

@@ -79,7 +79,7 @@ def reconcile_dataset(
         else:
             # Quarantined whole; the version staging gave it is that of the bytes it read.
             expected[(key, content_version(head))] = 1
-            _close(chunks)
+            _close_stream(chunks)
     staged_paths = [p for p in store.list_files(f"staged/{spec.name}/") if p.endswith(".parquet")]
     return reconcile_files(store, spec, expected, staged_paths)
 
@@ -132,7 +132,7 @@ def _read_up_to(chunks: Iterator[bytes], limit: int) -> bytes:
     return b"".join(got)
 
 
-def _close(chunks: Iterator[bytes]) -> None:
+def _close_stream(chunks: Iterator[bytes]) -> None:
     close = getattr(chunks, "close", None)
     if close is not None:
         close()
@@ -215,7 +215,7 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
             starts = np.concatenate(([0], np.cumsum(rows)))
             for source in big_sources:
                 rows_of = by_source[starts[source] : starts[source + 1]]
-                _mark(bitmaps, int(local[source]), lines[rows_of])
+                _mark_lines_seen(bitmaps, int(local[source]), lines[rows_of])
     every = np.concatenate(codes) if codes else np.array([], dtype=np.int64)
     every.sort()
     distinct = every[np.concatenate(([True], every[1:] != every[:-1]))] if len(every) else every
@@ -223,12 +223,12 @@ def _staged_records_by_file(store: LakeStore, paths: list[str]) -> Counter[tuple
     # A big source's rows in files where it was small count in its bitmap.
     for number in list(bitmaps):
         first, stop = np.searchsorted(distinct >> 32, [number, number + 1])
-        _mark(bitmaps, number, distinct[first:stop] & 0xFFFFFFFF)
+        _mark_lines_seen(bitmaps, number, distinct[first:stop] & 0xFFFFFFFF)
         counts[number] = np.count_nonzero(bitmaps[number])
     return Counter({source: int(counts[n]) for source, n in numbers.items() if counts[n]})
 
 
-def _mark(bitmaps: dict[int, np.ndarray], number: int, lines: np.ndarray) -> None:
+def _mark_lines_seen(bitmaps: dict[int, np.ndarray], number: int, lines: np.ndarray) -> None:
     """Set these lines in the source's bitmap, growing it (doubling) as needed."""
     if len(lines) == 0:
         return

@@ -160,7 +160,7 @@ def _safe_for_arrow(trimmed: pa.Array) -> pa.Array:
         # Arrow ends a row at a bare CR (RE2 finds a literal faster than match_substring).
         pc.invert(pc.match_substring_regex(trimmed, r"\r")),
         pc.invert(pc.match_substring_regex(trimmed, _SECOND_VALUE)),
-        _shallow(trimmed),
+        _not_too_deep(trimmed),
     ]
     out = checks[0]
     for check in checks[1:]:
@@ -168,7 +168,7 @@ def _safe_for_arrow(trimmed: pa.Array) -> pa.Array:
     return out
 
 
-def _shallow(trimmed: pa.Array) -> pa.Array:
+def _not_too_deep(trimmed: pa.Array) -> pa.Array:
     """Lines that cannot nest deeper than MAX_OPENING_BRACKETS (short ones cannot)."""
     long = pc.indices_nonzero(pc.greater(pc.binary_length(trimmed), SHORT_LINE_BYTES))
     if len(long) == 0:

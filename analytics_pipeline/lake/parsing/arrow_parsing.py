@@ -139,15 +139,15 @@ def parse_landing_table(
 ) -> ParsedTable:
     """What parse_landing_file gives, as one Arrow table; fast for big NDJSON files."""
     if not supports_fast_path(spec) or len(data) < FAST_PATH_MIN_BYTES:
-        return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+        return _as_table(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
     body = data.removeprefix(UTF8_BOM)
     if not _is_utf8(body):
         # A whole-file reject, worded by the row-level path.
-        return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+        return _as_table(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
     parsed = parse_ndjson_block(spec, source_key, body, 1, start=start, now=now)
     if parsed.input_records == 0:
         # Nothing but blank lines: an empty file, worded by the row-level path.
-        return _from_rows(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
+        return _as_table(spec, parse_landing_file(spec, source_key, data, start=start, now=now))
     return parsed
 
 
@@ -166,7 +166,7 @@ def parse_ndjson_block(
     if not supports_fast_path(spec) or len(body) < FAST_PATH_MIN_BYTES:
         row_level = ParsedFile(source_key)
         parse_ndjson_text(row_level, spec, body.decode("utf-8"), first_line, start=start, now=now)
-        return _from_rows(spec, row_level)
+        return _as_table(spec, row_level)
     read = read_lines_in_arrow(spec, body, first_line, start=start, now=now)
     row_level = ParsedFile(source_key)
     for index in read.others().tolist():
@@ -177,7 +177,7 @@ def parse_ndjson_block(
     unknown = _unknown_counts(read.extras, read.rows.column("_index"), len(read.lines))
     for name, n in row_level.unknown_fields.items():
         count_unknown(unknown, name, n)
-    table = _from_rows(spec, row_level).table
+    table = _as_table(spec, row_level).table
     table = pa.concat_tables([read.rows.drop_columns(["_index"]), table])
     table = table.sort_by("_source_line") if row_level.records else table
     blank_lines = int(read.blank.sum()) - (1 if body.endswith(b"\n") else 0)
@@ -201,7 +201,7 @@ def _unknown_counts(
     return counts
 
 
-def _from_rows(spec: DatasetSpec, parsed: ParsedFile) -> ParsedTable:
+def _as_table(spec: DatasetSpec, parsed: ParsedFile) -> ParsedTable:
     table = pa.Table.from_pylist(parsed.records, schema=parsed_table_schema(spec))
     return ParsedTable(
         parsed.source_key, table, parsed.rejections, parsed.blank_lines, parsed.unknown_fields

@@ -33,7 +33,7 @@ def validate_in_arrow(
     columns: dict[str, pa.Array] = {}
     for f in spec.fields:
         text = raw.column(f.name).combine_chunks()
-        value, accepted = _typed(f, text)
+        value, accepted = _typed_and_accepted(f, text)
         present = pc.is_valid(text)
         if f.null_literals:
             present = pc.and_(present, pc.invert(pc.is_in(text, pa.array(f.null_literals))))
@@ -68,7 +68,7 @@ def validate_in_arrow(
     return ok, typed
 
 
-def _typed(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
+def _typed_and_accepted(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The field's typed values (null where not accepted) and which values are accepted."""
     target = ARROW_TYPES[f.athena_type]
     if f.athena_type == "string":

@@ -61,7 +61,7 @@ def parse_landing_file(
 ) -> ParsedFile:
     """Every record becomes exactly one record or one rejection; blank NDJSON lines neither."""
     parsed = ParsedFile(source_key)
-    text = _decode(parsed, data)
+    text = _decoded_text(parsed, data)
     if text is None:
         return parsed
     if not text.strip(_JSON_WHITESPACE):
@@ -74,7 +74,7 @@ def parse_landing_file(
             reason = f"malformed JSON: {_json_error(err)}"
             parsed.rejections.append(Rejection(source_key, None, reason, raw_preview(data)))
             return parsed
-        _add(parsed, spec, 1, obj, text, start=start, now=now)
+        _add_validated(parsed, spec, 1, obj, text, start=start, now=now)
         return parsed
     parse_ndjson_text(parsed, spec, text, 1, start=start, now=now)
     return parsed
@@ -104,10 +104,10 @@ def parse_ndjson_line(
         reason = f"malformed JSON at line {number}: {_json_error(err)}"
         parsed.rejections.append(Rejection(parsed.source_key, number, reason, line))
         return
-    _add(parsed, spec, number, obj, line, start=start, now=now)
+    _add_validated(parsed, spec, number, obj, line, start=start, now=now)
 
 
-def _add(
+def _add_validated(
     parsed: ParsedFile,
     spec: DatasetSpec,
     number: int,
@@ -130,7 +130,7 @@ def _add(
         count_unknown(parsed.unknown_fields, name)
 
 
-def _decode(parsed: ParsedFile, data: bytes) -> str | None:
+def _decoded_text(parsed: ParsedFile, data: bytes) -> str | None:
     try:
         # utf-8-sig: a byte-order mark is an encoding artefact, not part of the first record.
         return data.decode("utf-8-sig")

@@ -52,7 +52,7 @@ def validate_record(
         route = spec.field(routing.field)
         value = _field_value(route, obj)
         if value not in routing.values:
-            raise UnroutedRecord(f"{route.dotted_path} {_show(value)} {NOT_ROUTED}")
+            raise UnroutedRecord(f"{route.dotted_path} {_quoted(value)} {NOT_ROUTED}")
     values = {f.name: _field_value(f, obj) for f in spec.fields}
     event_time = values[spec.event_time_field]
     event_date = event_time.date() if isinstance(event_time, datetime) else event_time
@@ -114,19 +114,19 @@ def count_unknown(counts: dict[str, int], name: str, n: int = 1) -> None:
 
 
 def _field_value(f: Field, obj: dict[str, Any]) -> Any:
-    raw = _lookup(f, obj)
+    raw = _value_at_path(f, obj)
     if raw is _MISSING or raw is None or (isinstance(raw, str) and raw in f.null_literals):
         if f.required:
             return _fail_missing(f, raw)
         return None
-    value = _coerce(f, raw)
+    value = _typed_value(f, raw)
     if f.allowed is not None and value not in f.allowed:
         raise RecordError(
-            f"value {_show(raw)} in field {f.dotted_path} is not one of {', '.join(f.allowed)}"
+            f"value {_quoted(raw)} in field {f.dotted_path} is not one of {', '.join(f.allowed)}"
         )
     if f.pattern is not None and not f.pattern.fullmatch(value):
         kind = "email" if f.name == "email" else f"value for {f.pattern.pattern}"
-        raise RecordError(f"invalid {kind} {_show(raw)} in field {f.dotted_path}")
+        raise RecordError(f"invalid {kind} {_quoted(raw)} in field {f.dotted_path}")
     return value
 
 
@@ -135,7 +135,7 @@ def _fail_missing(f: Field, raw: Any) -> Any:
     raise RecordError(f"{what} required field '{f.dotted_path}'")
 
 
-def _lookup(f: Field, obj: dict[str, Any]) -> Any:
+def _value_at_path(f: Field, obj: dict[str, Any]) -> Any:
     current: Any = obj
     for depth, part in enumerate(f.path):
         if not isinstance(current, dict):
@@ -150,7 +150,7 @@ def _lookup(f: Field, obj: dict[str, Any]) -> Any:
     return current
 
 
-def _coerce(f: Field, raw: Any) -> Any:
+def _typed_value(f: Field, raw: Any) -> Any:
     kind = f.athena_type
     if kind in INTEGER_RANGES:
         return _integer(f, raw)
@@ -185,7 +185,7 @@ def _integer(f: Field, raw: Any) -> int:
     low, high = INTEGER_RANGES[f.athena_type]
     if not low <= raw <= high:
         raise RecordError(
-            f"value {_show(raw)} in field {f.dotted_path} is out of range for {f.athena_type}"
+            f"value {_quoted(raw)} in field {f.dotted_path} is out of range for {f.athena_type}"
         )
     return raw
 
@@ -198,7 +198,7 @@ def _double(f: Field, raw: Any) -> float:
     except (ValueError, OverflowError):
         raise _wrong_type(f, raw) from None
     if not math.isfinite(value):
-        raise RecordError(f"value {_show(raw)} in field {f.dotted_path} is not a finite number")
+        raise RecordError(f"value {_quoted(raw)} in field {f.dotted_path} is not a finite number")
     return value
 
 
@@ -210,7 +210,7 @@ def _date(f: Field, raw: Any) -> date:
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:
-        raise RecordError(f"invalid date {_show(raw)} in field {f.dotted_path}") from None
+        raise RecordError(f"invalid date {_quoted(raw)} in field {f.dotted_path}") from None
 
 
 def _timestamp(f: Field, raw: Any) -> datetime:
@@ -233,7 +233,7 @@ def _timestamp(f: Field, raw: Any) -> datetime:
     except (ValueError, OverflowError) as err:
         if isinstance(err, RecordError):
             raise
-        raise RecordError(f"invalid timestamp {_show(raw)} in field {f.dotted_path}") from None
+        raise RecordError(f"invalid timestamp {_quoted(raw)} in field {f.dotted_path}") from None
     return parsed
 
 
@@ -265,7 +265,7 @@ def _check_encodable(f: Field, raw: str) -> None:
 def _wrong_type(f: Field, raw: Any, expected: str | None = None) -> RecordError:
     return RecordError(
         f"wrong type in field {f.dotted_path}: expected {expected or f.athena_type}, "
-        f"got {_json_kind(raw)} {_show(raw)}"
+        f"got {_json_kind(raw)} {_quoted(raw)}"
     )
 
 
@@ -289,7 +289,8 @@ _CONTAINER_PREVIEW.maxlevel = 3
 _CONTAINER_PREVIEW.maxstring = 40
 
 
-def _show(value: Any, limit: int = 80) -> str:
+def _quoted(value: Any, limit: int = 80) -> str:
+    """A value as a reason quotes it (null, true and false as JSON spells them), cut short."""
     if value is None or isinstance(value, bool):
         return "null" if value is None else str(value).lower()  # as JSON spells them
     if isinstance(value, list | dict):

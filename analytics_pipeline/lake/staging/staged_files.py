@@ -86,10 +86,10 @@ class UnwrittenRows:
     def add_table(self, table: pa.Table) -> None:
         """Typed rows with dt and their source columns."""
         dts = table.column("dt").combine_chunks()
-        runs = _equal_value_stretches(dts, MAX_SLICED_DAYS)
-        if runs is not None and len(runs) == len({dt for dt, _, _ in runs}):
+        stretches = _equal_value_stretches(dts, MAX_SLICED_DAYS)
+        if stretches is not None and len(stretches) == len({dt for dt, _, _ in stretches}):
             # Each day in one stretch (readings usually come in time order): zero-copy slices.
-            for dt, first, length in runs:
+            for dt, first, length in stretches:
                 self.tables[dt].append(table.slice(first, length).drop_columns(["dt"]))
         else:
             for dt in pc.unique(dts).to_pylist():

@@ -89,7 +89,7 @@ def stage_landing_files(
     fetched_files = store.read_landing_many(spec.name, sorted(set(keys)), read_limit)
 
     def parse(key: str, data: bytes) -> ParsedFile | ParsedTable | _TooBigToHold:
-        return _parse(spec, key, data, max_file_bytes, read_limit, start=start, now=now)
+        return _parse_fetched(spec, key, data, max_file_bytes, read_limit, start=start, now=now)
 
     def stage_streamed(key: str, head: bytes) -> tuple[StageReport, FileOutcome] | None:
         return stage_streamed_file(
@@ -158,7 +158,7 @@ class _Stager:
             self.identities.append(file_id(key, streamed[1].version or ""))
             self.read.append(outcome)
             return
-        version = outcome.version = _version(fetched)
+        version = outcome.version = _read_version(fetched)
         self.identities.append(file_id(key, version))
         account_parse(report, outcome, parsed)
         self.pending.add(parsed, key, version)
@@ -184,7 +184,7 @@ class _Stager:
             if other is not None:
                 self.place(key, fetched, other)
             else:
-                version = _version(fetched)
+                version = _read_version(fetched)
                 outcome = FileOutcome(key, version, records=1, staged=1)
                 for name, n in parsed.unknown_fields.get(position, {}).items():
                     count_unknown(outcome.unknown_fields, name, n)
@@ -229,7 +229,7 @@ class _Stager:
         return report
 
 
-def _version(fetched: tuple[bytes, str]) -> str:
+def _read_version(fetched: tuple[bytes, str]) -> str:
     """A read file's content version. A read cut off at the limit has none of its own: that
     file is quarantined whole, under the version of the bytes read (as reconciliation counts
     it)."""
@@ -271,7 +271,7 @@ class _TooBigToHold:
     """Stands for a parse not done: the file is too big to hold, it is staged streamed."""
 
 
-def _parse(
+def _parse_fetched(
     spec: DatasetSpec,
     key: str,
     data: bytes,

@@ -68,7 +68,7 @@ def stage_streamed_file(
     be taken back) every FLUSH_RECORDS rows.
     """
     try:
-        scan = scan_stream(_chunked(head, store.iter_landing(spec.name, key, offset=len(head))))
+        scan = scan_stream(_in_chunks(head, store.iter_landing(spec.name, key, offset=len(head))))
     except LandingObjectGone:
         return None
     version = scan.version
@@ -76,7 +76,7 @@ def stage_streamed_file(
     outcome = FileOutcome(key, version)
     qpath = quarantine_path(spec.name, key, version)
     if scan.utf8_error is not None:
-        whole = ParsedFile(key, rejections=[Rejection(key, None, scan.utf8_error, _preview(scan))])
+        whole = ParsedFile(key, rejections=[Rejection(key, None, scan.utf8_error, _head_raw(scan))])
         account_parse(report, outcome, whole)
         store.write_bytes(qpath, jsonl_bytes(r.as_json() for r in whole.rejections))
         report.quarantine_paths.append(qpath)
@@ -87,7 +87,7 @@ def stage_streamed_file(
     second = StreamScan()
 
     def tapped() -> Iterator[bytes]:
-        for chunk in _chunked(head, store.iter_landing(spec.name, key, offset=len(head))):
+        for chunk in _in_chunks(head, store.iter_landing(spec.name, key, offset=len(head))):
             second.checksum = zlib.crc32(chunk, second.checksum)
             second.size += len(chunk)
             yield chunk
@@ -130,7 +130,8 @@ def stage_streamed_file(
         if outcome.records == 0:
             # Nothing but blank lines: an empty file, as parse_landing_file says.
             outcome.blank_lines = 0
-            empty = ParsedFile(key, rejections=[Rejection(key, None, "empty file", _preview(scan))])
+            empty_file = Rejection(key, None, "empty file", _head_raw(scan))
+            empty = ParsedFile(key, rejections=[empty_file])
             account_parse(report, outcome, empty)
             spool.write(jsonl_bytes(r.as_json() for r in empty.rejections))
         if pending.size:
@@ -142,12 +143,13 @@ def stage_streamed_file(
     return report, outcome
 
 
-def _chunked(head: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
+def _in_chunks(head: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     """The head in STREAM_CHUNK_BYTES pieces, then the rest: one stream of modest chunks."""
     for i in range(0, len(head), STREAM_CHUNK_BYTES):
         yield head[i : i + STREAM_CHUNK_BYTES]
     yield from rest
 
 
-def _preview(scan: StreamScan) -> str:
+def _head_raw(scan: StreamScan) -> str:
+    """A whole-file reject's raw: the file's first bytes, as for a file read whole."""
     return raw_preview(scan.head)
