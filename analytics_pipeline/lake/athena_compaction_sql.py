@@ -20,7 +20,8 @@ def staged_table_name(spec: DatasetSpec) -> str:
     return validate_identifier(f"staged_{spec.name}")
 
 
-def _quoted(name: str) -> str:
+def _dml_identifier(name: str) -> str:
+    """A validated name as Athena's DML (Trino) quotes it."""
     return f'"{validate_identifier(name)}"'
 
 
@@ -30,7 +31,8 @@ def _dt_between(first: str, last: str) -> str:
     return f'"dt" BETWEEN {low} AND {high}'
 
 
-def _backticked(name: str) -> str:
+def _ddl_identifier(name: str) -> str:
+    """A validated name as Athena's DDL (Hive) quotes it."""
     return f"`{validate_identifier(name)}`"
 
 
@@ -52,7 +54,8 @@ def staged_columns(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 def drop_staged_table_sql(spec: DatasetSpec, *, database: str) -> str:
     """DROP the external staged table; its files stay."""
-    return f"DROP TABLE IF EXISTS {_backticked(database)}.{_backticked(staged_table_name(spec))}"
+    staged = f"{_ddl_identifier(database)}.{_ddl_identifier(staged_table_name(spec))}"
+    return f"DROP TABLE IF EXISTS {staged}"
 
 
 def staged_table_ddl(
@@ -61,7 +64,7 @@ def staged_table_ddl(
     """CREATE EXTERNAL TABLE over the staged Parquet; projection finds the days, no MSCK."""
     location = f"s3://{_bucket(lake_bucket)}/staged/{validate_identifier(spec.name)}/"
     columns = staged_columns(spec)
-    column_sql = ",\n  ".join(f"{_backticked(name)} {kind}" for name, kind in columns)
+    column_sql = ",\n  ".join(f"{_ddl_identifier(name)} {kind}" for name, kind in columns)
     properties = {
         "classification": "parquet",
         "projection.enabled": "true",
@@ -77,8 +80,8 @@ def staged_table_ddl(
         f"{sql_string_literal(k)}={sql_string_literal(v)}" for k, v in properties.items()
     )
     return (
-        f"CREATE EXTERNAL TABLE IF NOT EXISTS {_backticked(database)}."
-        f"{_backticked(staged_table_name(spec))} (\n  {column_sql}\n)\n"
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {_ddl_identifier(database)}."
+        f"{_ddl_identifier(staged_table_name(spec))} (\n  {column_sql}\n)\n"
         "PARTITIONED BY (`dt` string)\n"
         "STORED AS PARQUET\n"
         f"LOCATION {sql_string_literal(location)}\n"
@@ -104,17 +107,18 @@ def insert_days_sql(
             f"{first}..{last} is {days} days; one query writes 1 to "
             f"{MAX_PARTITIONS_PER_QUERY} partitions"
         )
-    columns = ", ".join(_quoted(c) for c in table.columns)
-    source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
+    columns = ", ".join(_dml_identifier(c) for c in table.columns)
+    source = ", ".join(_dml_identifier(c) for c in SOURCE_COLUMNS)
     where = _staged_rows_where(table, first, last)
     # The same rows as compact_day: one per source record (key, version, line), whichever
     # staged batch it came from; dt leads the window so Athena can split work by day.
     return (
-        f'INSERT INTO {_quoted(database)}.{_quoted(into or table.name)} ({columns}, "dt")\n'
+        f"INSERT INTO {_dml_identifier(database)}.{_dml_identifier(into or table.name)}"
+        f' ({columns}, "dt")\n'
         f'SELECT {columns}, "dt" FROM (\n'
         f'  SELECT {columns}, "dt",\n'
         f'    row_number() OVER (PARTITION BY "dt", {source} ORDER BY {source}) AS "_rank"\n'
-        f"  FROM {_quoted(database)}.{_quoted(staged_table_name(spec))}\n"
+        f"  FROM {_dml_identifier(database)}.{_dml_identifier(staged_table_name(spec))}\n"
         f"  WHERE {where}\n"
         ') WHERE "_rank" = 1'
     )
@@ -142,7 +146,8 @@ def insert_statements(
 def count_days_sql(table: str, *, database: str, first: str, last: str) -> str:
     """Rows per day of days first..last; days without rows are absent."""
     return (
-        f'SELECT "dt", count(*) AS "rows" FROM {_quoted(database)}.{_quoted(table)}\n'
+        'SELECT "dt", count(*) AS "rows"'
+        f" FROM {_dml_identifier(database)}.{_dml_identifier(table)}\n"
         f"WHERE {_dt_between(first, last)}\n"
         'GROUP BY "dt"'
     )
@@ -153,7 +158,8 @@ def _staged_rows_where(table: TableSpec, first: str, last: str) -> str:
     where = _dt_between(first, last)
     if table.where_in is not None:
         column, wanted = table.where_in
-        where += f" AND {_quoted(column)} IN ({', '.join(sql_string_literal(v) for v in wanted)})"
+        values = ", ".join(sql_string_literal(v) for v in wanted)
+        where += f" AND {_dml_identifier(column)} IN ({values})"
     return where
 
 
@@ -163,12 +169,12 @@ def staged_distinct_sql(
     """Distinct staged records per day for the table: what its days must hold (the check).
 
     It reads only dt and the three source columns of staged/, a small part of its bytes."""
-    source = ", ".join(_quoted(c) for c in SOURCE_COLUMNS)
+    source = ", ".join(_dml_identifier(c) for c in SOURCE_COLUMNS)
     where = _staged_rows_where(table, first, last)
     return (
         f'SELECT "dt", count(*) AS "rows" FROM (\n'
         f'  SELECT DISTINCT "dt", {source}\n'
-        f"  FROM {_quoted(database)}.{_quoted(staged_table_name(spec))}\n"
+        f"  FROM {_dml_identifier(database)}.{_dml_identifier(staged_table_name(spec))}\n"
         f"  WHERE {where}\n"
         ') GROUP BY "dt"'
     )

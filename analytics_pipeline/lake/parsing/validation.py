@@ -52,7 +52,7 @@ def validate_record(
         route = spec.field(routing.field)
         value = _field_value(route, obj)
         if value not in routing.values:
-            raise UnroutedRecord(f"{route.dotted_path} {_quoted(value)} {NOT_ROUTED}")
+            raise UnroutedRecord(f"{route.dotted_path} {_cited(value)} {NOT_ROUTED}")
     values = {f.name: _field_value(f, obj) for f in spec.fields}
     event_time = values[spec.event_time_field]
     event_date = event_time.date() if isinstance(event_time, datetime) else event_time
@@ -122,11 +122,11 @@ def _field_value(f: Field, obj: dict[str, Any]) -> Any:
     value = _typed_value(f, raw)
     if f.allowed is not None and value not in f.allowed:
         raise RecordError(
-            f"value {_quoted(raw)} in field {f.dotted_path} is not one of {', '.join(f.allowed)}"
+            f"value {_cited(raw)} in field {f.dotted_path} is not one of {', '.join(f.allowed)}"
         )
     if f.pattern is not None and not f.pattern.fullmatch(value):
         kind = "email" if f.name == "email" else f"value for {f.pattern.pattern}"
-        raise RecordError(f"invalid {kind} {_quoted(raw)} in field {f.dotted_path}")
+        raise RecordError(f"invalid {kind} {_cited(raw)} in field {f.dotted_path}")
     return value
 
 
@@ -185,7 +185,7 @@ def _integer(f: Field, raw: Any) -> int:
     low, high = INTEGER_RANGES[f.athena_type]
     if not low <= raw <= high:
         raise RecordError(
-            f"value {_quoted(raw)} in field {f.dotted_path} is out of range for {f.athena_type}"
+            f"value {_cited(raw)} in field {f.dotted_path} is out of range for {f.athena_type}"
         )
     return raw
 
@@ -198,7 +198,7 @@ def _double(f: Field, raw: Any) -> float:
     except (ValueError, OverflowError):
         raise _wrong_type(f, raw) from None
     if not math.isfinite(value):
-        raise RecordError(f"value {_quoted(raw)} in field {f.dotted_path} is not a finite number")
+        raise RecordError(f"value {_cited(raw)} in field {f.dotted_path} is not a finite number")
     return value
 
 
@@ -210,7 +210,7 @@ def _date(f: Field, raw: Any) -> date:
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:
-        raise RecordError(f"invalid date {_quoted(raw)} in field {f.dotted_path}") from None
+        raise RecordError(f"invalid date {_cited(raw)} in field {f.dotted_path}") from None
 
 
 def _timestamp(f: Field, raw: Any) -> datetime:
@@ -233,7 +233,7 @@ def _timestamp(f: Field, raw: Any) -> datetime:
     except (ValueError, OverflowError) as err:
         if isinstance(err, RecordError):
             raise
-        raise RecordError(f"invalid timestamp {_quoted(raw)} in field {f.dotted_path}") from None
+        raise RecordError(f"invalid timestamp {_cited(raw)} in field {f.dotted_path}") from None
     return parsed
 
 
@@ -265,7 +265,7 @@ def _check_encodable(f: Field, raw: str) -> None:
 def _wrong_type(f: Field, raw: Any, expected: str | None = None) -> RecordError:
     return RecordError(
         f"wrong type in field {f.dotted_path}: expected {expected or f.athena_type}, "
-        f"got {_json_kind(raw)} {_quoted(raw)}"
+        f"got {_json_kind(raw)} {_cited(raw)}"
     )
 
 
@@ -289,8 +289,8 @@ _CONTAINER_PREVIEW.maxlevel = 3
 _CONTAINER_PREVIEW.maxstring = 40
 
 
-def _quoted(value: Any, limit: int = 80) -> str:
-    """A value as a reason quotes it (null, true and false as JSON spells them), cut short."""
+def _cited(value: Any, limit: int = 80) -> str:
+    """A value as a reason cites it (null, true and false as JSON spells them), cut short."""
     if value is None or isinstance(value, bool):
         return "null" if value is None else str(value).lower()  # as JSON spells them
     if isinstance(value, list | dict):
