@@ -15,9 +15,9 @@ from datetime import date, datetime
 
 import numpy as np
 
-# pyarrow imports pandas (a third of a second) at the first compute call given a Python
-# scalar: import it with this module, not in the middle of the first parse, where both parse
-# threads would wait on the import lock.
+# pyarrow imports pandas at the first compute call given a Python scalar: import it with
+# this module, not in the middle of the first parse, where both parse threads would wait on
+# the import lock.
 import pandas  # noqa: F401
 import pyarrow as pa
 
@@ -125,7 +125,7 @@ def parse_documents(
 
 
 def _is_utf8(data: bytes) -> bool:
-    if data.isascii():  # no copy made; decoding 70 MB makes one
+    if data.isascii():  # no copy made; decoding makes one
         return True
     try:
         data.decode("utf-8")

@@ -14,8 +14,8 @@ Parsed = TypeVar("Parsed")
 
 # Big NDJSON files parsed at once (in threads: Arrow releases the GIL), each one in memory.
 PARSE_WORKERS = 2
-# Files read (and hashed) beyond those being parsed, so a worker finds the next one waiting;
-# read one by one as parses finish, a worker sat idle ~0.25 s per pair of IoT files.
+# Files read (and hashed) beyond those being parsed, so a worker finds the next one waiting
+# instead of idling while the main thread reads it.
 READ_AHEAD_FILES = 2
 
 

@@ -42,7 +42,7 @@ def staged_schema(spec: DatasetSpec) -> pa.Schema:
 
 def read_staged_file(store: LakeStore, path: str, columns: list[str] | None = None) -> pa.Table:
     """A staged file's rows, its source key and version as dictionaries: one value repeats
-    for every row of a landing file, and reading them as strings cost more than the rest."""
+    for every row of a landing file, so strings would be the costliest part of the read."""
     return pq.read_table(
         pa.BufferReader(store.read_bytes(path)),
         columns=columns,
@@ -137,9 +137,9 @@ def write_staged_parts(
     batch = prefix or batch_id(identities)
     for dt, table in pending.by_dt(schema):
         path = f"staged/{spec.name}/dt={dt}/{batch}-{part:04d}.parquet"
-        # Dictionary-encoded: the source columns only (one value per landing file). For the
-        # value columns, the encoder's hashing cost as much as the rest of the write, and a
-        # staged file is read once or twice, then compacted.
+        # Dictionary-encoded: the source columns only (one value per landing file). Hashing
+        # the value columns costs more than it saves: a staged file is read once or twice,
+        # then compacted.
         store.write_bytes(path, parquet_bytes(table, use_dictionary=list(SOURCE_COLUMNS[:2])))
         report.staged_paths.append(path)
     pending.clear()
