@@ -193,11 +193,14 @@ def _analytics_day(
 def _preview(data: pa.Table) -> dg.MetadataValue:
     head = data.slice(0, PREVIEW_ROWS)
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in head.schema])
-    records = [dg.TableRecord({k: _plain(v) for k, v in row.items()}) for row in head.to_pylist()]
+    records = [
+        dg.TableRecord({k: _record_value(v) for k, v in row.items()}) for row in head.to_pylist()
+    ]
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
-def _plain(value: object) -> str | int | float | bool | None:
+def _record_value(value: object) -> str | int | float | bool | None:
+    """A value as a table record can hold it: a scalar as it is, anything else as text."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)

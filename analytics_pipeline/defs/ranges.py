@@ -120,7 +120,7 @@ def _fold_checks(results: Mapping[str, DayResult], days: list[str]) -> list[dg.A
                     "days_checked": len(days),
                     "failed_days": dg.MetadataValue.json(failed),
                     "by_day": dg.MetadataValue.json(
-                        {dt: _plain(dict(c.metadata)) for dt, c in per_day.items()}
+                        {dt: _scalar_entries(dict(c.metadata)) for dt, c in per_day.items()}
                     ),
                 },
             )
@@ -128,7 +128,7 @@ def _fold_checks(results: Mapping[str, DayResult], days: list[str]) -> list[dg.A
     return folded
 
 
-def _plain(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def _scalar_entries(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The plain values of a day's metadata (numbers, strings, flags), for a JSON table."""
     out = {}
     for key, value in metadata.items():
