@@ -16,6 +16,8 @@ from analytics_pipeline.lake.parsing.validation import count_unknown
 
 @dataclass
 class FileOutcome:
+    """Where one landing file's records went."""
+
     key: str
     version: str | None = None
     records: int = 0
@@ -32,6 +34,8 @@ class FileOutcome:
 
 @dataclass
 class StageReport:
+    """Where a batch's records went, and the staged and quarantine files it wrote."""
+
     dataset: str
     batch_id: str
     files: list[FileOutcome] = field(default_factory=list)
@@ -90,6 +94,7 @@ def account_parse(
 def merge_streamed_file(
     report: StageReport, outcome: FileOutcome, part: StageReport, got: FileOutcome
 ) -> None:
+    """Add a streamed file's own report (`part`) and outcome (`got`) to the batch's."""
     for name in (
         "version",
         "records",
