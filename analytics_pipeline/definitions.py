@@ -16,7 +16,7 @@ from analytics_pipeline.defs.sensors import (
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 
 

@@ -18,7 +18,7 @@ from analytics_pipeline.lake import fast_parsing, staging
 from analytics_pipeline.lake.fast_parsing import parse_documents, supports_document_batches
 from analytics_pipeline.lake.parsing import parse_landing_file
 from analytics_pipeline.lake.staging import stage_landing_files
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, quarantine_lines
 
 START = date(2020, 1, 1)

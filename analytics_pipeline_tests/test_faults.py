@@ -33,7 +33,7 @@ from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.lake.versioned_days import versions
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import (
     DATABASE,

@@ -26,10 +26,10 @@ from analytics_pipeline.lake.compaction import compact_day
 from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.lake.versioned_days import write_partition
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore, S3StoreError
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.store import (
     LakeStore,
     LandingObjectGone,
-    LocalLakeStore,
     UnsafePathError,
 )
 from analytics_pipeline_tests.lake_helpers import drop, ndjson

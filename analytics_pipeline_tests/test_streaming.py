@@ -23,7 +23,8 @@ from analytics_pipeline.lake.staging import (
     split_blocks,
     stage_landing_files,
 )
-from analytics_pipeline.resources.store import LandingObjectGone, LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline.resources.store import LandingObjectGone
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files
 
 NOW = datetime(2024, 6, 1, 12)
