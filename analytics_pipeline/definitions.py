@@ -1,4 +1,4 @@
-"""The code location: assets, jobs, sensors and schedules, with resources picked by deployment."""
+"""The code location: assets, jobs and sensors, with resources picked by deployment."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.factory import build_dataset_definitions
-from analytics_pipeline.defs.schedules import analytics_job, build_analytics_schedule
 from analytics_pipeline.defs.sensors import (
     build_landing_sensor,
     build_queue_sensor,
 )
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
+from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.catalog import DuckDBCatalog
 from analytics_pipeline.resources.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -81,7 +81,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             )
         )
     assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
-    refresh_job = analytics_job()
     sensors.append(build_abandoned_runs_sensor())
     sensors.append(build_stale_days_sensor())
     sensors.append(
@@ -91,19 +90,22 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             default_status=dg.DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=10,
             description="Rebuilds each day's Parquet, table and analytics when its staged day "
-            "changes, including old days that late data touched.",
+            "changes, including old days that late data touched; refreshes today's and "
+            "yesterday's analytics every hour at :30 UTC.",
         )
     )
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs, refresh_job],
+        jobs=jobs,
         sensors=sensors,
-        schedules=[build_analytics_schedule(refresh_job)],
         resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )
 
 
+# This module is the entry point of the code server and of every run worker (workspace.yaml),
+# the processes that ingest, so they choose Arrow's allocator here.
+use_system_memory_pool()
 defs = build_definitions(Settings.from_env())

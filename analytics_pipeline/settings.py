@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+# The source checkout, for the repository tools (terraform/tables.json); not for data.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The earliest data of the systems this project replaces.
@@ -109,7 +110,9 @@ class Settings:
         env = environ.get("ANALYTICS_PIPELINE_ENV", "local")
         if env not in ("local", "aws"):
             raise ValueError(f"ANALYTICS_PIPELINE_ENV must be 'local' or 'aws', got {env!r}")
-        lake_dir = Path(environ.get("ANALYTICS_LAKE_DIR") or PROJECT_ROOT / ".lake")
+        # Relative to the working directory, not to the installed package (a wheel has no
+        # project around it); `make` runs from the project, so its lake stays `.lake/` there.
+        lake_dir = Path(environ.get("ANALYTICS_LAKE_DIR") or ".lake")
         return cls(
             env=env,
             lake_dir=lake_dir.resolve(),

@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
-from analytics_pipeline.resources.arrivals import (
+from analytics_pipeline.resources.arrivals import list_new_landing_objects
+from analytics_pipeline.resources.aws.sqs_arrivals import (
     MalformedNotification,
     delete_arrivals,
     extend_arrivals,
-    list_new_landing_objects,
     parse_s3_event_notification,
     queue_visibility_timeout,
     receive_landing_arrivals,

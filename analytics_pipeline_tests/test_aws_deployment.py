@@ -81,7 +81,7 @@ def test_landing_bucket_files_become_parquet_objects_and_glue_partitions(
     with dg.instance_for_test() as instance:
         summary = process_landing(defs, instance)
     assert summary.ingest_runs == 1
-    assert summary.materialized["products/table"] == 2
+    assert summary.materialized["table/products"] == 2
 
     assert _keys(LANDING, "landing/") == []
     assert _keys(LAKE, "archive/") == [

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.datasets import dataset
+from analytics_pipeline.defs.keys import staged_key
 from analytics_pipeline.lake import reconciliation
 from analytics_pipeline.lake.reconciliation import (
     _staged_records_by_file,
@@ -49,7 +50,7 @@ def test_each_ingest_run_reports_its_batch_reconciled(
     lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
     _lake_with_one_mixed_file(lake_dir, defs, instance)
-    check = dg.AssetCheckKey(dg.AssetKey(["iot_sensor_data", "staged"]), "landing_reconciles")
+    check = dg.AssetCheckKey(staged_key("iot_sensor_data"), "landing_reconciles")
     [record] = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
     evaluation = record.event.dagster_event.event_specific_data
     assert evaluation.passed
@@ -84,7 +85,7 @@ def test_the_check_runs_from_dagster(
     lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
     _lake_with_one_mixed_file(lake_dir, defs, instance)
-    check = dg.AssetCheckKey(dg.AssetKey(["iot_sensor_data", "staged"]), "landing_reconciles")
+    check = dg.AssetCheckKey(staged_key("iot_sensor_data"), "landing_reconciles")
     job = dg.define_asset_job("reconcile", selection=dg.AssetSelection.checks(check))
     with_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     result = with_job.resolve_job_def("reconcile").execute_in_process(instance=instance)

@@ -59,8 +59,9 @@ def product(id_: int, name: str, day: str = DAY) -> str:
 
 # 1. no credentials in the repository
 
-# Values that are obviously not credentials: moto's documented dummies and the benchmarks'.
-FAKE_CREDENTIAL_VALUES = frozenset({"", "testing", "test", "bench"})
+# Values that are obviously not credentials: moto's documented dummies, the benchmarks' and
+# the definitions snapshot's.
+FAKE_CREDENTIAL_VALUES = frozenset({"", "testing", "test", "bench", "fake"})
 CREDENTIAL_PATTERNS = {
     "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
     "private key": re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),

@@ -199,7 +199,7 @@ def test_make_process_rebuilds_a_day_the_automation_missed(
     _product(lake_dir, 2)  # staged by this make process, after it started
     summary = process_landing(defs, instance)
     assert summary.failed_runs == []
-    assert summary.materialized["products/table"] == 1
+    assert summary.materialized["table/products"] == 1
     assert query(lake_dir, f"SELECT count(*) FROM products WHERE dt = '{DAY}'") == [(2,)]
     assert stale_runs(defs.resolve_asset_graph(), instance) == []
 

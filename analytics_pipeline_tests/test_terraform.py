@@ -440,7 +440,7 @@ def _assert_pipeline_output(
 ) -> None:
     s3 = applied_terraform.client("s3")
     assert summary.ingest_runs == 1
-    assert summary.materialized["products/table"] == 1
+    assert summary.materialized["table/products"] == 1
     lake = settings.aws.lake_bucket
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=lake).get("Contents", [])]
     assert "archive/products/7.json" in keys

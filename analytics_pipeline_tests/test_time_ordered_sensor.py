@@ -423,7 +423,7 @@ def test_the_aws_pipeline_runs_end_to_end_with_time_ordered_keys(aws_settings): 
     with dg.instance_for_test() as instance:
         summary = process_landing(defs, instance)
 
-    assert summary.materialized["products/table"] == 2
+    assert summary.materialized["table/products"] == 2
     assert s3.list_objects_v2(Bucket=LANDING, Prefix="landing/").get("KeyCount") == 0
     archived = s3.list_objects_v2(Bucket=LAKE, Prefix="archive/products/")["Contents"]
     assert len(archived) == 2

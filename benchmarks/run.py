@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.settings import DEFAULT_INGEST_BATCH_FILES
 
 IOT_FILES = 8
@@ -666,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # The floor measured is the one the entry points run with.
+    use_system_memory_pool()
     if args.child:
         print(json.dumps(CHILDREN[args.child](**json.loads(args.child_args))))
         return 0

@@ -69,9 +69,9 @@ def main() -> None:
         TimeOrderedCursor,
         list_new_landing_objects,
         plan_time_ordered_tick,
-        receive_landing_arrivals,
     )
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+    from analytics_pipeline.resources.aws.sqs_arrivals import receive_landing_arrivals
 
     with mock_aws():
         s3 = boto3.client("s3")

@@ -25,6 +25,7 @@ import duckdb
 from analytics_pipeline.cli.process import ProcessSummary, headless_definitions, process_landing
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.lake.validation import NOT_ROUTED
+from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.catalog import CATALOG_FILE, DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=14)
     args = parser.parse_args(argv)
+    use_system_memory_pool()
     started = time.monotonic()
 
     settings = Settings.from_env()
@@ -160,7 +162,7 @@ def _table_rows(con: duckdb.DuckDBPyConnection, table: str, days: list[str]) -> 
 def _rows(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
 ) -> list[tuple[Any, ...]]:
-    # fetchall: DuckDB 2.0 relations have no fetchone (TRAPS.md).
+    # fetchall: DuckDB 2.0 relations have no fetchone (it raises).
     return con.execute(sql, params or []).fetchall()
 
 

@@ -28,6 +28,7 @@ from analytics_pipeline.defs.staleness import (
     stale_runs,
 )
 from analytics_pipeline.lake.leftover_versions import sweep_leftover_versions
+from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50
@@ -195,6 +196,7 @@ def headless_definitions(settings: Settings) -> dg.Definitions:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
+    use_system_memory_pool()
     defs = headless_definitions(Settings.from_env())
 
     started = time.monotonic()

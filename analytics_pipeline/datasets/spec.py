@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-# Athena column type -> Arrow type written to Parquet (timestamps in ms: see TRAPS.md).
+# Athena column type -> Arrow type written to Parquet. Timestamps are INT64 milliseconds:
+# pyarrow defaults to nanoseconds, which Athena/Glue do not handle, and INT96 is deprecated.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "bigint": pa.int64(),
     "int": pa.int32(),

@@ -19,6 +19,12 @@ import os
 from pathlib import Path
 
 import dagster as dg
+
+# The one private dagster import of the project, kept to this module: run monitoring (which
+# fails runs whose worker died) has no health check for the default local run launcher, only
+# for the Kubernetes/Docker/ECS launchers (dagster-io/dagster#5432, #6632), so this module
+# judges liveness itself, and only where a pid means something: a SQLite run storage on this
+# machine. dagster exports no public way to ask which run storage an instance uses.
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]

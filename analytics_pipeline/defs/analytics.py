@@ -9,7 +9,6 @@ import pyarrow as pa
 from analytics_pipeline.defs.keys import (
     analytics_key,
     engine_kind,
-    rebuild_on_upstream_update,
     table_key,
 )
 from analytics_pipeline.defs.ranges import (
@@ -21,6 +20,7 @@ from analytics_pipeline.defs.ranges import (
     range_policy,
     writing_tables,
 )
+from analytics_pipeline.defs.refresh import analytics_automation
 from analytics_pipeline.lake.versioned_days import publish_partitions, validate_dt, write_partition
 from analytics_pipeline.resources.catalog import Catalog, TableDef
 from analytics_pipeline.resources.engine import QueryEngine
@@ -123,7 +123,7 @@ def build_analytics_asset(
         partitions_def=partitions_def,
         group_name="analytics",
         kinds={"sql", engine_kind(env)},
-        automation_condition=rebuild_on_upstream_update(),
+        automation_condition=analytics_automation(),
         backfill_policy=range_policy(),
         pool=lake_pool(spec.name),
         description=f"{spec.description} SQL: analytics_pipeline/sql/{spec.name}.sql",

@@ -1,26 +1,30 @@
-"""Asset keys of the lake's layers, so every module names them the same way."""
+"""Asset keys of the lake's layers, so every module names them the same way.
+
+A key is [layer, name], and the name is distinct inside its group: the UI labels a node by
+the key's last part, so `products_parquet` and `products` (the catalog table) read apart.
+"""
 
 import dagster as dg
 
 
 def landing_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "landing"])
+    return dg.AssetKey(["landing", f"{dataset}_landing"])
 
 
 def staged_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "staged"])
+    return dg.AssetKey(["staged", f"{dataset}_staged"])
 
 
 def quarantine_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "quarantine"])
+    return dg.AssetKey(["quarantine", f"{dataset}_quarantine"])
 
 
 def parquet_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey([table, "parquet"])
+    return dg.AssetKey(["parquet", f"{table}_parquet"])
 
 
 def table_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey([table, "table"])
+    return dg.AssetKey(["table", table])
 
 
 def analytics_key(name: str) -> dg.AssetKey:

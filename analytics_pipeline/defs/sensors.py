@@ -224,7 +224,7 @@ def build_queue_sensor(
     RETRY_AFTER_SECONDS with no run, the sensor lets the messages come back and handles them
     again (staging is idempotent).
     """
-    from analytics_pipeline.resources.arrivals import (
+    from analytics_pipeline.resources.aws.sqs_arrivals import (
         delete_arrivals,
         extend_arrivals,
         queue_visibility_timeout,

@@ -11,10 +11,11 @@ under `dagster dev`, leaving alone the days a run is already rebuilding.
 
 import functools
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
+from typing import Any, Protocol
 
 import dagster as dg
-from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from analytics_pipeline.defs.ranges import DAYS_PER_RUN
 
@@ -35,12 +36,24 @@ IN_PROGRESS = [
 # The sensor's rebuild of one stale state is tried this many times: a killed run is retried,
 # a day whose build keeps failing is left to a person (the failed runs say why).
 STALE_KEY_TAG = "analytics_pipeline/stale_key"
+
+
+class AssetGraphLike(Protocol):
+    """What this module reads of an asset graph: `Definitions.resolve_asset_graph()` and
+    `context.repository_def.asset_graph` both give one, under a type dagster keeps private."""
+
+    @property
+    def materializable_asset_keys(self) -> AbstractSet[dg.AssetKey]: ...
+
+    def get(self, key: dg.AssetKey) -> Any: ...
+
+
 STALE_ATTEMPTS = 3
 ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def stale_runs(
-    graph: AssetGraph,
+    graph: AssetGraphLike,
     instance: dg.DagsterInstance,
     latest: LatestByDay | None = None,
     skip: Mapping[dg.AssetKey, set[str]] | None = None,

@@ -34,7 +34,8 @@ PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutpu
 # Where the registered file URI is kept (Glue itself only knows the directory).
 LOCATION_PARAMETER = "analytics_pipeline.location"
 
-# Glue API limits (see TRAPS.md).
+# Glue API limits per call: BatchCreatePartition 100, BatchUpdatePartition 100,
+# BatchDeletePartition 25; a GetPartitions expression is at most 2,048 characters.
 CREATE_PARTITIONS_PER_CALL = 100
 UPDATE_PARTITIONS_PER_CALL = 100
 DELETE_PARTITIONS_PER_CALL = 25

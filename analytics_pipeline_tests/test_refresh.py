@@ -1,0 +1,67 @@
+"""The hourly refresh, as automation: at :30 UTC, yesterday's and today's analytics, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+ANALYTICS = dg.AssetSelection.groups("analytics")
+
+
+def analytics_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
+    return ANALYTICS.resolve(defs.resolve_asset_graph())
+
+
+def requested(result, keys: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
+    return {k: sorted(result.get_requested_partitions(k)) for k in keys}
+
+
+def test_no_refresh_schedule_or_job_beside_the_automation(defs: dg.Definitions) -> None:
+    assert list(defs.get_repository_def().schedule_defs) == []
+    assert "analytics_job" not in {j.name for j in defs.get_repository_def().get_all_jobs()}
+    assert len(analytics_keys(defs)) == 4
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (datetime(2024, 3, 5, 10, 0), datetime(2024, 3, 5, 10, 31), ["2024-03-04", "2024-03-05"]),
+        (datetime(2024, 3, 1, 0, 0), datetime(2024, 3, 1, 0, 31), ["2024-02-29", "2024-03-01"]),
+        (datetime(2025, 1, 1, 23, 0), datetime(2025, 1, 1, 23, 45), ["2024-12-31", "2025-01-01"]),
+    ],
+)
+def test_tick_past_the_cron_requests_yesterday_and_today(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    before: datetime,
+    after: datetime,
+    expected: list[str],
+) -> None:
+    keys = analytics_keys(defs)
+    first = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=before.replace(tzinfo=UTC)
+    )
+    assert requested(first, keys) == {k: [] for k in keys}
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=first.cursor, evaluation_time=after.replace(tzinfo=UTC)
+    )
+    assert requested(second, keys) == {k: expected for k in keys}
+
+
+def test_refresh_is_once_per_hour(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    keys = analytics_keys(defs)
+    cursor = None
+    counts = []
+    # 10:00 (before the tick), 10:31, 10:50 (same hour: nothing new), 11:31 (the next tick).
+    for hour, minute in [(10, 0), (10, 31), (10, 50), (11, 31)]:
+        result = dg.evaluate_automation_conditions(
+            defs=defs,
+            instance=instance,
+            cursor=cursor,
+            evaluation_time=datetime(2024, 3, 5, hour, minute, tzinfo=UTC),
+        )
+        cursor = result.cursor
+        counts.append(sum(len(v) for v in requested(result, keys).values()))
+    assert counts == [0, 8, 0, 8]
