@@ -20,7 +20,7 @@ from analytics_pipeline.defs.factory import table_def
 from analytics_pipeline.lake.compaction import compact_day
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition
-from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files, ndjson, query
 

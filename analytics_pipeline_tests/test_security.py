@@ -36,7 +36,8 @@ from analytics_pipeline.lake.versioned_days import (
     validate_identifier,
 )
 from analytics_pipeline.resources.aws.glue_catalog import dt_expressions
-from analytics_pipeline.resources.catalog import TableDef, view_sql
+from analytics_pipeline.resources.catalog import TableDef
+from analytics_pipeline.resources.local.catalog import view_sql
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests import dev_server
 from analytics_pipeline_tests.lake_helpers import (

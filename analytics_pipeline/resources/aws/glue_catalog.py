@@ -26,7 +26,7 @@ from pydantic import PrivateAttr
 
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
-from analytics_pipeline.resources.catalog import Catalog, TableDef, _check_compatible
+from analytics_pipeline.resources.catalog import Catalog, TableDef, check_compatible
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -163,7 +163,7 @@ class GlueCatalog(Catalog):
             existing.get("Description", ""),
         )
         if current.columns != table.columns:
-            _check_compatible(current, table)
+            check_compatible(current, table)
         merged = self._merged_parameters(existing.get("Parameters", {}), wanted["Parameters"])
         if (
             current == table

@@ -19,7 +19,8 @@ from typing import BinaryIO
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
-from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS, file_lock, lock_name
+from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS, lock_name
+from analytics_pipeline.resources.local.file_lock import file_lock
 from analytics_pipeline.resources.store import (
     LAKE_AREAS,
     STREAM_CHUNK_BYTES,
