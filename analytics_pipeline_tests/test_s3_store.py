@@ -300,7 +300,7 @@ def test_read_landing_many_reads_at_most_twice_the_concurrency_ahead(
             return super().submit(*args, **kwargs)
 
     monkeypatch.setattr(
-        "analytics_pipeline.resources.aws.s3_store.ThreadPoolExecutor", CountingPool
+        "analytics_pipeline.resources.aws.read_ahead.ThreadPoolExecutor", CountingPool
     )
     reads = store.read_landing_many("products", [f"{i:02d}.json" for i in range(50)], 100)
 
