@@ -35,7 +35,7 @@ from analytics_pipeline.lake.versioned_days import (
     validate_dt,
     validate_identifier,
 )
-from analytics_pipeline.resources.aws.glue_catalog import dt_expressions
+from analytics_pipeline.resources.aws.glue_inputs import dt_expressions
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.local.catalog import view_sql
 from analytics_pipeline.settings import Settings

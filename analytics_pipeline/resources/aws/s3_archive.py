@@ -8,7 +8,7 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from analytics_pipeline.resources.aws.s3_errors import CHANGED, NOT_FOUND, error_code, s3_error
+from analytics_pipeline.resources.aws.errors import CHANGED, NOT_FOUND, error_code, s3_error
 from analytics_pipeline.resources.store import LandingObjectGone, safe_relative
 
 # The archived copy remembers the content version of the delivery it holds (S3 user metadata),

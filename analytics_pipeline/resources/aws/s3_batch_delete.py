@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from analytics_pipeline.resources.aws.s3_errors import S3StoreError, s3_error
+from analytics_pipeline.resources.aws.errors import S3StoreError, s3_error
 
 S3_DELETE_KEYS = 1000
 

@@ -12,7 +12,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from analytics_pipeline.resources.aws.s3_errors import (
+from analytics_pipeline.resources.aws.errors import (
     CHANGED,
     NOT_FOUND,
     S3StoreError,

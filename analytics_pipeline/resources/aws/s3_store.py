@@ -28,10 +28,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
+from analytics_pipeline.resources.aws.errors import NOT_FOUND, S3StoreError, error_code, s3_error
 from analytics_pipeline.resources.aws.read_ahead import read_ahead_in_order
 from analytics_pipeline.resources.aws.s3_archive import archive_landing_object
 from analytics_pipeline.resources.aws.s3_batch_delete import delete_keys
-from analytics_pipeline.resources.aws.s3_errors import NOT_FOUND, S3StoreError, error_code, s3_error
 from analytics_pipeline.resources.aws.s3_lease import LEASE_SECONDS, s3_table_lease
 from analytics_pipeline.resources.aws.s3_ranged_reader import S3RangedReader
 from analytics_pipeline.resources.aws.s3_reads import (

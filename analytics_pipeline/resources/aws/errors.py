@@ -1,4 +1,5 @@
-"""S3 error codes as the lake store reads them, and its error for a call that failed for good."""
+"""AWS error codes as the resources read them, and the S3 store's error for a call that failed
+for good."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class S3StoreError(RuntimeError):
 
 
 def error_code(error: ClientError) -> str:
+    """The service's error code ('NoSuchKey', 'EntityNotFoundException'...), or ''."""
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
