@@ -69,8 +69,7 @@ _UNSAFE_PARTS = frozenset(("..", ".", ""))
 def safe_relative(path: str) -> str:
     """A relative POSIX path with no '..', '.', empty or absolute parts (one trailing / is ok).
 
-    Plain string checks: this runs several times per landing file, and building path
-    objects here was a third of the cost of staging one-object files.
+    Plain string checks, no path objects: this runs several times per landing file.
     """
     path = path.removesuffix("/")
     if (

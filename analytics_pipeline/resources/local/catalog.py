@@ -64,8 +64,8 @@ class DuckDBCatalog(Catalog):
         return self.register_partitions(table, {dt: location})[dt]
 
     def register_partitions(self, table: str, locations: dict[str, str]) -> dict[str, str | None]:
-        """Point many days at once, in one rewrite of the catalog file (each rewrite costs
-        tens of milliseconds); returns each day's replaced location."""
+        """Point many days at once, in one rewrite of the catalog file; returns each day's
+        replaced location."""
         with self._change() as state:
             if table not in state.tables:
                 raise KeyError(f"table {table!r} is not in the catalog; create it first")
@@ -88,9 +88,8 @@ class DuckDBCatalog(Catalog):
     def _read(self) -> _CatalogState:
         if not self.path.exists():
             return _CatalogState({}, {})
-        # ATTACH into a private in-memory database, not connect(path): connect() hands back
-        # any instance of this path already open in the process (a user's session), and that
-        # one still reads the file we have since replaced, so registrations would be lost.
+        # ATTACH into a private in-memory database: connect(path) hands back a user's open
+        # instance of this path, which still reads the replaced file (registrations lost).
         con = duckdb.connect()
         try:
             con.execute(f"ATTACH {_sql_string(str(self.path))} AS current_catalog (READ_ONLY)")
@@ -139,8 +138,8 @@ class DuckDBCatalog(Catalog):
                 )
                 days = state.partitions.get(table.name, {})
                 if days:
-                    # One statement, not executemany: that costs about 1 ms a row, and the
-                    # file is rewritten on every registration (years of days in a backfill).
+                    # One statement, not executemany (a round trip per row): the file is
+                    # rewritten on every registration, with years of days after a backfill.
                     con.execute(
                         "INSERT INTO _partitions"
                         " SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",

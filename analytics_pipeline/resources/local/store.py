@@ -35,7 +35,7 @@ from analytics_pipeline.resources.store import (
 
 @functools.cache
 def _resolved_root(lake_dir: str) -> str:
-    # Resolving costs an lstat per component; with one object per file it dominated staging.
+    # Resolved once per process: resolving costs an lstat per path component.
     return str(Path(lake_dir).resolve())
 
 
@@ -57,8 +57,8 @@ class LocalLakeStore(LakeStore):
         for area in LAKE_AREAS:
             (self.root / area).mkdir(parents=True, exist_ok=True)
 
-    # Paths are plain strings, not pathlib objects: with one object per landing file,
-    # building Path objects cost more than the file system calls themselves.
+    # Paths are plain strings, not pathlib objects: with one object per landing file, the
+    # path objects would cost more than the file system calls.
 
     def _path(self, path: str) -> str:
         return f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}"
@@ -123,8 +123,7 @@ class LocalLakeStore(LakeStore):
         return self._landing_archiver(dataset)(key, version)
 
     def _landing_archiver(self, dataset: str) -> Callable[[str, str | None], str]:
-        """archive_landing for one dataset, its directories worked out once (per file, the
-        path handling cost more than the rename)."""
+        """archive_landing for one dataset, its directories worked out once, not per file."""
         landing = self._landing(dataset)
         landing_dir = f"{landing.root}/{landing.relative}"
         archive_dir = f"{landing.root}/archive/{dataset}"
@@ -275,7 +274,7 @@ class _LandingDirectory:
 
 def _read_up_to(fd: int, limit: int) -> bytes:
     """At most `limit` bytes of an open file. Sized by fstat: a read of `limit` bytes would
-    allocate all of them first, which cost 30 us for each one-object file."""
+    allocate all of them first (the limit is large, the files mostly small)."""
     data = os.read(fd, min(os.fstat(fd).st_size + 1, limit))
     parts = [data]
     got = len(data)
