@@ -194,6 +194,20 @@ def test_delete_prefix_deletes_only_under_the_directory_in_chunks_of_1000(
     s3_store.delete_prefix("parquet/t/dt=2024-05-02/")  # nothing there: no error
 
 
+def test_delete_files_deletes_exactly_the_paths_given_in_chunks_of_1000(s3_store: S3LakeStore):
+    client = s3_store.s3_client()
+    paths = [f"staged/x/dt=2024-05-01/{i:04d}.parquet" for i in range(2001)]
+    for path in [*paths, "staged/x/dt=2024-05-01/kept.parquet"]:
+        client.put_object(Bucket=LAKE, Key=path, Body=b"")
+    calls = count_calls(s3_store)
+
+    s3_store.delete_files(paths)
+    s3_store.delete_files([])  # nothing to delete: no call
+
+    assert bucket_keys(s3_store, LAKE) == ["staged/x/dt=2024-05-01/kept.parquet"]
+    assert calls["DeleteObjects"] == 3
+
+
 # landing
 
 

@@ -233,7 +233,6 @@ class S3LakeStore(LakeStore):
     def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
         """A server-side copy to archive/<dataset>/<key>, then a delete from landing, both
         conditional on the ETag this store read (see archive_landing_object)."""
-        self._landing_key(dataset, key)
         with self._lock:
             read_etag = self._read_etags.pop((dataset, key), None)
         return archive_landing_object(
