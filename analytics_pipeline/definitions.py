@@ -14,9 +14,9 @@ from analytics_pipeline.defs.sensors import (
 )
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.memory_pool import use_system_memory_pool
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.engine import DuckDBEngine
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 
 

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.engine import DuckDBEngine
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.engine import DuckDBEngine
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 
 

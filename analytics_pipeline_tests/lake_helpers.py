@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import duckdb
 
-from analytics_pipeline.resources.catalog import CATALOG_FILE
+from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 from analytics_pipeline.settings import AwsSettings, Settings
 
 

@@ -14,7 +14,7 @@ from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.defs.analytics import ANALYTICS, AnalyticsSpec, athena_typed
 from analytics_pipeline.defs.factory import table_def
-from analytics_pipeline.resources.engine import athena_to_duckdb
+from analytics_pipeline.resources.local.engine import athena_to_duckdb
 
 SQL_FILES = sorted(
     p.name for p in resources.files("analytics_pipeline.sql").iterdir() if p.name.endswith(".sql")

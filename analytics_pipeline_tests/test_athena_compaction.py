@@ -37,7 +37,7 @@ from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog, Projectio
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryResult
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 
 TABLES = [(spec, table) for spec in DATASETS for table in spec.tables]
 APP_EVENTS = dataset("app_events")

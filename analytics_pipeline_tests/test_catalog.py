@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.resources.catalog import DuckDBCatalog, SchemaChangeError, TableDef
+from analytics_pipeline.resources.catalog import SchemaChangeError, TableDef
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline_tests.lake_helpers import query
 
 EVENTS = TableDef("events", (("id", "bigint"), ("name", "string")), "test events")

@@ -21,7 +21,7 @@ from analytics_pipeline.datasets.app_events import (
 from analytics_pipeline.lake.compaction import compact_day, source_codes
 from analytics_pipeline.lake.parquet_encoding import parquet_bytes
 from analytics_pipeline.lake.staging import SOURCE_COLUMNS, staged_schema
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 
 APP_EVENTS = dataset("app_events")
 DAY = "2024-05-01"

@@ -26,7 +26,7 @@ import pytest
 from analytics_pipeline.cli.dagster_home import TELEMETRY
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.lake.staging import stage_landing_files
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ _RUN = textwrap.dedent(
     import analytics_pipeline.defs.factory as factory
     from analytics_pipeline.defs.keys import parquet_key
     from analytics_pipeline.cli.process import headless_definitions
-    from analytics_pipeline.resources.store import LocalLakeStore
+    from analytics_pipeline.resources.local.store import LocalLakeStore
     from analytics_pipeline.settings import Settings
 
     log, day, meet_seconds, me = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]

@@ -20,7 +20,7 @@ from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import landing_files, quarantine_lines, query
 

@@ -18,7 +18,7 @@ from analytics_pipeline.lake.parsing import arrow_lines, arrow_parsing
 from analytics_pipeline.lake.parsing.arrow_parsing import parse_documents, supports_document_batches
 from analytics_pipeline.lake.parsing.records import parse_landing_file
 from analytics_pipeline.lake.staging import parse_ahead, stage_landing_files, stager
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, quarantine_lines
 
 START = date(2020, 1, 1)

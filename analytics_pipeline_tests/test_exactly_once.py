@@ -20,8 +20,8 @@ from analytics_pipeline.defs.factory import table_def
 from analytics_pipeline.lake.compaction import compact_day
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files, ndjson, query
 
 NOW = datetime(2024, 6, 1, 12)
@@ -37,7 +37,7 @@ _PRELUDE = """
 import os, signal, sys
 from datetime import date, datetime
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -202,7 +202,7 @@ def test_a_failed_parquet_write_leaves_the_registered_day_and_no_half_file(
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("analytics_pipeline.resources.store.os.fsync", disk_full)
+    monkeypatch.setattr("analytics_pipeline.resources.local.store.os.fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_partition(store, "products", "2024-05-01", products((1, "A"), (2, "B")))
     monkeypatch.undo()

@@ -26,7 +26,7 @@ from analytics_pipeline.lake.parsing.arrow_parsing import (
 )
 from analytics_pipeline.lake.parsing.records import ParsedFile, parse_landing_file
 from analytics_pipeline.lake.staging import stage_landing_files, staged_schema
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, quarantine_lines
 
 START = date(2020, 1, 1)

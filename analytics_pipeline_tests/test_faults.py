@@ -32,8 +32,8 @@ from analytics_pipeline.cli.process import QUIET_LOGGING, headless_definitions, 
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.lake.versioned_days import versions
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import (
     DATABASE,
@@ -158,7 +158,7 @@ import dagster as dg
 import analytics_pipeline.lake.versioned_days as partitions
 from analytics_pipeline.defs.keys import parquet_key, table_key
 from analytics_pipeline.cli.process import headless_definitions
-from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.settings import Settings
 
 def die(*args, **kwargs):

@@ -10,13 +10,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from analytics_pipeline.resources.aws.glue_catalog import (
+from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog, ProjectionLayoutError
+from analytics_pipeline.resources.aws.glue_inputs import (
     LOCATION_PARAMETER,
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
-    GlueCatalog,
-    ProjectionLayoutError,
     dt_expressions,
 )
 from analytics_pipeline.resources.catalog import SchemaChangeError, TableDef

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from analytics_pipeline.cli.process import process_landing
-from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAY = "2024-03-02"

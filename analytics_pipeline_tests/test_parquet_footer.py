@@ -11,7 +11,7 @@ import pytest
 
 from analytics_pipeline.lake.versioned_days import write_partition
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 
 LAKE = "analytics-lake"
 DT = "2024-05-01"

@@ -22,7 +22,7 @@ from analytics_pipeline.lake.versioned_days import (
     versions,
     write_partition,
 )
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 
 IOT = dataset("iot_sensor_data")
 IOT_SCHEMA = IOT.table_arrow_schema(IOT.tables[0])

@@ -22,8 +22,8 @@ from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, quarantine_key, table_key
-from analytics_pipeline.resources.catalog import DuckDBCatalog
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, quarantine_lines, query
 

@@ -24,7 +24,7 @@ import pytest
 from analytics_pipeline.cli.dagster_home import ensure_dagster_home
 from analytics_pipeline.cli.sample_data import generate
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.resources.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline_tests.lake_helpers import landing_files, query
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.defs.keys import parquet_key, table_key
 from analytics_pipeline.defs.ranges import map_days
 from analytics_pipeline.defs.staleness import day_ranges
-from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-05"]

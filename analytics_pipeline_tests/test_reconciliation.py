@@ -24,7 +24,7 @@ from analytics_pipeline.lake.reconciliation import (
     reconcile_files,
 )
 from analytics_pipeline.lake.staging import stage_landing_files, staged_schema
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 IOT = dataset("iot_sensor_data")

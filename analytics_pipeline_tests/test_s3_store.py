@@ -26,10 +26,10 @@ from analytics_pipeline.lake.compaction import compact_day
 from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.lake.versioned_days import write_partition
 from analytics_pipeline.resources.aws.s3_store import S3LakeStore, S3StoreError
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.store import (
     LakeStore,
     LandingObjectGone,
-    LocalLakeStore,
     UnsafePathError,
 )
 from analytics_pipeline_tests.lake_helpers import drop, ndjson
@@ -194,6 +194,20 @@ def test_delete_prefix_deletes_only_under_the_directory_in_chunks_of_1000(
     s3_store.delete_prefix("parquet/t/dt=2024-05-02/")  # nothing there: no error
 
 
+def test_delete_files_deletes_exactly_the_paths_given_in_chunks_of_1000(s3_store: S3LakeStore):
+    client = s3_store.s3_client()
+    paths = [f"staged/x/dt=2024-05-01/{i:04d}.parquet" for i in range(2001)]
+    for path in [*paths, "staged/x/dt=2024-05-01/kept.parquet"]:
+        client.put_object(Bucket=LAKE, Key=path, Body=b"")
+    calls = count_calls(s3_store)
+
+    s3_store.delete_files(paths)
+    s3_store.delete_files([])  # nothing to delete: no call
+
+    assert bucket_keys(s3_store, LAKE) == ["staged/x/dt=2024-05-01/kept.parquet"]
+    assert calls["DeleteObjects"] == 3
+
+
 # landing
 
 
@@ -300,7 +314,7 @@ def test_read_landing_many_reads_at_most_twice_the_concurrency_ahead(
             return super().submit(*args, **kwargs)
 
     monkeypatch.setattr(
-        "analytics_pipeline.resources.aws.s3_store.ThreadPoolExecutor", CountingPool
+        "analytics_pipeline.resources.aws.read_ahead.ThreadPoolExecutor", CountingPool
     )
     reads = store.read_landing_many("products", [f"{i:02d}.json" for i in range(50)], 100)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from analytics_pipeline.cli import sample_data
-from analytics_pipeline.cli.sample_data import LATE_BY_DAYS, SampleSummary, generate
+from analytics_pipeline.cli.sample_data import SampleSummary, generate
+from analytics_pipeline.cli.samples.iot_sensor_data import LATE_BY_DAYS
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.app_events import (
     SIGN_IN_EVENT,

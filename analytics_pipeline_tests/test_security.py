@@ -35,8 +35,9 @@ from analytics_pipeline.lake.versioned_days import (
     validate_dt,
     validate_identifier,
 )
-from analytics_pipeline.resources.aws.glue_catalog import dt_expressions
-from analytics_pipeline.resources.catalog import TableDef, view_sql
+from analytics_pipeline.resources.aws.glue_inputs import dt_expressions
+from analytics_pipeline.resources.catalog import TableDef
+from analytics_pipeline.resources.local.catalog import view_sql
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests import dev_server
 from analytics_pipeline_tests.lake_helpers import (
@@ -632,7 +633,7 @@ def test_analytics_sql_templates_substitute_nothing_but_the_date():
 
 
 SQL_WORDS = re.compile(r"\b(SELECT|FROM|WHERE|INSERT|UPDATE|DELETE|ATTACH|VALUES|IN)\b")
-VALIDATORS = {"validate_dt", "validate_identifier", "_escape", "_sql_string", "_literal"}
+VALIDATORS = {"validate_dt", "validate_identifier", "sql_string_literal", "_escape"}
 
 
 def _called(node: ast.AST) -> str | None:

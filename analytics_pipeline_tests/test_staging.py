@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline_tests.lake_helpers import (
     drop,
     iot_reading,

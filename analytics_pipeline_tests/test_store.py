@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from analytics_pipeline.resources.local.store import LocalLakeStore, _read_up_to
 from analytics_pipeline.resources.store import (
     LandingObjectGone,
-    LocalLakeStore,
     UnsafePathError,
-    _read_up_to,
     safe_relative,
 )
 from analytics_pipeline_tests.lake_helpers import drop
@@ -61,7 +60,7 @@ def test_a_failed_write_keeps_the_old_object_and_removes_its_temp_file(
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("analytics_pipeline.resources.store.os.fsync", disk_full)
+    monkeypatch.setattr("analytics_pipeline.resources.local.store.os.fsync", disk_full)
     with pytest.raises(OSError):
         store.write_bytes("staged/x/a.bin", b"new content")
     monkeypatch.undo()

@@ -18,7 +18,8 @@ from analytics_pipeline.lake.parsing import arrow_parsing
 from analytics_pipeline.lake.reconciliation import reconcile_dataset
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.staging.stream_reading import OverlongLine, scan_stream, split_blocks
-from analytics_pipeline.resources.store import LandingObjectGone, LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline.resources.store import LandingObjectGone
 from analytics_pipeline_tests.lake_helpers import drop, iot_reading, landing_files
 
 NOW = datetime(2024, 6, 1, 12)

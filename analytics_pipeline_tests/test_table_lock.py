@@ -26,7 +26,7 @@ from analytics_pipeline.definitions import (
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.resources.lake_lock import TableLockTimeout, table_locks
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop
 
@@ -36,7 +36,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _HOLDER = textwrap.dedent(
     """
     import sys
-    from analytics_pipeline.resources.store import LocalLakeStore
+    from analytics_pipeline.resources.local.store import LocalLakeStore
 
     lake, log = sys.argv[1], sys.argv[2]
     with LocalLakeStore(lake_dir=lake).table_lock("products", owner="run holder-run"):

@@ -93,7 +93,7 @@ def run_stage_big(lake: str, key: str, stream_threshold: int) -> dict[str, Any]:
     from analytics_pipeline.datasets import dataset
     from analytics_pipeline.lake.reconciliation import reconcile_dataset, reconcile_files
     from analytics_pipeline.lake.staging import stage_landing_files
-    from analytics_pipeline.resources.store import LocalLakeStore
+    from analytics_pipeline.resources.local.store import LocalLakeStore
 
     spec = dataset("iot_sensor_data")
     store = LocalLakeStore(lake_dir=lake)

@@ -411,7 +411,7 @@ def figure_products(work: Path, args: argparse.Namespace, rows: list[Row]) -> No
 @contextmanager
 def counting_scandir() -> Iterator[list[int]]:
     """Count the directory entries the local store's listing reads."""
-    import analytics_pipeline.resources.store as store_module
+    import analytics_pipeline.resources.local.store as store_module
 
     counts = [0]
     real = os.scandir

@@ -26,8 +26,8 @@ from analytics_pipeline.cli.process import ProcessSummary, headless_definitions,
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.lake.parsing.validation import NOT_ROUTED
 from analytics_pipeline.memory_pool import use_system_memory_pool
-from analytics_pipeline.resources.catalog import CATALOG_FILE, DuckDBCatalog
-from analytics_pipeline.resources.store import LocalLakeStore
+from analytics_pipeline.resources.local.catalog import CATALOG_FILE, DuckDBCatalog
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.analytics import ANALYTICS, athena_typed
 from analytics_pipeline.defs.factory import table_def
-from analytics_pipeline.resources.catalog import DuckDBCatalog, TableDef
-from analytics_pipeline.resources.engine import DuckDBEngine
+from analytics_pipeline.resources.catalog import TableDef
+from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.settings import PROJECT_ROOT
 
 TABLES_JSON = PROJECT_ROOT / "terraform" / "tables.json"

@@ -24,28 +24,29 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
-from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.athena_compaction_sql import SCRATCH_TABLE_PREFIX
 from analytics_pipeline.lake.versioned_days import (
     ProjectionLayoutError,
     validate_dt,
     validate_identifier,
 )
-from analytics_pipeline.resources.catalog import Catalog, TableDef, _check_compatible
-
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-# Where the registered file URI is kept (Glue itself only knows the directory).
-LOCATION_PARAMETER = "analytics_pipeline.location"
+from analytics_pipeline.resources.aws.errors import error_code
+from analytics_pipeline.resources.aws.glue_inputs import (
+    dt_expressions,
+    merged_parameters,
+    partition_input,
+    registered_location,
+    storage_descriptor,
+    table_input,
+)
+from analytics_pipeline.resources.catalog import Catalog, TableDef, check_compatible
 
 # Glue API limits per call: BatchCreatePartition 100, BatchUpdatePartition 100,
-# BatchDeletePartition 25; a GetPartitions expression is at most 2,048 characters.
+# BatchDeletePartition 25.
 CREATE_PARTITIONS_PER_CALL = 100
 UPDATE_PARTITIONS_PER_CALL = 100
 DELETE_PARTITIONS_PER_CALL = 25
 GET_PARTITIONS_PER_CALL = 1000
-MAX_EXPRESSION_CHARS = 2048
 
 
 class GlueCatalogError(RuntimeError):
@@ -55,25 +56,6 @@ class GlueCatalogError(RuntimeError):
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def dt_expressions(dts: Iterable[str], limit: int = MAX_EXPRESSION_CHARS) -> list[str]:
-    """`dt IN (...)` GetPartitions expressions, as few as fit Glue's 2,048-character limit."""
-    expressions: list[str] = []
-    current: list[str] = []
-    for dt in sorted(set(dts)):
-        literal = f"'{validate_dt(dt)}'"
-        if current and len(_in_expression([*current, literal])) > limit:
-            expressions.append(_in_expression(current))
-            current = []
-        current.append(literal)
-    if current:
-        expressions.append(_in_expression(current))
-    return expressions
-
-
-def _in_expression(literals: list[str]) -> str:
-    return f"dt IN ({','.join(literals)})"
 
 
 class GlueCatalog(Catalog):
@@ -106,39 +88,12 @@ class GlueCatalog(Catalog):
 
     def table_input(self, table: TableDef) -> dict[str, Any]:
         """The Glue TableInput for a table of the lake: external, Parquet, partitioned by dt."""
-        name = validate_identifier(table.name)
-        for column, kind in table.columns:
-            validate_identifier(column)
-            if kind not in ARROW_TYPES:
-                raise ValueError(f"table {name}: unknown type {kind!r} for {column}")
-        parameters = {
-            "classification": "parquet",
-            "EXTERNAL": "TRUE",
-            # What Athena INSERT INTO (the scale path) writes; the in-process path writes snappy.
-            "parquet.compression": "SNAPPY",
-        }
-        if self.is_projected(name):
-            parameters.update(
-                {
-                    "projection.enabled": "true",
-                    "projection.dt.type": "date",
-                    "projection.dt.format": "yyyy-MM-dd",
-                    "projection.dt.range": f"{validate_dt(self.projection_start)},NOW+1DAYS",
-                    "projection.dt.interval": "1",
-                    "projection.dt.interval.unit": "DAYS",
-                    "storage.location.template": f"{self.table_location(name)}dt=${{dt}}/",
-                }
-            )
-        return {
-            "Name": name,
-            "Description": table.description,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": parameters,
-            "PartitionKeys": [
-                {"Name": "dt", "Type": "string", "Comment": "event date, YYYY-MM-DD (UTC)"}
-            ],
-            "StorageDescriptor": self._storage_descriptor(table, self.table_location(name)),
-        }
+        projected = self.is_projected(validate_identifier(table.name))
+        return table_input(
+            table,
+            self.table_location(table.name),
+            self.projection_start if projected else None,
+        )
 
     def ensure_table(self, table: TableDef) -> str:
         """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
@@ -149,7 +104,7 @@ class GlueCatalog(Catalog):
             try:
                 glue.create_table(DatabaseName=self.database, TableInput=wanted)
             except ClientError as error:
-                if _code(error) != "EntityNotFoundException":
+                if error_code(error) != "EntityNotFoundException":
                     raise
                 # Terraform owns the database; against a bare emulator, create it.
                 glue.create_database(DatabaseInput={"Name": self.database})
@@ -161,8 +116,8 @@ class GlueCatalog(Catalog):
             existing.get("Description", ""),
         )
         if current.columns != table.columns:
-            _check_compatible(current, table)
-        merged = self._merged_parameters(existing.get("Parameters", {}), wanted["Parameters"])
+            check_compatible(current, table)
+        merged = merged_parameters(existing.get("Parameters", {}), wanted["Parameters"])
         if (
             current == table
             and merged == existing.get("Parameters", {})
@@ -191,7 +146,7 @@ class GlueCatalog(Catalog):
             return None
         glue = self.glue_client()
         storage = self._table_storage(table)
-        partition = self._partition_input(storage, dt, directory, location)
+        partition = partition_input(storage, dt, directory, location)
         existing = self._get_partition(table, dt)
         if existing is None:
             errors = glue.batch_create_partition(
@@ -208,7 +163,7 @@ class GlueCatalog(Catalog):
             PartitionValueList=[dt],
             PartitionInput=partition,
         )
-        return _registered_location(existing) if existing else None
+        return registered_location(existing) if existing else None
 
     def register_partitions(self, table: str, locations: dict[str, str]) -> dict[str, str | None]:
         """Register many days at once (a backfill); returns each day's replaced location."""
@@ -221,7 +176,7 @@ class GlueCatalog(Catalog):
         glue = self.glue_client()
         storage = self._table_storage(table)
         inputs = {
-            dt: self._partition_input(storage, dt, directories[dt], locations[dt])
+            dt: partition_input(storage, dt, directories[dt], locations[dt])
             for dt in sorted(locations)
         }
         existing: list[str] = []
@@ -239,7 +194,7 @@ class GlueCatalog(Catalog):
                 TableName=table,
                 PartitionsToGet=[{"Values": [dt]} for dt in chunk],
             )["Partitions"]
-            previous.update({p["Values"][0]: _registered_location(p) for p in found})
+            previous.update({p["Values"][0]: registered_location(p) for p in found})
         for chunk in _chunks(sorted(existing), UPDATE_PARTITIONS_PER_CALL):
             response = glue.batch_update_partition(
                 DatabaseName=self.database,
@@ -275,7 +230,7 @@ class GlueCatalog(Catalog):
 
     def partition_location(self, table: str, dt: str) -> str | None:
         partition = self._get_partition(validate_identifier(table), validate_dt(dt))
-        return _registered_location(partition) if partition else None
+        return registered_location(partition) if partition else None
 
     def partitions(self, table: str, dts: Iterable[str] | None = None) -> dict[str, str]:
         """Registered days and their locations; `dts` limits the listing to those days."""
@@ -291,7 +246,7 @@ class GlueCatalog(Catalog):
                 kwargs["Expression"] = expression
             for page in paginator.paginate(**kwargs):
                 for partition in page["Partitions"]:
-                    found[partition["Values"][0]] = _registered_location(partition)
+                    found[partition["Values"][0]] = registered_location(partition)
         return dict(sorted(found.items()))
 
     # scratch tables (the Athena scale path writes through one; see athena_compaction.py)
@@ -305,13 +260,13 @@ class GlueCatalog(Catalog):
         table = TableDef(name, like.columns, f"scratch table for {like.name}; safe to delete")
         glue = self.glue_client()
         glue.create_table(DatabaseName=self.database, TableInput=self.table_input(table))
-        storage = self._storage_descriptor(table, self.table_location(name))
+        storage = storage_descriptor(table, self.table_location(name))
         inputs = []
         for dt, location in sorted(locations.items()):
             if not location.startswith(f"s3://{self.lake_bucket}/parquet/"):
                 raise ValueError(f"scratch partition dt={dt}: {location!r} is not under parquet/")
             directory = location if location.endswith("/") else f"{location}/"
-            inputs.append(self._partition_input(storage, validate_dt(dt), directory, directory))
+            inputs.append(partition_input(storage, validate_dt(dt), directory, directory))
         for chunk in _chunks(inputs, CREATE_PARTITIONS_PER_CALL):
             errors = glue.batch_create_partition(
                 DatabaseName=self.database, TableName=name, PartitionInputList=chunk
@@ -324,22 +279,10 @@ class GlueCatalog(Catalog):
         try:
             self.glue_client().delete_table(DatabaseName=self.database, Name=_scratch_name(name))
         except ClientError as error:
-            if _code(error) != "EntityNotFoundException":
+            if error_code(error) != "EntityNotFoundException":
                 raise
 
     # helpers
-
-    def _storage_descriptor(self, table: TableDef, location: str) -> dict[str, Any]:
-        return {
-            "Columns": [{"Name": c, "Type": kind} for c, kind in table.columns],
-            "Location": location,
-            "InputFormat": PARQUET_INPUT_FORMAT,
-            "OutputFormat": PARQUET_OUTPUT_FORMAT,
-            "SerdeInfo": {
-                "SerializationLibrary": PARQUET_SERDE,
-                "Parameters": {"serialization.format": "1"},
-            },
-        }
 
     def _partition_directory(self, table: str, dt: str, location: str) -> str:
         """The directory Glue must point at: the version folder holding the registered file."""
@@ -358,15 +301,6 @@ class GlueCatalog(Catalog):
                 "projected_tables to register versions in Glue"
             )
         return location if location.endswith("/") else location.rsplit("/", 1)[0] + "/"
-
-    def _partition_input(
-        self, storage: dict[str, Any], dt: str, directory: str, location: str
-    ) -> dict[str, Any]:
-        return {
-            "Values": [dt],
-            "StorageDescriptor": {**storage, "Location": directory},
-            "Parameters": {LOCATION_PARAMETER: location},
-        }
 
     def _table_storage(self, table: str) -> dict[str, Any]:
         existing = self._get_table(validate_identifier(table))
@@ -388,7 +322,7 @@ class GlueCatalog(Catalog):
         try:
             return self.glue_client().get_table(DatabaseName=self.database, Name=name)["Table"]
         except ClientError as error:
-            if _code(error) == "EntityNotFoundException":
+            if error_code(error) == "EntityNotFoundException":
                 return None
             raise
 
@@ -398,19 +332,9 @@ class GlueCatalog(Catalog):
                 DatabaseName=self.database, TableName=table, PartitionValues=[dt]
             )["Partition"]
         except ClientError as error:
-            if _code(error) == "EntityNotFoundException":
+            if error_code(error) == "EntityNotFoundException":
                 return None
             raise
-
-    def _merged_parameters(self, current: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
-        # Keep parameters others set (Athena, Lake Formation); ours win; a projection switched
-        # off loses its projection.* and template keys, or Athena would keep projecting.
-        kept = {
-            k: v
-            for k, v in current.items()
-            if not (k.startswith("projection.") or k == "storage.location.template")
-        }
-        return {**kept, **wanted}
 
     def _raise_unless_already_exists(self, table: str, errors: list[dict[str, Any]]) -> None:
         for error in errors:
@@ -429,20 +353,9 @@ def _scratch_name(name: str) -> str:
     return name
 
 
-def _registered_location(partition: dict[str, Any]) -> str:
-    """The location as registered: the file URI we stored, else Glue's directory."""
-    stored = (partition.get("Parameters") or {}).get(LOCATION_PARAMETER)
-    return stored or partition["StorageDescriptor"]["Location"]
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 __all__ = [
     "GlueCatalog",
     "GlueCatalogError",
     "ProjectionLayoutError",
     "SCRATCH_TABLE_PREFIX",
-    "dt_expressions",
 ]

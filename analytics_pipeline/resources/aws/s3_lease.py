@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from analytics_pipeline.resources.aws.errors import NOT_FOUND, error_code
 from analytics_pipeline.resources.lake_lock import (
     LockHolder,
     TableLockLost,
@@ -33,11 +34,6 @@ LEASE_SECONDS = 60.0
 RENEWALS_PER_LEASE = 3
 # Someone else wrote first (412), or a concurrent conditional write to the key (409).
 _LOST_RACE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)
@@ -68,8 +64,8 @@ class _HeldLease:
                     Bucket=self.bucket, Key=self.key, Body=body.to_json(), IfMatch=self.etag
                 )
             except ClientError as error:
-                if _code(error) in _LOST_RACE | _NOT_FOUND:
-                    self.lost = f"the lease was replaced or removed ({_code(error)})"
+                if error_code(error) in _LOST_RACE | NOT_FOUND:
+                    self.lost = f"the lease was replaced or removed ({error_code(error)})"
                     return
                 continue  # transient: the next renewal may still come in time
             self.etag = response["ETag"]
@@ -82,8 +78,10 @@ class _HeldLease:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
         except ClientError as error:
-            if _code(error) in _LOST_RACE | _NOT_FOUND:
-                self.lost = f"the lease was replaced or removed before release ({_code(error)})"
+            if error_code(error) in _LOST_RACE | NOT_FOUND:
+                self.lost = (
+                    f"the lease was replaced or removed before release ({error_code(error)})"
+                )
                 return
             raise
 
@@ -92,7 +90,7 @@ def _read_lease(client: Any, bucket: str, key: str, seconds: float) -> _Lease | 
     try:
         response = client.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _code(error) in _NOT_FOUND:
+        if error_code(error) in NOT_FOUND:
             return None
         raise
     with response["Body"] as body:
@@ -110,7 +108,7 @@ def _put(client: Any, bucket: str, key: str, body: str, **condition: str) -> str
     try:
         return str(client.put_object(Bucket=bucket, Key=key, Body=body, **condition)["ETag"])
     except ClientError as error:
-        if _code(error) in _LOST_RACE | _NOT_FOUND:
+        if error_code(error) in _LOST_RACE | NOT_FOUND:
             return None
         raise
 

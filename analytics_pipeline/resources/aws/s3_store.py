@@ -12,11 +12,11 @@ come from the standard AWS chain, as for `S3Resource`.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
@@ -25,16 +25,22 @@ import pyarrow.parquet as pq
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
+from analytics_pipeline.resources.aws.errors import NOT_FOUND, S3StoreError, error_code, s3_error
+from analytics_pipeline.resources.aws.read_ahead import read_ahead_in_order
+from analytics_pipeline.resources.aws.s3_archive import archive_landing_object
+from analytics_pipeline.resources.aws.s3_batch_delete import delete_keys
 from analytics_pipeline.resources.aws.s3_lease import LEASE_SECONDS, s3_table_lease
 from analytics_pipeline.resources.aws.s3_ranged_reader import S3RangedReader
+from analytics_pipeline.resources.aws.s3_reads import (
+    MiB,
+    ObjectChanged,
+    ObjectMissing,
+    get_at_most,
+    stream_object,
+)
 from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS
 from analytics_pipeline.resources.store import (
     STREAM_CHUNK_BYTES,
@@ -47,42 +53,8 @@ from analytics_pipeline.resources.store import (
     whole_version,
 )
 
-MiB = 1024 * 1024
-# S3's own limits: at most 1000 keys per ListObjectsV2 page and per DeleteObjects call.
+# S3's own limit: at most 1000 keys per ListObjectsV2 page.
 S3_PAGE_KEYS = 1000
-S3_DELETE_KEYS = 1000
-# The archived copy remembers the content version of the delivery it holds (S3 user metadata),
-# because an ETag is no MD5 for multipart copies or SSE-KMS objects.
-VERSION_METADATA = "content-version"
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-_CHANGED = frozenset({"PreconditionFailed", "412"})
-# Errors in the middle of a response body, which botocore does not retry by itself.
-_BODY_ERRORS = (IncompleteReadError, ReadTimeoutError, ResponseStreamingError)
-_BODY_ATTEMPTS = 3
-
-
-class _Missing(Exception):
-    """The object is not there (404)."""
-
-
-class _Changed(Exception):
-    """The object is no longer the version being read (412 on If-Match)."""
-
-
-class S3StoreError(RuntimeError):
-    """An S3 call failed for good (after botocore's retries); names the bucket and key."""
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _s3_error(action: str, bucket: str, key: str, error: ClientError) -> S3StoreError:
-    details = error.response.get("Error", {})
-    return S3StoreError(
-        f"{action} s3://{bucket}/{key} failed: {details.get('Code', '?')}: "
-        f"{details.get('Message', error)}"
-    )
 
 
 def _landing_key_is_listed(relative: str) -> bool:
@@ -174,7 +146,7 @@ class S3LakeStore(LakeStore):
             ):
                 yield from page.get("Contents", [])
         except ClientError as error:
-            raise _s3_error("ListObjectsV2", bucket, prefix, error) from error
+            raise s3_error("ListObjectsV2", bucket, prefix, error) from error
 
     def ensure_layout(self) -> None:
         """The buckets come from Terraform; check both are there and reachable."""
@@ -182,7 +154,7 @@ class S3LakeStore(LakeStore):
             try:
                 self.s3_client().head_bucket(Bucket=bucket)
             except ClientError as error:
-                raise _s3_error("HeadBucket", bucket, "", error) from error
+                raise s3_error("HeadBucket", bucket, "", error) from error
 
     # landing
 
@@ -202,24 +174,12 @@ class S3LakeStore(LakeStore):
         whole, and stays the content's for multipart and SSE-KMS objects too.
         """
         s3_key = self._landing_key(dataset, key)
-        for attempt in range(_BODY_ATTEMPTS):
-            try:
-                response = self.s3_client().get_object(Bucket=self.landing_bucket, Key=s3_key)
-            except ClientError as error:
-                if _error_code(error) in _NOT_FOUND:
-                    raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-                raise _s3_error("GetObject", self.landing_bucket, s3_key, error) from error
-            try:
-                data = _read_at_most(response["Body"], max_bytes + 1)
-                break
-            except _BODY_ERRORS as error:
-                if attempt + 1 == _BODY_ATTEMPTS:
-                    raise S3StoreError(
-                        f"GetObject s3://{self.landing_bucket}/{s3_key} failed: "
-                        f"the body broke off {_BODY_ATTEMPTS} times: {error}"
-                    ) from error
+        try:
+            data, etag = get_at_most(self.s3_client(), self.landing_bucket, s3_key, max_bytes + 1)
+        except ObjectMissing:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with self._lock:
-            self._read_etags[(dataset, key)] = response["ETag"]
+            self._read_etags[(dataset, key)] = etag
         return data, whole_version(data, max_bytes)
 
     def iter_landing(
@@ -232,60 +192,21 @@ class S3LakeStore(LakeStore):
         with self._lock:
             etag = self._read_etags.get((dataset, key))
         try:
-            chunks = self._stream(self.landing_bucket, s3_key, chunk_bytes, etag, offset)
+            chunks = stream_object(
+                self.s3_client(), self.landing_bucket, s3_key, chunk_bytes, etag, offset
+            )
             for chunk, current in chunks:
                 if etag is None:
                     etag = current
                     with self._lock:
                         self._read_etags[(dataset, key)] = current
                 yield chunk
-        except _Missing:
+        except ObjectMissing:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-        except _Changed:
+        except ObjectChanged:
             raise LandingObjectGone(
                 f"landing/{dataset}/{key} (replaced since it was read)"
             ) from None
-
-    def _stream(
-        self, bucket: str, key: str, chunk_bytes: int, etag: str | None, offset: int = 0
-    ) -> Iterator[tuple[bytes, str]]:
-        """(chunk, ETag) pairs of one object version from `offset`; resumes a broken body
-        with a Range GET."""
-        failures = 0
-        while True:
-            params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-            if etag is not None:
-                params["IfMatch"] = etag
-            if offset:
-                params["Range"] = f"bytes={offset}-"
-            try:
-                response = self.s3_client().get_object(**params)
-            except ClientError as error:
-                code = _error_code(error)
-                if code in _NOT_FOUND:
-                    raise _Missing from None
-                if code in _CHANGED:
-                    raise _Changed from None
-                if code == "InvalidRange" and offset:
-                    return  # the object ended exactly where the body broke off
-                raise _s3_error("GetObject", bucket, key, error) from error
-            etag = etag or response["ETag"]
-            body = response["Body"]
-            try:
-                while chunk := body.read(chunk_bytes):
-                    offset += len(chunk)
-                    failures = 0
-                    yield chunk, etag
-                return
-            except _BODY_ERRORS as error:
-                failures += 1
-                if failures == _BODY_ATTEMPTS:
-                    raise S3StoreError(
-                        f"GetObject s3://{bucket}/{key} failed: the body broke off "
-                        f"{_BODY_ATTEMPTS} times at byte {offset}: {error}"
-                    ) from error
-            finally:
-                body.close()
 
     def read_landing_many(
         self, dataset: str, keys: list[str], max_bytes: int
@@ -298,89 +219,32 @@ class S3LakeStore(LakeStore):
         if not keys:
             return
         self.s3_client()  # built once, before the threads share it
-        ahead = 2 * self.max_concurrency
-        remaining = iter(keys)
-        pending: deque[tuple[str, Future[tuple[bytes, str] | None]]] = deque()
-        with ThreadPoolExecutor(
-            max_workers=min(self.max_concurrency, len(keys)), thread_name_prefix="s3-get"
-        ) as pool:
-
-            def submit_next() -> None:
-                for key in remaining:
-                    pending.append((key, pool.submit(self._read_if_there, dataset, key, max_bytes)))
-                    return
-
-            for _ in range(ahead):
-                submit_next()
-            try:
-                while pending:
-                    key, future = pending.popleft()
-                    result = future.result()
-                    submit_next()
-                    yield key, result
-            finally:
-                for _, future in pending:
-                    future.cancel()
+        yield from read_ahead_in_order(
+            functools.partial(self._read_if_there, dataset, max_bytes=max_bytes),
+            keys,
+            self.max_concurrency,
+            2 * self.max_concurrency,
+            "s3-get",
+        )
 
     def _read_if_there(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str] | None:
         return unless_gone(self.read_landing, dataset, key, max_bytes)
 
     def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
-        """Copy the object server-side to archive/<dataset>/<key> in the lake bucket, then
-        delete it from landing; returns the archive path used.
-
-        As locally, a different earlier delivery already archived keeps its bytes: this one
-        goes beside it as <key>~<version[:16]>. Copy and delete are conditional on the ETag
-        this store read, so a delivery that replaced the object since is neither archived
-        nor deleted: it stays in landing for the next run (LandingObjectGone here).
-        """
-        client = self.s3_client()
-        source = self._landing_key(dataset, key)
+        """A server-side copy to archive/<dataset>/<key>, then a delete from landing, both
+        conditional on the ETag this store read (see archive_landing_object)."""
         with self._lock:
             read_etag = self._read_etags.pop((dataset, key), None)
-        try:
-            head = client.head_object(Bucket=self.landing_bucket, Key=source)
-        except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
-                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-            raise _s3_error("HeadObject", self.landing_bucket, source, error) from error
-        etag = read_etag or head["ETag"]
-        if etag != head["ETag"]:
-            raise LandingObjectGone(f"landing/{dataset}/{key} (replaced since it was read)")
-
-        archive_path = f"archive/{dataset}/{key}"
-        if version:
-            archived = self._archived_version(archive_path)
-            if archived is not None and archived != version:
-                archive_path = f"{archive_path}~{version[:16]}"
-        target = self._lake_key(archive_path)
-        extra: dict[str, Any] = {"CopySourceIfMatch": etag}
-        if version:
-            extra |= {"Metadata": {VERSION_METADATA: version}, "MetadataDirective": "REPLACE"}
-        try:
-            # The managed copy switches to UploadPartCopy above the threshold: CopyObject
-            # alone stops at 5 GB.
-            client.copy(
-                {"Bucket": self.landing_bucket, "Key": source},
-                self.lake_bucket,
-                target,
-                ExtraArgs=extra,
-                Config=self._transfer_config(),
-            )
-        except ClientError as error:
-            if _error_code(error) in _NOT_FOUND | _CHANGED:
-                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-            raise _s3_error(
-                f"Copy to s3://{self.lake_bucket}/{target} from", self.landing_bucket, source, error
-            ) from error
-        try:
-            client.delete_object(Bucket=self.landing_bucket, Key=source, IfMatch=etag)
-        except ClientError as error:
-            # Replaced (412) after the copy: the new delivery stays for its own run.
-            # Already deleted (404): another run archived the same object first.
-            if _error_code(error) not in _NOT_FOUND | _CHANGED:
-                raise _s3_error("DeleteObject", self.landing_bucket, source, error) from error
-        return archive_path
+        return archive_landing_object(
+            self.s3_client(),
+            self.landing_bucket,
+            self.lake_bucket,
+            dataset,
+            key,
+            read_etag=read_etag,
+            version=version,
+            transfer=self._transfer_config(),
+        )
 
     def archive_landing_many(
         self, dataset: str, items: list[tuple[str, str | None]]
@@ -399,21 +263,6 @@ class S3LakeStore(LakeStore):
         ) as pool:
             yield from pool.map(archive, items)
 
-    def _archived_version(self, archive_path: str) -> str | None:
-        """The content version of what is archived at this path, '' if unknown, None if none."""
-        key = self._lake_key(archive_path)
-        try:
-            head = self.s3_client().head_object(Bucket=self.lake_bucket, Key=key)
-        except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
-                return None
-            raise _s3_error("HeadObject", self.lake_bucket, key, error) from error
-        stored = head.get("Metadata", {}).get(VERSION_METADATA)
-        if stored:
-            return stored
-        etag = head["ETag"].strip('"')
-        return "" if "-" in etag else etag
-
     # lake objects
 
     def write_bytes(self, path: str, data: bytes) -> None:
@@ -425,7 +274,7 @@ class S3LakeStore(LakeStore):
         try:
             self.s3_client().put_object(Bucket=self.lake_bucket, Key=key, Body=data)
         except ClientError as error:
-            raise _s3_error("PutObject", self.lake_bucket, key, error) from error
+            raise s3_error("PutObject", self.lake_bucket, key, error) from error
 
     def write_stream(self, path: str, source: BinaryIO) -> None:
         """A multipart upload read from the source a part at a time (memory stays bounded)."""
@@ -435,7 +284,7 @@ class S3LakeStore(LakeStore):
                 source, self.lake_bucket, key, Config=self._transfer_config()
             )
         except ClientError as error:
-            raise _s3_error("PutObject", self.lake_bucket, key, error) from error
+            raise s3_error("PutObject", self.lake_bucket, key, error) from error
         except S3UploadFailedError as error:
             raise S3StoreError(
                 f"multipart upload to s3://{self.lake_bucket}/{key} failed: {error}"
@@ -444,11 +293,13 @@ class S3LakeStore(LakeStore):
     def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
         key = self._lake_key(path)
         try:
-            for chunk, _ in self._stream(self.lake_bucket, key, chunk_bytes, None):
+            for chunk, _ in stream_object(
+                self.s3_client(), self.lake_bucket, key, chunk_bytes, None
+            ):
                 yield chunk
-        except _Missing:
+        except ObjectMissing:
             raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
-        except _Changed:
+        except ObjectChanged:
             raise S3StoreError(f"s3://{self.lake_bucket}/{key} changed while it was read") from None
 
     def read_bytes(self, path: str) -> bytes:
@@ -456,9 +307,9 @@ class S3LakeStore(LakeStore):
         try:
             response = self.s3_client().get_object(Bucket=self.lake_bucket, Key=key)
         except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND:
                 raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
-            raise _s3_error("GetObject", self.lake_bucket, key, error) from error
+            raise s3_error("GetObject", self.lake_bucket, key, error) from error
         with response["Body"] as body:
             return body.read()
 
@@ -469,18 +320,18 @@ class S3LakeStore(LakeStore):
             with S3RangedReader(self.s3_client(), self.lake_bucket, key) as reader:
                 return pq.read_metadata(reader)
         except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND:
                 raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
-            raise _s3_error("GetObject", self.lake_bucket, key, error) from error
+            raise s3_error("GetObject", self.lake_bucket, key, error) from error
 
     def size(self, path: str) -> int:
         key = self._lake_key(path)
         try:
             head = self.s3_client().head_object(Bucket=self.lake_bucket, Key=key)
         except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND:
                 raise FileNotFoundError(f"s3://{self.lake_bucket}/{key}") from None
-            raise _s3_error("HeadObject", self.lake_bucket, key, error) from error
+            raise s3_error("HeadObject", self.lake_bucket, key, error) from error
         return int(head["ContentLength"])
 
     def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
@@ -502,14 +353,14 @@ class S3LakeStore(LakeStore):
             self.s3_client().head_object(Bucket=self.lake_bucket, Key=key)
             return True
         except ClientError as error:
-            if _error_code(error) not in _NOT_FOUND:
-                raise _s3_error("HeadObject", self.lake_bucket, key, error) from error
+            if error_code(error) not in NOT_FOUND:
+                raise s3_error("HeadObject", self.lake_bucket, key, error) from error
         try:
             listed = self.s3_client().list_objects_v2(
                 Bucket=self.lake_bucket, Prefix=f"{key}/", MaxKeys=1
             )
         except ClientError as error:
-            raise _s3_error("ListObjectsV2", self.lake_bucket, f"{key}/", error) from error
+            raise s3_error("ListObjectsV2", self.lake_bucket, f"{key}/", error) from error
         return bool(listed.get("Contents"))
 
     def list_files(self, prefix: str) -> list[str]:
@@ -521,72 +372,15 @@ class S3LakeStore(LakeStore):
         )
 
     def delete_prefix(self, prefix: str) -> None:
-        """Delete every object under a prefix (a directory), 1000 keys per DeleteObjects."""
+        """Delete every object under a prefix (a directory)."""
         base = self._prefix(prefix)
-        client = self.s3_client()
-        batch: list[dict[str, str]] = []
-
-        def flush() -> None:
-            try:
-                response = client.delete_objects(
-                    Bucket=self.lake_bucket, Delete={"Objects": batch, "Quiet": True}
-                )
-            except ClientError as error:
-                raise _s3_error("DeleteObjects", self.lake_bucket, base, error) from error
-            failed = response.get("Errors", [])
-            if failed:
-                first = failed[0]
-                raise S3StoreError(
-                    f"DeleteObjects s3://{self.lake_bucket}/{base} failed for {len(failed)} "
-                    f"keys, e.g. {first.get('Key')}: {first.get('Code')}: {first.get('Message')}"
-                )
-            batch.clear()
-
-        for item in self._list(self.lake_bucket, base):
-            batch.append({"Key": item["Key"]})
-            if len(batch) == S3_DELETE_KEYS:
-                flush()
-        if batch:
-            flush()
+        listed = (item["Key"] for item in self._list(self.lake_bucket, base))
+        delete_keys(self.s3_client(), self.lake_bucket, listed, base)
 
     def delete_files(self, paths: list[str]) -> None:
-        """DeleteObjects, 1000 keys per call; S3 does not mind keys that are not there."""
-        client = self.s3_client()
         keys = [self._lake_key(p) for p in paths]
-        for offset in range(0, len(keys), S3_DELETE_KEYS):
-            batch = [{"Key": k} for k in keys[offset : offset + S3_DELETE_KEYS]]
-            try:
-                response = client.delete_objects(
-                    Bucket=self.lake_bucket, Delete={"Objects": batch, "Quiet": True}
-                )
-            except ClientError as error:
-                raise _s3_error(
-                    "DeleteObjects", self.lake_bucket, batch[0]["Key"], error
-                ) from error
-            failed = response.get("Errors", [])
-            if failed:
-                first = failed[0]
-                raise S3StoreError(
-                    f"DeleteObjects s3://{self.lake_bucket} failed for {len(failed)} keys, "
-                    f"e.g. {first.get('Key')}: {first.get('Code')}: {first.get('Message')}"
-                )
+        delete_keys(self.s3_client(), self.lake_bucket, iter(keys), keys[0] if keys else "")
 
     def location(self, path: str) -> str:
         """The s3:// URI a query engine or the Glue catalog reads."""
         return f"s3://{self.lake_bucket}/{self._lake_key(path)}"
-
-
-def _read_at_most(body: Any, limit: int) -> bytes:
-    """Read up to `limit` bytes of a streaming body and close it (the rest is never fetched)."""
-    chunks: list[bytes] = []
-    remaining = limit
-    try:
-        while remaining > 0:
-            chunk = body.read(min(remaining, 8 * MiB))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    finally:
-        body.close()
-    return b"".join(chunks)

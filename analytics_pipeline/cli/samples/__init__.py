@@ -1,0 +1,1 @@
+"""Sample data generators, one module per dataset (sample_data.py writes them out)."""

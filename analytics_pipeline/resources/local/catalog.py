@@ -1,0 +1,177 @@
+"""The local table catalog: a DuckDB file of views over the lake's Parquet.
+
+A DuckDB file open for writing cannot be opened by any other process, so the catalog is
+never written in place: each change builds a new file and renames it over the old one,
+under a lock file that serialises our own writers. A user's read-only DuckDB session
+keeps reading its snapshot and never blocks a run.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.lake.sql_text import sql_string_literal
+from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
+from analytics_pipeline.resources.catalog import Catalog, TableDef, check_compatible
+
+CATALOG_FILE = "catalog.duckdb"
+
+
+@dataclass
+class _CatalogState:
+    tables: dict[str, TableDef]
+    partitions: dict[str, dict[str, str]]  # table -> dt -> location
+
+
+class DuckDBCatalog(Catalog):
+    """One view per table, by the table's name, over the registered version of each day."""
+
+    lake_dir: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.lake_dir).resolve() / CATALOG_FILE
+
+    def ensure_table(self, table: TableDef) -> str:
+        """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
+        for column, kind in table.columns:
+            validate_identifier(column)
+            if kind not in DUCKDB_TYPES:
+                raise ValueError(f"table {table.name}: unknown type {kind!r} for {column}")
+        with self._change() as state:
+            current = state.tables.get(validate_identifier(table.name))
+            if current is None:
+                state.tables[table.name] = table
+                return "created"
+            if current.columns == table.columns:
+                return "unchanged"
+            check_compatible(current, table)
+            state.tables[table.name] = table
+            return "updated"
+
+    def register_partition(self, table: str, dt: str, location: str) -> str | None:
+        """Point the table's day at a new location; returns the location it replaced."""
+        return self.register_partitions(table, {dt: location})[dt]
+
+    def register_partitions(self, table: str, locations: dict[str, str]) -> dict[str, str | None]:
+        """Point many days at once, in one rewrite of the catalog file; returns each day's
+        replaced location."""
+        with self._change() as state:
+            if table not in state.tables:
+                raise KeyError(f"table {table!r} is not in the catalog; create it first")
+            days = state.partitions.setdefault(table, {})
+            previous = {dt: days.get(validate_dt(dt)) for dt in locations}
+            days.update(locations)
+            return previous
+
+    def partition_location(self, table: str, dt: str) -> str | None:
+        return self._read().partitions.get(table, {}).get(dt)
+
+    def partitions(self, table: str) -> dict[str, str]:
+        return dict(self._read().partitions.get(table, {}))
+
+    def tables(self) -> list[str]:
+        return sorted(self._read().tables)
+
+    # storage
+
+    def _read(self) -> _CatalogState:
+        if not self.path.exists():
+            return _CatalogState({}, {})
+        # ATTACH into a private in-memory database: connect(path) hands back a user's open
+        # instance of this path, which still reads the replaced file (registrations lost).
+        con = duckdb.connect()
+        try:
+            con.execute(
+                f"ATTACH {sql_string_literal(str(self.path))} AS current_catalog (READ_ONLY)"
+            )
+            tables = {
+                name: TableDef(name, tuple(tuple(c) for c in json.loads(cols)), description)
+                for name, cols, description in con.execute(
+                    "SELECT name, columns, description FROM current_catalog._tables"
+                ).fetchall()
+            }
+            partitions: dict[str, dict[str, str]] = {}
+            for name, dt, location in con.execute(
+                "SELECT table_name, dt, location FROM current_catalog._partitions"
+            ).fetchall():
+                partitions.setdefault(name, {})[dt] = location
+        finally:
+            con.close()
+        return _CatalogState(tables, partitions)
+
+    @contextmanager
+    def _change(self) -> Iterator[_CatalogState]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._read()
+            before = copy.deepcopy(state)
+            yield state
+            # An unchanged catalog is not rewritten: every publish re-ensures its table.
+            if state != before:
+                self._write(state)
+
+    def _write(self, state: _CatalogState) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("CREATE TABLE _tables (name VARCHAR, columns VARCHAR, description VARCHAR)")
+            con.execute(
+                "CREATE TABLE _partitions (table_name VARCHAR, dt VARCHAR, location VARCHAR,"
+                " registered_at TIMESTAMP)"
+            )
+            now = datetime.now(UTC).replace(tzinfo=None)
+            for table in state.tables.values():
+                con.execute(
+                    "INSERT INTO _tables VALUES (?, ?, ?)",
+                    [table.name, json.dumps(table.columns), table.description],
+                )
+                days = state.partitions.get(table.name, {})
+                if days:
+                    # One statement, not executemany (a round trip per row): the file is
+                    # rewritten on every registration, with years of days after a backfill.
+                    con.execute(
+                        "INSERT INTO _partitions"
+                        " SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",
+                        [table.name, sorted(days), [days[dt] for dt in sorted(days)], now],
+                    )
+                con.execute(view_sql(table, sorted(days.values())))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, self.path)
+
+
+def view_sql(table: TableDef, locations: list[str]) -> str:
+    name = validate_identifier(table.name)
+    empty = (
+        "SELECT "
+        + ", ".join(f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns)
+        + ", CAST(NULL AS VARCHAR) AS dt WHERE false"
+    )
+    if not locations:
+        return f'CREATE VIEW "{name}" AS {empty}'
+    typed = ", ".join(
+        f'CAST("{col}" AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
+    )
+    files = ", ".join(sql_string_literal(loc) for loc in locations)
+    # The typed empty row set, unioned by name, supplies every declared column: a column
+    # added after a day was written reads as null there instead of breaking the view.
+    return (
+        f'CREATE VIEW "{name}" AS SELECT {typed}, dt FROM ({empty} UNION ALL BY NAME '
+        f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, "
+        "hive_types = {'dt': VARCHAR}, union_by_name = true))"
+    )

@@ -1,0 +1,302 @@
+"""The lake as a local directory: landing/ staged/ parquet/ quarantine/ archive/."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow.parquet as pq
+from pydantic import PrivateAttr
+
+from analytics_pipeline.resources.lake_lock import LOCK_WAIT_SECONDS, lock_name
+from analytics_pipeline.resources.local.file_lock import file_lock
+from analytics_pipeline.resources.store import (
+    LAKE_AREAS,
+    STREAM_CHUNK_BYTES,
+    LakeStore,
+    LandingObject,
+    LandingObjectGone,
+    UnsafePathError,
+    safe_relative,
+    whole_version,
+)
+
+
+@functools.cache
+def _resolved_root(lake_dir: str) -> str:
+    # Resolved once per process: resolving costs an lstat per path component.
+    return str(Path(lake_dir).resolve())
+
+
+class LocalLakeStore(LakeStore):
+    """The lake as a directory: landing/ staged/ parquet/ quarantine/ archive/."""
+
+    lake_dir: str
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
+    # Landing directories already found to resolve inside the lake.
+    _safe_dirs: set[str] = PrivateAttr(default_factory=set)
+    # Archive directories this store created or found.
+    _made_dirs: set[str] = PrivateAttr(default_factory=set)
+
+    @property
+    def root(self) -> Path:
+        return Path(_resolved_root(self.lake_dir))
+
+    def ensure_layout(self) -> None:
+        for area in LAKE_AREAS:
+            (self.root / area).mkdir(parents=True, exist_ok=True)
+
+    # Paths are plain strings, not pathlib objects: with one object per landing file, the
+    # path objects would cost more than the file system calls.
+
+    def _path(self, path: str) -> str:
+        return f"{_resolved_root(self.lake_dir)}/{safe_relative(path)}"
+
+    def _landing(self, dataset: str) -> _LandingDirectory:
+        return _LandingDirectory(
+            _resolved_root(self.lake_dir), safe_relative(f"landing/{dataset}"), self._safe_dirs
+        )
+
+    # landing
+
+    def list_landing(self, dataset: str) -> Iterator[LandingObject]:
+        base = self._path(f"landing/{dataset}")
+        if not os.path.isdir(base):
+            return
+        stack = [base]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    # Dot-files are a producer's in-progress uploads (rsync, editors).
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        key = entry.path[len(base) + 1 :]
+                        yield LandingObject(dataset, key, stat.st_size, stat.st_mtime)
+
+    def read_landing(self, dataset: str, key: str, max_bytes: int) -> tuple[bytes, str]:
+        """The file's bytes (at most max_bytes + 1) and a content version (md5, like an ETag;
+        "" for a file longer than max_bytes)."""
+        return self._landing(dataset).read(key, max_bytes)
+
+    def _landing_reader(self, dataset: str) -> Callable[[str, int], tuple[bytes, str]]:
+        return self._landing(dataset).read
+
+    def iter_landing(
+        self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
+    ) -> Iterator[bytes]:
+        try:
+            handle = open(self._landing(dataset).path(key), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+        with handle:
+            handle.seek(offset)
+            while chunk := handle.read(chunk_bytes):
+                yield chunk
+
+    def landing_size(self, dataset: str, key: str) -> int:
+        try:
+            return os.stat(self._landing(dataset).path(key)).st_size
+        except FileNotFoundError:
+            raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+
+    def archive_landing(self, dataset: str, key: str, version: str | None = None) -> str:
+        """Move the file to archive/<dataset>/<key>; returns the archive path used.
+
+        A different earlier delivery of the same key already archived keeps its bytes: this
+        one goes beside it as <key>~<version>, so no original is ever overwritten.
+        """
+        return self._landing_archiver(dataset)(key, version)
+
+    def _landing_archiver(self, dataset: str) -> Callable[[str, str | None], str]:
+        """archive_landing for one dataset, its directories worked out once, not per file."""
+        landing = self._landing(dataset)
+        landing_dir = f"{landing.root}/{landing.relative}"
+        archive_dir = f"{landing.root}/archive/{dataset}"
+        made_dirs = self._made_dirs
+
+        def archive(key: str, version: str | None) -> str:
+            source = landing.path(key)
+            relative = source[len(landing_dir) + 1 :]
+            archive_path = f"archive/{dataset}/{relative}"
+            target = f"{archive_dir}/{relative}"
+            if version and os.path.exists(target) and _md5(target) != version:
+                archive_path = f"{archive_path}~{version[:16]}"
+                target = f"{target}~{version[:16]}"
+            directory = target.rpartition("/")[0]
+            if directory not in made_dirs:  # two syscalls a file saved
+                os.makedirs(directory, exist_ok=True)
+                made_dirs.add(directory)
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                if not os.path.lexists(source):
+                    raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+                os.makedirs(directory, exist_ok=True)  # removed since this store made it
+                os.replace(source, target)
+            _prune_empty_dirs(source.rpartition("/")[0], landing_dir)
+            return archive_path
+
+        return archive
+
+    # lake objects
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Readers see the old object or the new one, never half of one."""
+        self.write_stream(path, io.BytesIO(data))
+
+    def write_stream(self, path: str, source: BinaryIO) -> None:
+        """Into a hidden temp file beside the target, fsync, then rename over it."""
+        target = self._path(path)
+        directory, name = os.path.split(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(source, handle, STREAM_CHUNK_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_bytes(self, path: str) -> bytes:
+        with open(self._path(path), "rb") as handle:
+            return handle.read()
+
+    def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
+        with open(self._path(path), "rb") as handle:
+            while chunk := handle.read(chunk_bytes):
+                yield chunk
+
+    def parquet_footer(self, path: str) -> pq.FileMetaData:
+        return pq.read_metadata(self._path(path))
+
+    def size(self, path: str) -> int:
+        return os.stat(self._path(path)).st_size
+
+    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+        """An flock on locks/<table>.lock, outside parquet/ (an Athena table's location must
+        hold only its data)."""
+        path = self._path(f"locks/{lock_name(table)}.lock")
+        return file_lock(path, table, owner, self.lock_wait_seconds)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self._path(path))
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Lake paths of the files under a prefix (a directory), sorted; temp files excluded."""
+        base = self._path(prefix)
+        if not os.path.isdir(base):
+            return []
+        skip = len(_resolved_root(self.lake_dir)) + 1
+        return sorted(
+            os.path.join(directory, name)[skip:]
+            for directory, _, names in os.walk(base)
+            for name in names
+            if not name.startswith(".") and os.path.isfile(os.path.join(directory, name))
+        )
+
+    def list_folders(self, prefix: str, depth: int = 1) -> list[str]:
+        """Folders on disk, including those holding only a killed write's temp file."""
+        base = Path(self._path(prefix))
+        if not base.is_dir():
+            return []
+        pattern = "/".join(["*"] * depth)
+        return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.is_dir())
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def delete_files(self, paths: list[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(path))
+
+    def location(self, path: str) -> str:
+        """Where a query engine reads the object: an absolute path here, s3:// on AWS."""
+        return self._path(path)
+
+
+@dataclass
+class _LandingDirectory:
+    """Paths of one dataset's landing files, refused if they resolve outside the lake: a key
+    names what a producer dropped, and a symlink under landing/ must not lead a run (which
+    reads, then moves, the file) out of ANALYTICS_LAKE_DIR. Each directory is resolved once
+    per store (`safe_dirs`); the file itself must not be a link."""
+
+    root: str
+    relative: str  # landing/<dataset>
+    safe_dirs: set[str]
+
+    def path(self, key: str, *, link_checked_by_open: bool = False) -> str:
+        path = f"{self.root}/{self.relative}/{safe_relative(key)}"
+        directory = path.rpartition("/")[0]
+        if directory not in self.safe_dirs:
+            if not os.path.realpath(directory).startswith(f"{self.root}/"):
+                raise UnsafePathError(f"{self.relative}/{key} resolves outside the lake")
+            self.safe_dirs.add(directory)
+        if not link_checked_by_open and os.path.islink(path):
+            raise UnsafePathError(f"{self.relative}/{key} is a link")
+        return path
+
+    def read(self, key: str, max_bytes: int) -> tuple[bytes, str]:
+        """The file's bytes (at most max_bytes + 1) and content version, as read_landing."""
+        try:
+            fd = os.open(self.path(key, link_checked_by_open=True), os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise LandingObjectGone(f"{self.relative}/{key}") from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise UnsafePathError(f"{self.relative}/{key} is a link") from None
+            raise
+        try:
+            data = _read_up_to(fd, max_bytes + 1)
+        finally:
+            os.close(fd)
+        return data, whole_version(data, max_bytes)
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    """At most `limit` bytes of an open file. Sized by fstat: a read of `limit` bytes would
+    allocate all of them first (the limit is large, the files mostly small)."""
+    data = os.read(fd, min(os.fstat(fd).st_size + 1, limit))
+    parts = [data]
+    got = len(data)
+    # Usually at the end now; the file may have grown since fstat. Small reads to find out.
+    while got < limit and (chunk := os.read(fd, min(64 * 1024, limit - got))):
+        parts.append(chunk)
+        got += len(chunk)
+    return data if len(parts) == 1 else b"".join(parts)
+
+
+def _md5(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _prune_empty_dirs(directory: str, stop: str) -> None:
+    while directory != stop and directory.startswith(f"{stop}/"):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+        directory = os.path.dirname(directory)
