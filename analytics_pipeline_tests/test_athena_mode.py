@@ -113,9 +113,11 @@ def _settings(tmp_path: Path, compaction: tuple[str, ...]) -> Settings:
 def test_the_switch_names_existing_datasets_and_only_applies_on_aws(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ANALYTICS_ATHENA_COMPACTION names unknown datasets"):
         build_definitions(_settings(tmp_path, ("nope",)))
-    assert _settings(tmp_path, ("*",)).builds_in_athena("products")
+    every = RESOURCES_BY_DEPLOYMENT["aws"](_settings(tmp_path, ("*",)))["day_builder"]
+    assert isinstance(every, AthenaDayBuilder) and every.builds_in_athena("products")
     local = Settings.from_env({"ANALYTICS_ATHENA_COMPACTION": "products"})
-    assert local.athena_compaction == ("products",) and not local.builds_in_athena("products")
+    assert local.athena_compaction == ("products",)
+    assert type(RESOURCES_BY_DEPLOYMENT["local"](local)["day_builder"]) is DayBuilder
 
 
 def test_the_deployment_picks_the_day_builder(tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ class IngestConfig(dg.Config):
 def ingest_asset_specs(
     spec: DatasetSpec, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetSpec]:
-    """Landing, staged and quarantine: written by the ingest job, not materialized on their own."""
+    """Specs, not assets: producers write landing, the ingest job's op reports staged and
+    quarantine as it writes them."""
     return [
         dg.AssetSpec(
             landing_key(spec.name),
