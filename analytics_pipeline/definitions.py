@@ -7,13 +7,14 @@ import dagster as dg
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
-from analytics_pipeline.defs.factory import build_dataset_definitions
+from analytics_pipeline.defs.dataset import build_dataset_definitions
 from analytics_pipeline.defs.sensors import (
     build_landing_sensor,
     build_queue_sensor,
 )
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.memory_pool import use_system_memory_pool
+from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -33,11 +34,13 @@ def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "store": LocalLakeStore(lake_dir=lake),
         "catalog": DuckDBCatalog(lake_dir=lake),
         "engine": DuckDBEngine(lake_dir=lake),
+        "day_builder": DayBuilder(),
     }
 
 
 def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     # Imported here so the local deployment never needs AWS configuration to load.
+    from analytics_pipeline.resources.aws.athena_day_builder import AthenaDayBuilder
     from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
     from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
@@ -53,6 +56,13 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             workgroup=aws.athena_workgroup,
             output_location=aws.athena_output,
         ),
+        # ANALYTICS_ATHENA_COMPACTION: the datasets whose Parquet days Athena builds.
+        "day_builder": AthenaDayBuilder(
+            datasets=list(settings.athena_compaction),
+            partitions_start=settings.partitions_start.isoformat(),
+        )
+        if settings.athena_compaction
+        else DayBuilder(),
     }
 
 

@@ -75,13 +75,6 @@ class Settings:
     # An ingest run takes at most ingest_batch_files files and this many bytes of them.
     ingest_batch_bytes: int = DEFAULT_INGEST_BATCH_BYTES
 
-    def builds_in_athena(self, dataset: str) -> bool:
-        """Whether the dataset's Parquet days are built by Athena INSERTs from staged/
-        instead of in-process (ANALYTICS_ATHENA_COMPACTION); only in the aws deployment."""
-        if self.aws is None:
-            return False
-        return "*" in self.athena_compaction or dataset in self.athena_compaction
-
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
         known = set(names)

@@ -12,8 +12,8 @@ import sqlglot
 
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.defs.analytics import ANALYTICS, AnalyticsSpec, athena_typed
-from analytics_pipeline.defs.factory import table_def
 from analytics_pipeline.resources.local.engine import athena_to_duckdb
 
 SQL_FILES = sorted(

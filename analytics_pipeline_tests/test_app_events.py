@@ -19,7 +19,7 @@ import pytest
 
 from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.defs.factory import LANDING_RECONCILES
+from analytics_pipeline.defs.ingest import LANDING_RECONCILES
 from analytics_pipeline.defs.keys import quarantine_key, staged_key
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings

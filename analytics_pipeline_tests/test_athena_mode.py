@@ -8,7 +8,7 @@ Athena's side (start, poll, results), and writes the files an INSERT would.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,17 @@ import pytest
 from botocore.stub import Stubber
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.definitions import RESOURCES_BY_DEPLOYMENT, build_definitions
 from analytics_pipeline.defs.keys import parquet_key, table_key
 from analytics_pipeline.lake.athena_compaction import drop_stale_staged_table
 from analytics_pipeline.lake.athena_compaction_sql import staged_columns
+from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.resources.aws import athena_engine
+from analytics_pipeline.resources.aws.athena_day_builder import AthenaDayBuilder
 from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
 from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
+from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.settings import AwsSettings, Settings
 from analytics_pipeline_tests.lake_helpers import aws_settings
 
@@ -110,9 +114,56 @@ def _settings(tmp_path: Path, compaction: tuple[str, ...]) -> Settings:
 def test_the_switch_names_existing_datasets_and_only_applies_on_aws(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ANALYTICS_ATHENA_COMPACTION names unknown datasets"):
         build_definitions(_settings(tmp_path, ("nope",)))
-    assert _settings(tmp_path, ("*",)).builds_in_athena("products")
+    every = RESOURCES_BY_DEPLOYMENT["aws"](_settings(tmp_path, ("*",)))["day_builder"]
+    assert isinstance(every, AthenaDayBuilder) and every.builds_in_athena("products")
     local = Settings.from_env({"ANALYTICS_ATHENA_COMPACTION": "products"})
-    assert local.athena_compaction == ("products",) and not local.builds_in_athena("products")
+    assert local.athena_compaction == ("products",)
+    assert type(RESOURCES_BY_DEPLOYMENT["local"](local)["day_builder"]) is DayBuilder
+
+
+def test_the_deployment_picks_the_day_builder(tmp_path: Path) -> None:
+    local = RESOURCES_BY_DEPLOYMENT["local"](Settings.from_env({"ANALYTICS_LAKE_DIR": "x"}))
+    assert type(local["day_builder"]) is DayBuilder
+    in_process = RESOURCES_BY_DEPLOYMENT["aws"](_settings(tmp_path, ()))
+    assert type(in_process["day_builder"]) is DayBuilder
+    by_athena = RESOURCES_BY_DEPLOYMENT["aws"](_settings(tmp_path, ("products",)))["day_builder"]
+    assert isinstance(by_athena, AthenaDayBuilder)
+    assert by_athena.builds_in_athena("products")
+    assert not by_athena.builds_in_athena("iot_sensor_data")
+    assert AthenaDayBuilder(datasets=["*"], partitions_start="2024-01-01").builds_in_athena("x")
+
+
+def test_a_dataset_athena_is_not_given_is_built_in_process(
+    tmp_path: Path, player: AthenaPlayer, instance: dg.DagsterInstance
+) -> None:
+    store = S3LakeStore(landing_bucket=LAKE, lake_bucket=LAKE)
+    for n in range(3):
+        boto3.client("s3").put_object(
+            Bucket=LAKE,
+            Key=f"landing/products/{n}.json",
+            Body=f'{{"id": {n}, "date": "{DAYS[0]}", "product": "A"}}'.encode(),
+        )
+    stage_landing_files(
+        store,
+        dataset("products"),
+        [f"{n}.json" for n in range(3)],
+        start=date(2024, 1, 1),
+        now=datetime(2024, 6, 1),
+        max_file_bytes=1 << 20,
+    )
+    defs = build_definitions(_settings(tmp_path, ("iot_sensor_data",)))
+
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[parquet_key("products")], partition_key=DAYS[0]
+    )
+
+    assert result.success
+    assert player.statements == []  # no Athena query: pyarrow built the day here
+    [materialization] = result.get_asset_materialization_events()
+    metadata = materialization.step_materialization_data.materialization.metadata
+    assert metadata["dagster/partition_row_count"].value == 3
+    assert "built_by" not in metadata
+    assert str(metadata["path"].value).startswith(f"parquet/products/dt={DAYS[0]}/")
 
 
 def test_a_range_of_days_is_built_by_athena_in_one_run_and_checked(

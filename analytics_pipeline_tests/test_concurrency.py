@@ -42,7 +42,7 @@ _RUN = textwrap.dedent(
     """
     import contextlib, json, os, sys, time
     import dagster as dg
-    import analytics_pipeline.defs.factory as factory
+    import analytics_pipeline.resources.day_builder as day_builder
     from analytics_pipeline.defs.keys import parquet_key
     from analytics_pipeline.cli.process import headless_definitions
     from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -52,7 +52,7 @@ _RUN = textwrap.dedent(
     if sys.argv[5] == "no-lock":
         LocalLakeStore.table_lock = lambda self, table, owner="": contextlib.nullcontext()
     other = "b" if me == "a" else "a"
-    real_write = factory.write_partition
+    real_write = day_builder.write_partition
 
     def marked(name):
         return os.path.exists(f"{log}.{name}")
@@ -72,7 +72,7 @@ _RUN = textwrap.dedent(
             out.write(json.dumps([started, time.time()]) + "\\n")
         return written
 
-    factory.write_partition = slow_write
+    day_builder.write_partition = slow_write
     defs = headless_definitions(Settings.from_env())
     with dg.DagsterInstance.get() as instance:
         open(f"{log}.launched-{me}", "w").close()

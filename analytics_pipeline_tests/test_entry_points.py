@@ -29,7 +29,7 @@ def test_importing_the_package_keeps_arrows_pool() -> None:
     default = _pool_after("pass")
     assert default != "system"
     # Everything but analytics_pipeline.definitions, the code server's entry point.
-    imported = _pool_after("import analytics_pipeline.defs.factory, analytics_pipeline.lake")
+    imported = _pool_after("import analytics_pipeline.defs.dataset, analytics_pipeline.lake")
     assert imported == default
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from analytics_pipeline.datasets import dataset
-from analytics_pipeline.defs.factory import table_def
+from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.lake.compaction import compact_day
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
 from analytics_pipeline.lake.versioned_days import publish_partition, versions, write_partition

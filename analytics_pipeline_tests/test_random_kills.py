@@ -167,13 +167,13 @@ def test_make_process_after_random_kills_serves_every_record_once(tmp_path: Path
 # it records the staged days: a window of a second or so in the random test.
 _KILLED_AFTER_ARCHIVING = """
 import os, signal
-import analytics_pipeline.defs.factory as factory
+import analytics_pipeline.defs.ingest as ingest
 from analytics_pipeline.cli.process import main
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-factory.reconcile_files = die
+ingest.reconcile_files = die
 main([])
 """
 

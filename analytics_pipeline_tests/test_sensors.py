@@ -269,7 +269,7 @@ def test_sensor_ignores_dot_files_still_being_uploaded(
 
 
 def test_ingest_config_takes_keys_as_one_json_string_or_a_list():
-    from analytics_pipeline.defs.factory import IngestConfig
+    from analytics_pipeline.defs.ingest import IngestConfig
 
     odd = ["a.json", "dir/b c.json", "line\nbreak.json", "é.json"]
     config = ingest_run_config("products", odd)["ops"][stage_op_name("products")]["config"]

@@ -13,7 +13,6 @@ import pytest
 
 from analytics_pipeline.cli import process
 from analytics_pipeline.cli.process import process_landing
-from analytics_pipeline.defs import factory
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.defs.staleness import (
     RANGE_END_TAG,
@@ -22,6 +21,7 @@ from analytics_pipeline.defs.staleness import (
     build_stale_days_sensor,
     stale_runs,
 )
+from analytics_pipeline.resources import day_builder
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAY = "2024-03-02"
@@ -106,7 +106,7 @@ def test_a_file_staged_while_its_day_is_built_is_in_the_build(
 ) -> None:
     _product(lake_dir, 1)
     _ingest_only(defs, instance)
-    real_compact = factory.compact_day
+    real_compact = day_builder.compact_day
     calls = []
 
     def compact_then_stage_a_late_file(*args: Any, **kwargs: Any) -> Any:
@@ -117,7 +117,7 @@ def test_a_file_staged_while_its_day_is_built_is_in_the_build(
         calls.append(day.staged_files)
         return day
 
-    monkeypatch.setattr(factory, "compact_day", compact_then_stage_a_late_file)
+    monkeypatch.setattr(day_builder, "compact_day", compact_then_stage_a_late_file)
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
         asset_selection=[parquet_key("products"), table_key("products")],

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.defs.analytics import ANALYTICS, athena_typed
-from analytics_pipeline.defs.factory import table_def
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.datasets.spec import DatasetSpec
-from analytics_pipeline.defs.factory import IngestConfig
+from analytics_pipeline.defs.ingest import IngestConfig
 from analytics_pipeline.defs.keys import stage_op_name
 from analytics_pipeline.resources.arrivals import (
     FAILED,
