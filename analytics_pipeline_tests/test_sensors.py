@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import stage_op_name
-from analytics_pipeline.defs.sensors import (
+from analytics_pipeline.defs.sensors import ingest_run_config, run_config_keys
+from analytics_pipeline.resources.arrivals import (
     RETRY_AFTER_SECONDS,
-    ingest_run_config,
+    landing_batches,
+    listing_cursor_from_json,
     plan_landing_runs,
-    run_config_keys,
 )
-from analytics_pipeline.resources.arrivals import landing_batches, listing_cursor_from_json
 from analytics_pipeline.resources.store import LandingObject
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop
@@ -309,7 +309,8 @@ def test_landing_batches_cap_files_and_bytes_and_keep_every_object_once_in_order
 def test_the_listing_cursor_groups_by_time_and_reads_back_exactly(
     requested: dict[str, float],
 ) -> None:
-    from analytics_pipeline.resources.arrivals import TimeOrderedCursor, listing_cursor_json
+    from analytics_pipeline.resources.arrivals import listing_cursor_json
+    from analytics_pipeline.resources.aws.s3_listing import TimeOrderedCursor
 
     text = listing_cursor_json(requested)
     assert listing_cursor_from_json(text) == requested
