@@ -348,3 +348,15 @@ def test_a_tick_runs_its_own_dataset_and_hands_on_the_rest(queue: Queue, tick: A
     assert queue.depth() == 1
     [other] = tick(None, "web_requests").run_requests
     assert run_config_keys("web_requests", other.run_config) == ["a.json"]
+
+
+def test_a_listing_cursor_left_before_the_queue_was_switched_on_starts_afresh(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/products/1.json")
+    listing = json.dumps({"requested": {"1700000000.0": ["old.json:10:1.000000"]}})
+
+    first = tick(listing)
+
+    [request] = first.run_requests
+    assert [entry["runs"] for entry in json.loads(first.cursor)] == [[request.run_key]]

@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import dagster as dg
 
@@ -191,8 +191,12 @@ def listing_cursor_from_json(text: str | None) -> dict[str, float]:
     return {s: at for at, names in requested_by_time(data).items() for s in names}
 
 
-def requested_by_time(data: dict) -> dict[float, list[str]]:
-    """A listing cursor's signatures by request time, in either form."""
+def requested_by_time(data: Any) -> dict[float, list[str]]:
+    """A listing cursor's signatures by request time, in either form; none from the queue's
+    cursor (a list), left by the same sensor before the queue was switched off: the files
+    still in landing are requested again, which staging absorbs."""
+    if not isinstance(data, dict):
+        return {}
     if "requested" in data:  # a signature always holds ':', so never this key
         return {float(at): names for at, names in data["requested"].items()}
     return _by_time({signature: float(at) for signature, at in data.items()})

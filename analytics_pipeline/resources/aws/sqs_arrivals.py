@@ -199,8 +199,11 @@ class SqsArrivals(LandingArrivals):
 def queue_cursor_from_json(text: str | None) -> list[dict[str, Any]]:
     """The queue cursor: per tick that requested runs, {"at", "runs", "messages":
     {MessageId: receipt handle}}. Entries written before MessageIds were kept hold a
-    "handles" list; each handle stands in for its message's id."""
-    entries: list[dict[str, Any]] = json.loads(text) if text else []
+    "handles" list; each handle stands in for its message's id. A listing cursor (a dict),
+    left by the same sensor before the queue was switched on, starts the queue afresh."""
+    entries = json.loads(text) if text else []
+    if not isinstance(entries, list):
+        return []
     for entry in entries:
         if "messages" not in entry:
             entry["messages"] = {handle: handle for handle in entry.pop("handles", [])}
