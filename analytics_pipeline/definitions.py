@@ -48,7 +48,7 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         raise ValueError("the aws deployment needs its ANALYTICS_* settings")
     # S3 notifications from SQS where Terraform wired them, else listings of the bucket.
     arrivals: LandingArrivals = (
-        SqsArrivals(queue_url=aws.landing_queue_url)
+        SqsArrivals(queue_url=aws.landing_queue_url, datasets=[s.name for s in DATASETS])
         if aws.landing_queue_url
         else S3ListingArrivals(
             landing_bucket=aws.landing_bucket,

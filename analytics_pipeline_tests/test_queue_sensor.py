@@ -283,7 +283,9 @@ def test_over_several_visibility_timeouts_a_waiting_message_never_comes_back(
 def test_past_the_pending_limit_a_tick_receives_nothing_until_runs_appear(
     queue: Queue, tick: Any
 ) -> None:
-    tick.resources["arrivals"] = SqsArrivals(queue_url=queue.url, max_pending=3)
+    tick.resources["arrivals"] = SqsArrivals(
+        queue_url=queue.url, datasets=["products"], max_pending=3
+    )
     for i in range(5):
         queue.send(f"landing/products/{i}.json")
 
@@ -360,3 +362,15 @@ def test_a_listing_cursor_left_before_the_queue_was_switched_on_starts_afresh(
 
     [request] = first.run_requests
     assert [entry["runs"] for entry in json.loads(first.cursor)] == [[request.run_key]]
+
+
+def test_a_notification_for_an_unknown_dataset_is_deleted_not_handed_on(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/no_such_dataset/a.json")
+
+    result = tick(None)
+
+    assert result.run_requests == []
+    assert json.loads(result.cursor) == []
+    assert queue.depth() == 0 and queue.depth(queue.dlq_url) == 0

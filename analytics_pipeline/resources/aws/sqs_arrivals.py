@@ -48,6 +48,7 @@ class SqsArrivals(LandingArrivals):
     landing bucket."""
 
     queue_url: str
+    datasets: list[str]  # each has a sensor; a notification for any other is dropped
     region_name: str | None = None
     max_messages: int = 100  # received per tick
     # Messages held in flight for runs not yet there; past it a tick receives none, so a
@@ -109,12 +110,15 @@ class SqsArrivals(LandingArrivals):
             f"ignored a message that is not an S3 notification: {m}" for m in arrivals.poison
         ]
 
-        others = [i for i, named in arrivals.datasets.items() if named - {dataset}]
+        known = set(self.datasets)
+        for name in sorted(set().union(*arrivals.datasets.values()) - known):
+            warnings.append(f"notification for unknown dataset {name!r}: ignored")
+        others = [i for i, named in arrivals.datasets.items() if named & known - {dataset}]
         self._forward(client, others, arrivals.bodies, arrivals.handles, warnings)
         # A message naming this dataset and another (S3 sends one record a message, so a
         # hand-made one) is forwarded whole, and its objects here are requested here too:
         # its copy only runs idempotent staging again.
-        ours = {i: h for i, h in arrivals.handles.items() if not arrivals.datasets[i] - {dataset}}
+        ours = {i: h for i, h in arrivals.handles.items() if i not in set(others)}
         batches = landing_batches(
             arrivals.objects.get(dataset, []), limits.batch_files, limits.batch_bytes
         )
