@@ -8,12 +8,10 @@ from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.dataset import build_dataset_definitions
-from analytics_pipeline.defs.sensors import (
-    build_landing_sensor,
-    build_queue_sensor,
-)
+from analytics_pipeline.defs.sensors import build_landing_sensor
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.memory_pool import use_system_memory_pool
+from analytics_pipeline.resources.arrivals import DirectoryArrivals, LandingArrivals
 from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
@@ -35,6 +33,7 @@ def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "catalog": DuckDBCatalog(lake_dir=lake),
         "engine": DuckDBEngine(lake_dir=lake),
         "day_builder": DayBuilder(),
+        "arrivals": DirectoryArrivals(lake_dir=lake),
     }
 
 
@@ -43,11 +42,23 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     from analytics_pipeline.resources.aws.athena_day_builder import AthenaDayBuilder
     from analytics_pipeline.resources.aws.athena_engine import AthenaEngine
     from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
+    from analytics_pipeline.resources.aws.s3_listing import S3ListingArrivals
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+    from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
 
     aws = settings.aws
     if aws is None:
         raise ValueError("the aws deployment needs its ANALYTICS_* settings")
+    # S3 notifications from SQS where Terraform wired them, else listings of the bucket.
+    arrivals: LandingArrivals = (
+        SqsArrivals(queue_url=aws.landing_queue_url, datasets=[s.name for s in DATASETS])
+        if aws.landing_queue_url
+        else S3ListingArrivals(
+            landing_bucket=aws.landing_bucket,
+            lake_bucket=aws.lake_bucket,
+            time_ordered_datasets=[s.name for s in DATASETS if settings.keys_time_ordered(s.name)],
+        )
+    )
     return {
         "store": S3LakeStore(landing_bucket=aws.landing_bucket, lake_bucket=aws.lake_bucket),
         "catalog": GlueCatalog(database=aws.glue_database, lake_bucket=aws.lake_bucket),
@@ -63,6 +74,7 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         )
         if settings.athena_compaction
         else DayBuilder(),
+        "arrivals": arrivals,
     }
 
 
@@ -75,21 +87,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs: list = []
     sensors: list = []
     checks: list = []
-    uses_queue = bool(settings.aws and settings.aws.landing_queue_url)
     settings.check_dataset_names(spec.name for spec in DATASETS)
     for spec in DATASETS:
         dataset_defs = build_dataset_definitions(spec, daily, settings)
         assets += dataset_defs.assets
         jobs.append(dataset_defs.ingest_job)
         checks += dataset_defs.checks
-        if not uses_queue:
-            sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
-    if uses_queue:
-        sensors.append(
-            build_queue_sensor(
-                list(DATASETS), {job.name.removeprefix("ingest_"): job for job in jobs}, settings
-            )
-        )
+        sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
     assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
     sensors.append(build_abandoned_runs_sensor())
     sensors.append(build_stale_days_sensor())

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from analytics_pipeline.resources.arrivals import list_new_landing_objects
-from analytics_pipeline.resources.aws.sqs_arrivals import (
+from analytics_pipeline.resources.aws.s3_listing import list_new_landing_objects
+from analytics_pipeline.resources.aws.sqs_notifications import (
     MalformedNotification,
     delete_arrivals,
     extend_arrivals,

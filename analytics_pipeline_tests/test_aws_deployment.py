@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from analytics_pipeline.cli.process import process_landing
 from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import (
     DATABASE,
@@ -117,8 +118,7 @@ def test_aws_settings_come_from_the_documented_variables() -> None:
     with pytest.raises(ValueError, match="ANALYTICS_LAKE_BUCKET"):
         Settings.from_env({k: v for k, v in environ.items() if k != "ANALYTICS_LAKE_BUCKET"})
     with_queue = replace(settings, aws=replace(settings.aws, landing_queue_url="https://q"))
-    sensors = {s.name for s in build_definitions(with_queue).sensors}
-    assert "landing_queue_sensor" in sensors and "products_landing_sensor" not in sensors
+    assert isinstance((build_definitions(with_queue).resources or {})["arrivals"], SqsArrivals)
 
 
 def test_versions_no_glue_partition_points_at_are_swept_from_the_lake_bucket(

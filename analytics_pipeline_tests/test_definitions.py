@@ -108,3 +108,28 @@ def test_definitions_match_the_snapshot(shapes: dict[str, dict[str, Any]]) -> No
 
 def test_local_and_aws_have_the_same_definitions(shapes: dict[str, dict[str, Any]]) -> None:
     assert shapes["local"] == shapes["aws"]
+
+
+@pytest.mark.parametrize(
+    "arrivals",
+    [
+        {"ANALYTICS_LANDING_QUEUE_URL": "http://127.0.0.1:9/000000000000/fake-landing"},
+        {"ANALYTICS_LANDING_KEYS_TIME_ORDERED": "1"},
+    ],
+    ids=["sqs", "time-ordered"],
+)
+def test_how_arrivals_are_detected_changes_no_definition(
+    no_aws: None, tmp_path: Path, shapes: dict[str, dict[str, Any]], arrivals: dict[str, str]
+) -> None:
+    """The arrivals source is a resource: the sensors are the same whichever is chosen."""
+    chosen = build_definitions(Settings.from_env({**FAKE_AWS, **arrivals}))
+    local = build_definitions(Settings.from_env({"ANALYTICS_LAKE_DIR": str(tmp_path / "lake")}))
+    assert shape(chosen) == shapes["aws"]
+    assert sensor_details(chosen) == sensor_details(local)
+
+
+def sensor_details(defs: dg.Definitions) -> dict[str, Any]:
+    return {
+        s.name: (sorted(j.name for j in s.jobs) if s.has_jobs else [], s.default_status, s.tags)
+        for s in defs.get_repository_def().sensor_defs
+    }

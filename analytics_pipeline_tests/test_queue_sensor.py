@@ -1,6 +1,7 @@
-"""The SQS landing sensor: a message is deleted only once the run that handles it exists, with
-its newest receipt handle; while it waits it stays in flight, so it never reaches the
-dead-letter queue; a message whose run never appears is handled again."""
+"""The landing sensors over SQS (the SqsArrivals resource): a message is deleted only once the
+run that handles it exists, with its newest receipt handle; while it waits it stays in flight,
+so it never reaches the dead-letter queue; a message whose run never appears is handled again;
+a message for another dataset is handed on to that dataset's sensor."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import dagster as dg
 import pytest
 
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.defs import sensors
-from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+from analytics_pipeline.defs.sensors import run_config_keys
+from analytics_pipeline.resources.arrivals import RETRY_AFTER_SECONDS
+from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
 from analytics_pipeline.settings import AwsSettings, Settings
 
 VISIBILITY_SECONDS = 30
@@ -130,36 +132,35 @@ def queue(aws: None, monkeypatch: pytest.MonkeyPatch) -> Queue:
     calls = SqsCalls()
     sensor_sqs = boto3.client("sqs")
     calls.watch(sensor_sqs)
-    monkeypatch.setattr(S3LakeStore, "sqs_client", lambda self: sensor_sqs)
+    monkeypatch.setattr(SqsArrivals, "sqs_client", lambda self: sensor_sqs)
     return Queue(sqs, url, dlq_url, calls)
 
 
 @pytest.fixture
 def tick(queue: Queue, tmp_path: Path) -> Iterator[Callable[[str | None], Any]]:
-    """One evaluation of landing_queue_sensor from a cursor, on a real instance."""
+    """One evaluation of a landing sensor (products' unless named) from a cursor, on a real
+    instance; `tick.resources` are the resources it is given."""
     settings = Settings(
         env="aws",
         lake_dir=tmp_path,
         partitions_start=date(2020, 1, 1),
-        ingest_batch_files=10,
+        ingest_batch_files=1,
         max_landing_file_bytes=1 << 20,
         landing_settle_seconds=0,
         aws=AwsSettings("landing", "lake", "s3://results/", "lake_db", "primary", queue.url),
     )
     defs = build_definitions(settings)
-    sensor = defs.resolve_sensor_def("landing_queue_sensor")
+    resources = dict(defs.resources or {})
     with dg.instance_for_test() as instance:
 
-        def evaluate(cursor: str | None) -> Any:
+        def evaluate(cursor: str | None, dataset: str = "products") -> Any:
             context = dg.build_sensor_context(
-                instance=instance,
-                cursor=cursor,
-                definitions=defs,
-                resources=dict(defs.resources or {}),
+                instance=instance, cursor=cursor, definitions=defs, resources=resources
             )
-            return sensor.evaluate_tick(context)
+            return defs.resolve_sensor_def(f"{dataset}_landing_sensor").evaluate_tick(context)
 
         evaluate.instance = instance  # type: ignore[attr-defined]
+        evaluate.resources = resources  # type: ignore[attr-defined]
         yield evaluate
 
 
@@ -172,9 +173,9 @@ def test_messages_are_deleted_only_after_every_run_of_their_tick_exists(
     queue: Queue, tick: Any
 ) -> None:
     queue.send("landing/products/1.json")
-    queue.send("landing/web_requests/a.json")
+    queue.send("landing/products/2.json")
 
-    first = tick(None)
+    first = tick(None)  # one file a run
     run_keys = [r.run_key for r in first.run_requests or []]
     assert len(run_keys) == 2
     assert queue.depth() == 2
@@ -240,7 +241,7 @@ def test_a_message_whose_run_never_appears_is_handled_again(queue: Queue, tick: 
     [lost] = first.run_requests
 
     cursor = json.loads(first.cursor)
-    cursor[0]["at"] -= sensors.RETRY_AFTER_SECONDS + 1  # long ago, and still no run
+    cursor[0]["at"] -= RETRY_AFTER_SECONDS + 1  # long ago, and still no run
     second = tick(json.dumps(cursor))
     assert queue.calls.extended == [], "given up: left to come back"
     assert json.loads(second.cursor) == []
@@ -280,9 +281,11 @@ def test_over_several_visibility_timeouts_a_waiting_message_never_comes_back(
 
 
 def test_past_the_pending_limit_a_tick_receives_nothing_until_runs_appear(
-    queue: Queue, tick: Any, monkeypatch: pytest.MonkeyPatch
+    queue: Queue, tick: Any
 ) -> None:
-    monkeypatch.setattr(sensors, "QUEUE_MAX_PENDING", 3)
+    tick.resources["arrivals"] = SqsArrivals(
+        queue_url=queue.url, datasets=["products"], max_pending=3
+    )
     for i in range(5):
         queue.send(f"landing/products/{i}.json")
 
@@ -312,3 +315,62 @@ def test_a_cursor_from_before_message_ids_still_deletes_its_messages(
     create_run(tick, entry["runs"][0])
     assert json.loads(tick(json.dumps(old_form)).cursor) == []
     assert queue.depth() == 0
+
+
+def test_a_message_for_another_dataset_is_handed_on_to_its_sensor_and_never_dead_letters(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/web_requests/a.json")
+    for _ in range(MAX_RECEIVE_COUNT + 1):  # received by products' sensor again and again
+        passed = tick(None)
+        assert passed.run_requests == []
+        assert json.loads(passed.cursor) == [], "not products': nothing to wait for"
+    assert len(queue.calls.received) == MAX_RECEIVE_COUNT + 1
+    assert queue.depth() == 1 and queue.depth(queue.dlq_url) == 0
+
+    first = tick(None, "web_requests")
+    [request] = first.run_requests
+    assert run_config_keys("web_requests", request.run_config) == ["a.json"]
+    create_run(tick, request.run_key)
+    tick(first.cursor, "web_requests")
+    assert queue.depth() == 0 and queue.depth(queue.dlq_url) == 0
+
+
+def test_a_tick_runs_its_own_dataset_and_hands_on_the_rest(queue: Queue, tick: Any) -> None:
+    queue.send("landing/products/1.json")
+    queue.send("landing/web_requests/a.json")
+
+    first = tick(None)
+    [request] = first.run_requests
+    assert run_config_keys("products", request.run_config) == ["1.json"]
+    assert queue.depth() == 2, "products' message waits for its run; a copy of the other"
+
+    create_run(tick, request.run_key)
+    tick(first.cursor)
+    assert queue.depth() == 1
+    [other] = tick(None, "web_requests").run_requests
+    assert run_config_keys("web_requests", other.run_config) == ["a.json"]
+
+
+def test_a_listing_cursor_left_before_the_queue_was_switched_on_starts_afresh(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/products/1.json")
+    listing = json.dumps({"requested": {"1700000000.0": ["old.json:10:1.000000"]}})
+
+    first = tick(listing)
+
+    [request] = first.run_requests
+    assert [entry["runs"] for entry in json.loads(first.cursor)] == [[request.run_key]]
+
+
+def test_a_notification_for_an_unknown_dataset_is_deleted_not_handed_on(
+    queue: Queue, tick: Any
+) -> None:
+    queue.send("landing/no_such_dataset/a.json")
+
+    result = tick(None)
+
+    assert result.run_requests == []
+    assert json.loads(result.cursor) == []
+    assert queue.depth() == 0 and queue.depth(queue.dlq_url) == 0

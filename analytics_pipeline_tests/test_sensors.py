@@ -17,15 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import stage_op_name
-from analytics_pipeline.defs.sensors import (
+from analytics_pipeline.defs.sensors import ingest_run_config, is_landing_sensor, run_config_keys
+from analytics_pipeline.resources.arrivals import (
     RETRY_AFTER_SECONDS,
-    ingest_run_config,
+    landing_batches,
+    listing_cursor_from_json,
     plan_landing_runs,
-    run_config_keys,
 )
-from analytics_pipeline.resources.arrivals import landing_batches, listing_cursor_from_json
 from analytics_pipeline.resources.store import LandingObject
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop
@@ -309,7 +310,8 @@ def test_landing_batches_cap_files_and_bytes_and_keep_every_object_once_in_order
 def test_the_listing_cursor_groups_by_time_and_reads_back_exactly(
     requested: dict[str, float],
 ) -> None:
-    from analytics_pipeline.resources.arrivals import TimeOrderedCursor, listing_cursor_json
+    from analytics_pipeline.resources.arrivals import listing_cursor_json
+    from analytics_pipeline.resources.aws.s3_listing import TimeOrderedCursor
 
     text = listing_cursor_json(requested)
     assert listing_cursor_from_json(text) == requested
@@ -317,3 +319,22 @@ def test_the_listing_cursor_groups_by_time_and_reads_back_exactly(
     # The ungrouped form written before, and the time-ordered mode, read the same.
     assert listing_cursor_from_json(json.dumps(requested)) == requested
     assert TimeOrderedCursor.from_json(text).requested_at() == requested
+
+
+def test_a_queue_cursor_left_before_the_queue_was_switched_off_is_listed_afresh(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    drop(lake_dir, "products", "1.json", "{}")
+    queue_cursor = json.dumps([{"at": NOW, "runs": ["products-x"], "messages": {"m": "h"}}])
+
+    result = tick(defs, instance, queue_cursor)
+
+    assert [landing_keys(r) for r in result.run_requests] == [["1.json"]]
+    assert [s.split(":")[0] for s in listing_cursor_from_json(result.cursor)] == ["1.json"]
+
+
+def test_make_process_finds_exactly_the_landing_sensors_by_their_tag(
+    defs: dg.Definitions,
+) -> None:
+    found = {s.name for s in defs.sensors or [] if is_landing_sensor(s)}
+    assert found == {f"{spec.name}_landing_sensor" for spec in DATASETS}

@@ -403,6 +403,7 @@ def test_the_aws_deployment_runs_on_exactly_these_resources(
 
     from analytics_pipeline.cli.process import process_landing
     from analytics_pipeline.definitions import build_definitions
+    from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
     from analytics_pipeline.settings import Settings
 
     environment = applied_terraform.pipeline_environment()
@@ -417,7 +418,7 @@ def test_the_aws_deployment_runs_on_exactly_these_resources(
         Body=b'{"id": 7, "date": "2024-03-02", "product": "C"}',
     )
     defs = build_definitions(replace(settings, landing_settle_seconds=0))
-    assert "landing_queue_sensor" in {s.name for s in defs.sensors or []}
+    assert isinstance((defs.resources or {})["arrivals"], SqsArrivals)
     try:
         with dg.instance_for_test() as instance:
             summary = process_landing(defs, instance)

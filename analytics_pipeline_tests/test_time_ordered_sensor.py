@@ -22,9 +22,12 @@ from analytics_pipeline.resources.arrivals import (
     IN_PROGRESS,
     RETRY_AFTER_SECONDS,
     SUCCEEDED,
+    listing_cursor_from_json,
+)
+from analytics_pipeline.resources.aws.s3_listing import (
+    S3ListingArrivals,
     TimeOrderedCursor,
     TimeOrderedPlan,
-    listing_cursor_from_json,
     plan_time_ordered_tick,
 )
 from analytics_pipeline.settings import AwsSettings, Settings
@@ -389,7 +392,7 @@ def test_the_switch_is_read_from_the_environment(value, expected):
 
 
 def test_the_listing_mode_takes_over_the_time_ordered_cursor(lake_dir, defs, instance, store):
-    from analytics_pipeline.resources.arrivals import PendingRun
+    from analytics_pipeline.resources.aws.s3_listing import PendingRun
     from analytics_pipeline_tests.lake_helpers import drop
 
     drop(lake_dir, "products", "1.json", "{}")
@@ -419,7 +422,9 @@ def test_the_aws_pipeline_runs_end_to_end_with_time_ordered_keys(aws_settings): 
         )
     settings = dataclasses.replace(aws_settings, landing_keys_time_ordered=("products",))
     defs = build_definitions(settings)
-    assert "from a cursor" in str(defs.resolve_sensor_def("products_landing_sensor").description)
+    arrivals = (defs.resources or {})["arrivals"]
+    assert isinstance(arrivals, S3ListingArrivals)
+    assert arrivals.time_ordered_datasets == ["products"]
     with dg.instance_for_test() as instance:
         summary = process_landing(defs, instance)
 

@@ -64,14 +64,14 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    from analytics_pipeline.resources.arrivals import (
-        SUCCEEDED,
+    from analytics_pipeline.resources.arrivals import SUCCEEDED
+    from analytics_pipeline.resources.aws.s3_listing import (
         TimeOrderedCursor,
         list_new_landing_objects,
         plan_time_ordered_tick,
     )
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
-    from analytics_pipeline.resources.aws.sqs_arrivals import receive_landing_arrivals
+    from analytics_pipeline.resources.aws.sqs_notifications import receive_landing_arrivals
 
     with mock_aws():
         s3 = boto3.client("s3")

@@ -143,8 +143,11 @@ data "aws_iam_policy_document" "pipeline" {
 
   statement {
     sid = "LandingQueue"
+    # SendMessage: one queue serves every dataset's landing sensor, which sends a message
+    # naming another dataset back to the queue for that dataset's sensor.
     actions = [
       "sqs:ReceiveMessage",
+      "sqs:SendMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
       "sqs:GetQueueAttributes",

@@ -19,6 +19,7 @@ from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
     owner_tags,
 )
+from analytics_pipeline.defs.sensors import is_landing_sensor
 from analytics_pipeline.defs.staleness import (
     IN_PROGRESS,
     Run,
@@ -106,8 +107,7 @@ def _run_landing_sensors(
     cursors: dict[str, str | None],
 ) -> int:
     requested = 0
-    names = [s.name for s in defs.sensors or [] if s.name.endswith("landing_sensor")]
-    names += [s.name for s in defs.sensors or [] if s.name == "landing_queue_sensor"]
+    names = [s.name for s in defs.sensors or [] if is_landing_sensor(s)]
     for name in names:
         sensor = defs.resolve_sensor_def(name)
         context = dg.build_sensor_context(
@@ -123,7 +123,7 @@ def _run_landing_sensors(
             result = job.execute_in_process(
                 run_config={**request.run_config, **QUIET_LOGGING},
                 instance=instance,
-                # The run key tag is how the queue sensor knows the run exists.
+                # The run key tag is how a landing sensor knows the run exists.
                 tags={
                     **request.tags,
                     "dagster/run_key": request.run_key or "",

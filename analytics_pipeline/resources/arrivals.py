@@ -1,338 +1,158 @@
-"""Landing listings that start after a cursor, so a tick costs what is new, not the bucket:
-the S3 StartAfter listing and the time-ordered cursor that plans a tick over it."""
+"""Arrival detection, the deployment boundary of the landing sensors: every sensor asks its
+`arrivals` resource what arrived, whichever deployment it runs in.
+
+Implementations: `DirectoryArrivals` here (lists the local lake's landing directory),
+`S3ListingArrivals` (resources/aws/s3_listing.py: a StartAfter cursor
+where keys are time-ordered) and `SqsArrivals` (resources/aws/sqs_arrivals.py: S3 event
+notifications from SQS).
+"""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from analytics_pipeline.resources.aws.sqs_arrivals import S3ObjectRef, landing_object
-from analytics_pipeline.resources.store import LandingObject, safe_relative
+import dagster as dg
 
-S3_MAX_KEYS = 1000  # per ListObjectsV2 page
+from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline.resources.store import LandingObject
 
-
-@dataclass(frozen=True)
-class ListedKey:
-    """One key of a landing listing; `obj` is None for a key never staged (a directory
-    marker, a dot-name upload in progress, an unsafe path)."""
-
-    key: str  # relative to landing/<dataset>/
-    modified: float
-    obj: LandingObject | None
-
-
-@dataclass(frozen=True)
-class LandingPage:
-    keys: list[ListedKey]  # in key order
-    complete: bool  # the listing reached the end of the prefix (or stop_after)
-    calls: int  # ListObjectsV2 calls made
-    entries: int  # keys S3 returned
-
-
-def list_landing_after(
-    s3_client: Any,
-    bucket: str,
-    dataset: str,
-    start_after: str | None,
-    *,
-    max_keys: int = S3_MAX_KEYS,
-    stop_after: str | None = None,
-) -> LandingPage:
-    """Up to max_keys keys of landing/<dataset>/ that sort after start_after, in S3's key
-    order, following continuation tokens; stops early past stop_after (both relative)."""
-    prefix = f"{safe_relative(f'landing/{dataset}')}/"
-    params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    if start_after:
-        params["StartAfter"] = prefix + start_after
-    keys: list[ListedKey] = []
-    calls = entries = 0
-    while len(keys) < max_keys:
-        response = s3_client.list_objects_v2(
-            MaxKeys=min(S3_MAX_KEYS, max_keys - len(keys)), **params
-        )
-        calls += 1
-        contents = response.get("Contents", [])
-        entries += len(contents)
-        for item in contents:
-            relative = item["Key"][len(prefix) :]
-            if stop_after is not None and relative > stop_after:
-                return LandingPage(keys, True, calls, entries)
-            modified = item["LastModified"].timestamp()
-            obj = landing_object(
-                S3ObjectRef(bucket, item["Key"], int(item["Size"]), item.get("ETag", ""), "", 0.0)
-            )
-            keys.append(
-                ListedKey(
-                    relative,
-                    modified,
-                    None if obj is None else LandingObject(dataset, obj.key, obj.size, modified),
-                )
-            )
-        if not response.get("IsTruncated"):
-            return LandingPage(keys, True, calls, entries)
-        params.pop("StartAfter", None)
-        params["ContinuationToken"] = response["NextContinuationToken"]
-    return LandingPage(keys, False, calls, entries)
-
-
-def list_new_landing_objects(
-    s3_client: Any,
-    bucket: str,
-    dataset: str,
-    start_after: str | None,
-    max_keys: int = S3_MAX_KEYS,
-) -> tuple[list[LandingObject], str | None]:
-    """Landing objects whose keys sort after the cursor, at most max_keys, and the new cursor.
-
-    For time-ordered keys only (Firehose's yyyy/mm/dd/HH/ prefixes, or producers that name
-    files by time): S3 lists in key order, so a tick reads only what is new and costs the
-    same however many older keys the bucket holds. An object written later under a key that
-    sorts before the cursor is never seen: use the queue for producers that do that, or the
-    landing sensor's time-ordered mode (`plan_time_ordered_tick`), which keeps its cursor a
-    reorder window behind and retries what failed.
-    The cursor is a key relative to landing/<dataset>/ (None: from the start).
-    """
-    page = list_landing_after(s3_client, bucket, dataset, start_after, max_keys=max_keys)
-    objects = [k.obj for k in page.keys if k.obj is not None]
-    # Skipped keys move the cursor too: they will never be staged.
-    return objects, page.keys[-1].key if page.keys else start_after
-
-
-# The landing sensor's time-ordered mode: a StartAfter cursor that never loses a file.
-
-RETRY_AFTER_SECONDS = 15 * 60  # as the listing sensor: a file this long in landing is retried
-STUCK_RUN_SECONDS = 4 * RETRY_AFTER_SECONDS  # a run "in progress" this long is presumed lost
-TICK_MAX_KEYS = 5 * S3_MAX_KEYS  # keys one tick lists after the cursor (5 ListObjectsV2 calls)
-VERIFY_MAX_KEYS = 1 << 30  # a finished run's range is listed to its end
+RETRY_AFTER_SECONDS = 15 * 60  # a file this long in landing after its run was requested is retried
 
 # What a run key's run did, as the sensor reads it from the Dagster instance.
 SUCCEEDED, FAILED, IN_PROGRESS = "succeeded", "failed", "in_progress"
 
 
-@dataclass
-class PendingRun:
-    """A run requested for some landing objects, kept until its objects have left landing."""
+class RunLookup(Protocol):
+    """What an arrivals source may ask of the Dagster instance about the runs it requested."""
 
-    run_key: str | None  # None: requested by the listing mode, run unknown
-    at: float
-    signatures: list[str]  # LandingObject.signature of each object, in key order
+    def states(self, run_keys: list[str]) -> dict[str, str]:
+        """SUCCEEDED, FAILED or IN_PROGRESS by run key; a key with no run yet is absent."""
+        ...
 
-    @property
-    def keys(self) -> list[str]:
-        return [signature.rsplit(":", 2)[0] for signature in self.signatures]
+    def exists(self, run_key: str) -> bool: ...
 
 
-def listing_cursor_json(requested: dict[str, float]) -> str:
-    """The listing sensor's cursor, {signature: when its run was requested}, grouped by
-    time: {"requested": {"<time>": [signature, ...]}}. A tick requests its files at one
-    time, and a float per signature made JSON for 100,000 waiting files 5 times slower to
-    write and read (the daemon stores the cursor with every tick)."""
-    by_time = _by_time(requested)
-    return json.dumps({"requested": {repr(at): names for at, names in by_time.items()}})
+@dataclass(frozen=True)
+class TickLimits:
+    """How a tick batches and waits, from the settings the sensors are built with."""
 
-
-def listing_cursor_from_json(text: str | None) -> dict[str, float]:
-    """listing_cursor_json's cursor back; also the ungrouped form written before it, and the
-    time-ordered mode's cursor (switching modes must not forget a requested file)."""
-    data = json.loads(text) if text else {}
-    if "pending" in data:
-        return TimeOrderedCursor.from_json(text).requested_at()
-    return {s: at for at, names in _requested_by_time(data).items() for s in names}
-
-
-def _requested_by_time(data: dict) -> dict[float, list[str]]:
-    """A listing cursor's signatures by request time, in either form."""
-    if "requested" in data:  # a signature always holds ':', so never this key
-        return {float(at): names for at, names in data["requested"].items()}
-    return _by_time({signature: float(at) for signature, at in data.items()})
-
-
-def _by_time(requested: dict[str, float]) -> dict[float, list[str]]:
-    by_time: dict[float, list[str]] = defaultdict(list)
-    for signature, at in requested.items():
-        by_time[at].append(signature)
-    return by_time
+    settle_seconds: float  # a file younger than this may still be being written
+    reorder_seconds: float  # time-ordered keys: how late an earlier-sorting key may appear
+    batch_files: int
+    batch_bytes: int
 
 
 @dataclass
-class TimeOrderedCursor:
-    """`after`: every key up to here is handled (requested, or never staged) and older than
-    the reorder window; listings start after it. `resume`: where a listing pass cut short
-    by TICK_MAX_KEYS goes on. `pending`: requested runs whose objects may still be in
-    landing (the ones the listing has passed too: they are checked by run, not by listing)."""
+class ArrivalTick:
+    """What one sensor tick found: one run per batch, then `cursor(run_keys)` (the keys of
+    those runs' requests, in batch order) is the cursor to store."""
 
-    after: str | None = None
-    resume: str | None = None
-    pending: list[PendingRun] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "after": self.after,
-                "resume": self.resume,
-                "pending": [
-                    {"run": p.run_key, "at": p.at, "signatures": p.signatures} for p in self.pending
-                ],
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str | None) -> TimeOrderedCursor:
-        """Also reads the listing mode's cursor ({signature: requested at}), so switching
-        modes neither forgets a requested file nor requests it twice."""
-        data = json.loads(text) if text else {}
-        if "pending" not in data:
-            return cls(
-                pending=[
-                    PendingRun(None, at, sorted(signatures, key=lambda s: s.rsplit(":", 2)[0]))
-                    for at, signatures in sorted(_requested_by_time(data).items())
-                ]
-            )
-        return cls(
-            after=data.get("after"),
-            resume=data.get("resume"),
-            pending=[PendingRun(p["run"], p["at"], p["signatures"]) for p in data["pending"]],
-        )
-
-    def requested_at(self) -> dict[str, float]:
-        """The listing mode's cursor: when each pending object's run was requested."""
-        return {s: p.at for p in self.pending for s in p.signatures}
+    batches: list[list[LandingObject]]
+    cursor: Callable[[list[str]], str]
+    idle_reason: str  # the skip reason when there are no batches
+    warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class TimeOrderedPlan:
-    batches: list[list[LandingObject]]  # request one run each, then add_requested()
-    cursor: TimeOrderedCursor
-    waiting: int = 0  # settling, left for a later tick
-    retried: int = 0  # objects of finished or lost runs still in landing, requested again
-    late: int = 0  # objects found behind the cursor (out of order by more than the window)
-    calls: int = 0  # ListObjectsV2 calls this tick
-    entries: int = 0  # keys S3 returned this tick
+class LandingArrivals(dg.ConfigurableResource):
+    """Where a landing sensor learns what arrived in landing/<dataset>/."""
 
-    def add_requested(self, run_key: str, batch: list[LandingObject], now: float) -> None:
-        self.cursor.pending.append(PendingRun(run_key, now, [o.signature for o in batch]))
+    def poll(
+        self,
+        dataset: str,
+        cursor: str | None,
+        runs: RunLookup,
+        *,
+        now: float,
+        limits: TickLimits,
+    ) -> ArrivalTick:
+        raise NotImplementedError
 
 
-def plan_time_ordered_tick(
-    s3_client: Any,
-    bucket: str,
+class DirectoryArrivals(LandingArrivals):
+    """Lists landing/<dataset>/ of the local lake directory every tick."""
+
+    lake_dir: str
+
+    def poll(
+        self,
+        dataset: str,
+        cursor: str | None,
+        runs: RunLookup,
+        *,
+        now: float,
+        limits: TickLimits,
+    ) -> ArrivalTick:
+        listing = LocalLakeStore(lake_dir=self.lake_dir).list_landing(dataset)
+        return listing_tick(listing, dataset, cursor, now=now, limits=limits)
+
+
+def listing_tick(
+    objects: Iterable[LandingObject],
     dataset: str,
-    cursor: TimeOrderedCursor,
+    cursor: str | None,
+    *,
+    now: float,
+    limits: TickLimits,
+) -> ArrivalTick:
+    """A tick over a full listing: the files no run was requested for lately."""
+    plan = plan_landing_runs(
+        objects,
+        listing_cursor_from_json(cursor),
+        now=now,
+        settle_seconds=limits.settle_seconds,
+        batch_files=limits.batch_files,
+        batch_bytes=limits.batch_bytes,
+    )
+    next_cursor = listing_cursor_json(plan.cursor)
+    return ArrivalTick(
+        plan.batches,
+        lambda run_keys: next_cursor,
+        f"nothing new in landing/{dataset}/"
+        + (f" ({plan.waiting} files settling)" if plan.waiting else ""),
+    )
+
+
+@dataclass(frozen=True)
+class LandingPlan:
+    batches: list[list[LandingObject]]
+    cursor: dict[str, float]  # signature -> when its run was requested
+    waiting: int  # files too young to read yet
+
+
+def plan_landing_runs(
+    objects: Iterable[LandingObject],
+    cursor: dict[str, float],
     *,
     now: float,
     settle_seconds: float,
-    reorder_seconds: float,
     batch_files: int,
-    run_states: Callable[[list[str]], dict[str, str]],  # run key -> SUCCEEDED, FAILED, ...
     batch_bytes: int = 1 << 62,
     retry_after: float = RETRY_AFTER_SECONDS,
-    max_keys: int = TICK_MAX_KEYS,
-) -> TimeOrderedPlan:
-    """One tick of a landing sensor over time-ordered keys, at a cost that does not grow
-    with the bucket: a listing from the cursor (plus one short range listing per finished
-    run), never the whole prefix.
+) -> LandingPlan:
+    """Which files need a run now, in batches of at most batch_files, and the next cursor.
 
-    Nothing is lost, as long as a key appears at most `reorder_seconds` after a key that
-    sorts after it (the cursor passes only keys older than that):
-    - a young object (settle_seconds) is left for a later tick, and holds the cursor;
-    - the keys between the cursor and the newest are listed again every tick; requested
-      ones are known by their signature (key, size, mtime) and not requested twice;
-    - a run that succeeded has its key range listed once: whatever of it is still in landing
-      (replaced while the run read it, or a late key of that range) is requested again; a
-      run that failed, or never started, is treated so after retry_after (as the listing
-      mode does), one still in progress after STUCK_RUN_SECONDS too;
-    - a listing cut at max_keys goes on from there next tick (`resume`), so a burst larger
-      than one tick is read across ticks instead of the same first keys again.
-    An object written under a key far behind the cursor outside any requested range, or a
-    key re-written after its run archived it, is not seen: use the SQS queue for that.
-    """
-    plan = TimeOrderedPlan([], TimeOrderedCursor(cursor.after, cursor.resume, []))
-    due: dict[str, LandingObject] = {}  # by key
-
-    # 1. Requested runs: keep the ones still running, check the finished ones' ranges.
-    states = run_states([p.run_key for p in cursor.pending if p.run_key]) if cursor.pending else {}
-    finished: list[PendingRun] = []
-    for entry in cursor.pending:
-        state = states.get(entry.run_key) if entry.run_key else None
-        age = now - entry.at
-        if (
-            state == SUCCEEDED
-            or (state != IN_PROGRESS and age >= retry_after)
-            or age >= STUCK_RUN_SECONDS
-        ):
-            finished.append(entry)
+    A file still in landing retry_after after its run was requested (the run failed or was
+    lost) is requested again; staging is idempotent."""
+    next_cursor: dict[str, float] = {}
+    due: list[LandingObject] = []
+    waiting = 0
+    for obj in objects:
+        requested_at = cursor.get(obj.signature)
+        if requested_at is not None and now - requested_at < retry_after:
+            next_cursor[obj.signature] = requested_at
+        elif now - obj.modified < settle_seconds:
+            waiting += 1
         else:
-            plan.cursor.pending.append(entry)
-    held = {key for entry in plan.cursor.pending for key in entry.keys}
-    ours = {key for entry in finished for key in entry.keys}
-    for entry in finished:
-        keys = entry.keys
-        if not keys:
-            continue
-        page = list_landing_after(
-            s3_client,
-            bucket,
-            dataset,
-            _just_before(min(keys)),
-            max_keys=VERIFY_MAX_KEYS,
-            stop_after=max(keys),
-        )
-        plan.calls += page.calls
-        plan.entries += page.entries
-        recheck = False
-        for listed in page.keys:
-            obj = listed.obj
-            if obj is None or listed.key < min(keys) or listed.key in held or obj.key in due:
-                continue
-            if listed.key in ours:
-                plan.retried += 1
-            elif cursor.after is not None and listed.key <= cursor.after:
-                plan.late += 1  # behind the cursor, in no run: it arrived too late
-            else:
-                continue  # ahead of the cursor: the listing below handles it
-            if now - obj.modified < settle_seconds:
-                recheck = True  # settling: look at this range again next tick
-                plan.waiting += 1
-            else:
-                due[obj.key] = obj
-        if recheck:
-            plan.cursor.pending.append(entry)
-            held.update(keys)
-
-    # 2. New keys: list from the cursor (or where the last cut-short pass stopped).
-    start = cursor.resume or cursor.after
-    page = list_landing_after(s3_client, bucket, dataset, start, max_keys=max_keys)
-    plan.calls += page.calls
-    plan.entries += page.entries
-    requested = {s for entry in plan.cursor.pending for s in entry.signatures}
-    advancing = cursor.resume is None  # the cursor moves only over a pass from itself
-    after = cursor.after
-    for listed in page.keys:
-        obj = listed.obj
-        handled = True
-        if obj is not None and obj.signature not in requested and obj.key not in due:
-            if now - obj.modified < settle_seconds:
-                handled = False
-                plan.waiting += 1
-            else:
-                due[obj.key] = obj
-        if advancing and handled and now - listed.modified >= reorder_seconds:
-            after = listed.key
-        else:
-            advancing = False
-    plan.cursor.after = after
-    if page.complete or (advancing and page.keys):
-        plan.cursor.resume = None
-    else:
-        plan.cursor.resume = page.keys[-1].key if page.keys else start
-
-    ordered = [due[key] for key in sorted(due)]
-    plan.batches = landing_batches(ordered, batch_files, batch_bytes)
-    return plan
+            due.append(obj)
+    due.sort(key=lambda o: (o.modified, o.key))
+    batches = landing_batches(due, batch_files, batch_bytes)
+    for obj in due:
+        next_cursor[obj.signature] = now
+    return LandingPlan(batches, next_cursor, waiting)
 
 
 def landing_batches(
@@ -354,6 +174,37 @@ def landing_batches(
     return batches
 
 
-def _just_before(key: str) -> str | None:
-    """A StartAfter that lists `key` itself (and a few keys before it, filtered out)."""
-    return key[:-1] or None
+def listing_cursor_json(requested: dict[str, float]) -> str:
+    """The listing cursor, {signature: when its run was requested}, grouped by time:
+    {"requested": {"<time>": [signature, ...]}}. A tick requests its files at one time, and
+    a float per signature made JSON for 100,000 waiting files 5 times slower to write and
+    read (the daemon stores the cursor with every tick)."""
+    by_time = _by_time(requested)
+    return json.dumps({"requested": {repr(at): names for at, names in by_time.items()}})
+
+
+def listing_cursor_from_json(text: str | None) -> dict[str, float]:
+    """listing_cursor_json's cursor back; also the ungrouped form written before it, and the
+    time-ordered cursor (switching modes must not forget a requested file)."""
+    data = json.loads(text) if text else {}
+    if "pending" in data:  # the time-ordered cursor: its requested runs' objects
+        return {s: p["at"] for p in data["pending"] for s in p["signatures"]}
+    return {s: at for at, names in requested_by_time(data).items() for s in names}
+
+
+def requested_by_time(data: Any) -> dict[float, list[str]]:
+    """A listing cursor's signatures by request time, in either form; none from the queue's
+    cursor (a list), left by the same sensor before the queue was switched off: the files
+    still in landing are requested again, which staging absorbs."""
+    if not isinstance(data, dict):
+        return {}
+    if "requested" in data:  # a signature always holds ':', so never this key
+        return {float(at): names for at, names in data["requested"].items()}
+    return _by_time({signature: float(at) for signature, at in data.items()})
+
+
+def _by_time(requested: dict[str, float]) -> dict[float, list[str]]:
+    by_time: dict[float, list[str]] = defaultdict(list)
+    for signature, at in requested.items():
+        by_time[at].append(signature)
+    return by_time

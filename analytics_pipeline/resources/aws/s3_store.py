@@ -115,10 +115,6 @@ class S3LakeStore(LakeStore):
         """The store's boto3 S3 client (adaptive retries, a pool for max_concurrency GETs)."""
         return self._client("s3")
 
-    def sqs_client(self) -> Any:
-        """A boto3 SQS client with the same region and retry policy, for the queue sensor."""
-        return self._client("sqs")
-
     def _transfer_config(self) -> TransferConfig:
         return TransferConfig(
             multipart_threshold=self.multipart_threshold_bytes,

@@ -1,278 +1,214 @@
-"""How the AWS deployment notices new landing objects from S3 event notifications read from SQS,
-at a cost per tick that does not grow with the bucket. Plain functions over boto3 clients.
+"""Arrivals from S3 event notifications read from SQS: a tick costs what arrived, not the bucket.
 
-The queue pattern (no notification is lost, none is handled twice):
-1. `receive_landing_arrivals` receives messages; they stay in flight, not deleted.
-2. The sensor returns run requests for the objects and keeps each message's receipt handle
-   by MessageId.
-3. Until the requested run exists, each tick keeps the messages in flight
-   (`extend_arrivals`); a message that comes back anyway is matched by its MessageId, its
-   new receipt handle replaces the old (SQS deletes reliably only with the newest) and it
-   is not requested again.
-4. Once the run exists, a tick deletes the messages (`delete_arrivals`).
-If the run never appears, the sensor stops extending after a while: the messages come back
-after the queue's visibility timeout and are handled again (staging is idempotent).
+A message is deleted only once the run that handles it exists: the tick that receives it
+keeps its receipt handle in the cursor by MessageId, under the tick's run keys. Until the
+runs exist, each tick extends the messages' visibility to the queue's timeout; one back
+anyway gets its new handle recorded and is not requested again. After RETRY_AFTER_SECONDS
+with no run, the messages are let come back and handled again (staging is idempotent).
+
+One queue serves every dataset's sensor: a message naming another dataset is sent to the
+queue again as a new message and deleted, so that dataset's sensor receives it (a message
+received by the wrong sensors a few times this way never nears the dead-letter queue).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Callable, Container
-from dataclasses import dataclass, field
-from datetime import datetime
+import threading
 from typing import Any
-from urllib.parse import unquote_plus
 
-from analytics_pipeline.resources.store import LandingObject, UnsafePathError, safe_relative
+import boto3
+from botocore.config import Config
+from pydantic import PrivateAttr
 
-SQS_MAX_MESSAGES = 10  # per ReceiveMessage and per DeleteMessageBatch
+from analytics_pipeline.resources.arrivals import (
+    RETRY_AFTER_SECONDS,
+    ArrivalTick,
+    LandingArrivals,
+    RunLookup,
+    TickLimits,
+    landing_batches,
+)
+from analytics_pipeline.resources.aws.sqs_notifications import (
+    delete_arrivals,
+    extend_arrivals,
+    forward_arrivals,
+    queue_visibility_timeout,
+    receive_landing_arrivals,
+)
 
-
-class MalformedNotification(ValueError):
-    """An SQS message body that is not an S3 event notification."""
-
-
-@dataclass(frozen=True)
-class S3ObjectRef:
-    """One ObjectCreated record of an S3 event notification, its key decoded."""
-
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    event_name: str
-    event_time: float
-    sequencer: str = ""
-
-
-@dataclass(frozen=True)
-class PoisonMessage:
-    """A message that is no S3 notification. It is not deleted: the queue's redrive policy
-    moves it to the dead-letter queue after maxReceiveCount receives, for a person to read."""
-
-    message_id: str
-    receipt_handle: str
-    reason: str
-    body: str
-
-    def __str__(self) -> str:
-        return f"SQS message {self.message_id}: {self.reason}: {self.body[:200]!r}"
+# The queue's visibility timeout by queue URL, and when it was read: resources are built
+# afresh for every tick, and the timeout is read at most every RETRY_AFTER_SECONDS.
+_visibility: dict[str, tuple[float, int]] = {}
+_visibility_lock = threading.Lock()
 
 
-@dataclass
-class ArrivalBatch:
-    # Landing objects by dataset, keys relative to landing/<dataset>/, one per key (the
-    # newest event wins), oldest first.
-    objects: dict[str, list[LandingObject]] = field(default_factory=dict)
-    # The newest receipt handle of every message understood (including test events and
-    # records that name no landing object), by MessageId; delete them once the runs for
-    # `objects` exist.
-    handles: dict[str, str] = field(default_factory=dict)
-    # Messages received again while still pending (see receive_landing_arrivals): their new
-    # receipt handles by MessageId. They are not parsed again: their runs are requested.
-    returned: dict[str, str] = field(default_factory=dict)
-    poison: list[PoisonMessage] = field(default_factory=list)
-    # Records understood but not for a landing object: other events, other buckets, keys
-    # outside landing/<dataset>/ or dot-names (in-progress uploads), as "bucket/key: why".
-    ignored: list[str] = field(default_factory=list)
+class SqsArrivals(LandingArrivals):
+    """S3 ObjectCreated notifications for landing/, from the queue Terraform wires to the
+    landing bucket."""
 
-    @property
-    def receipt_handles(self) -> list[str]:
-        return list(self.handles.values())
+    queue_url: str
+    datasets: list[str]  # each has a sensor; a notification for any other is dropped
+    region_name: str | None = None
+    max_messages: int = 100  # received per tick
+    # Messages held in flight for runs not yet there; past it a tick receives none, so a
+    # daemon that stops creating runs leaves the rest in the queue (not received, not
+    # counted towards the dead-letter queue) and a tick's visibility calls stay bounded.
+    max_pending: int = 500
 
+    _client: Any = PrivateAttr(default=None)
 
-@dataclass(frozen=True)
-class BatchFailure:
-    """An entry of a DeleteMessageBatch or ChangeMessageVisibilityBatch that SQS refused."""
+    def sqs_client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.session.Session().client(
+                "sqs",
+                region_name=self.region_name,
+                config=Config(retries={"mode": "adaptive", "max_attempts": 10}),
+            )
+        return self._client
 
-    receipt_handle: str
-    code: str
-    message: str
+    def poll(
+        self,
+        dataset: str,
+        cursor: str | None,
+        runs: RunLookup,
+        *,
+        now: float,
+        limits: TickLimits,
+    ) -> ArrivalTick:
+        client = self.sqs_client()
+        warnings: list[str] = []
+        pending = self._delete_handled(client, queue_cursor_from_json(cursor), runs, now, warnings)
+        waiting = {message_id for entry in pending for message_id in entry["messages"]}
 
-
-def parse_s3_event_notification(body: str) -> list[S3ObjectRef]:
-    """The ObjectCreated objects of an S3 notification, as SQS delivers it directly or
-    wrapped by SNS; [] for s3:TestEvent and for other event types. MalformedNotification
-    for anything else."""
-    try:
-        message = json.loads(body)
-    except (TypeError, ValueError) as error:
-        raise MalformedNotification(f"not JSON: {error}") from None
-    if not isinstance(message, dict):
-        raise MalformedNotification("not a JSON object")
-    if message.get("Type") == "Notification" and isinstance(message.get("Message"), str):
-        return parse_s3_event_notification(message["Message"])  # through SNS
-    if message.get("Event") == "s3:TestEvent":
-        return []
-    records = message.get("Records")
-    if not isinstance(records, list):
-        raise MalformedNotification("no Records list: not an S3 event notification")
-    return [ref for ref in (_object_created(record) for record in records) if ref is not None]
-
-
-def _object_created(record: Any) -> S3ObjectRef | None:
-    try:
-        event_name = record["eventName"]
-        if not isinstance(event_name, str):
-            raise TypeError("eventName is not a string")
-        if not event_name.startswith("ObjectCreated:"):
-            return None
-        s3 = record["s3"]
-        obj = s3["object"]
-        return S3ObjectRef(
-            bucket=str(s3["bucket"]["name"]),
-            # Keys arrive URL-encoded, with '+' for a space.
-            key=unquote_plus(str(obj["key"])),
-            size=int(obj.get("size", 0)),
-            etag=str(obj.get("eTag", "")),
-            event_name=event_name,
-            event_time=datetime.fromisoformat(record["eventTime"]).timestamp(),
-            sequencer=str(obj.get("sequencer", "")),
+        arrivals = receive_landing_arrivals(
+            client,
+            self.queue_url,
+            max_messages=max(0, min(self.max_messages, self.max_pending - len(waiting))),
+            pending=waiting,
         )
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedNotification(f"an S3 record without {error}") from None
-
-
-def landing_object(ref: S3ObjectRef) -> LandingObject | None:
-    """The landing object a notification names, or None when it names no object we stage."""
-    area, _, rest = ref.key.partition("/")
-    dataset, _, key = rest.partition("/")
-    if area != "landing" or not dataset or not key or key.endswith("/"):
-        return None
-    if any(part.startswith(".") for part in key.split("/")):
-        return None  # a producer's in-progress upload, as for a listing
-    try:
-        safe_relative(f"landing/{dataset}/{key}")
-    except UnsafePathError:
-        return None
-    return LandingObject(dataset, key, ref.size, ref.event_time)
-
-
-def receive_landing_arrivals(
-    sqs_client: Any,
-    queue_url: str,
-    *,
-    max_messages: int = 100,
-    wait_seconds: int = 0,
-    bucket: str | None = None,
-    pending: Container[str] = frozenset(),
-) -> ArrivalBatch:
-    """Receive up to max_messages notifications, 10 per ReceiveMessage, until the queue has
-    none; nothing is deleted here (see the module docstring).
-
-    wait_seconds long-polls the first receive only; `bucket` ignores other buckets' events;
-    a message whose MessageId is in `pending` (received before, its run not yet there) only
-    has its new receipt handle reported, in `returned`.
-    """
-    batch = ArrivalBatch()
-    latest: dict[tuple[str, str], tuple[tuple[int, str, float], LandingObject]] = {}
-    seen: set[str] = set()
-    received = 0
-    while received < max_messages:
-        response = sqs_client.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=min(SQS_MAX_MESSAGES, max_messages - received),
-            WaitTimeSeconds=wait_seconds if received == 0 else 0,
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        received += len(messages)
-        for message in messages:
-            message_id, handle = message["MessageId"], message["ReceiptHandle"]
-            if message_id in pending:
-                batch.returned[message_id] = handle
-                continue
-            if message_id in seen:  # a standard queue may deliver twice: keep the newest handle
-                if message_id in batch.handles:
-                    batch.handles[message_id] = handle
-                continue
-            seen.add(message_id)
-            try:
-                refs = parse_s3_event_notification(message.get("Body", ""))
-            except MalformedNotification as error:
-                batch.poison.append(
-                    PoisonMessage(message_id, handle, str(error), message.get("Body", ""))
-                )
-                continue
-            batch.handles[message_id] = handle
-            for ref in refs:
-                obj = landing_object(ref)
-                if bucket is not None and ref.bucket != bucket:
-                    batch.ignored.append(f"{ref.bucket}/{ref.key}: another bucket")
-                elif obj is None:
-                    batch.ignored.append(f"{ref.bucket}/{ref.key}: not a landing object")
-                else:
-                    order = _event_order(ref)
-                    known = latest.get((obj.dataset, obj.key))
-                    if known is None or order > known[0]:
-                        latest[(obj.dataset, obj.key)] = (order, obj)
-    by_dataset: dict[str, list[LandingObject]] = defaultdict(list)
-    for _, obj in latest.values():
-        by_dataset[obj.dataset].append(obj)
-    batch.objects = {
-        name: sorted(objs, key=lambda o: (o.modified, o.key))
-        for name, objs in sorted(by_dataset.items())
-    }
-    return batch
-
-
-def _event_order(ref: S3ObjectRef) -> tuple[int, str, float]:
-    # S3's documented rule: of two events for one key, the one with the greater sequencer
-    # (hex, compared as strings after left-padding to equal length) happened last.
-    return (len(ref.sequencer.lstrip("0")), ref.sequencer.lstrip("0"), ref.event_time)
-
-
-def delete_arrivals(
-    sqs_client: Any, queue_url: str, receipt_handles: list[str]
-) -> list[BatchFailure]:
-    """Delete handled messages, 10 per DeleteMessageBatch; returns the ones SQS refused.
-
-    Give each message's newest receipt handle: SQS may accept an older one and keep the
-    message, which then comes back and, received often enough, ends in the dead-letter queue.
-    """
-    return _in_batches(sqs_client.delete_message_batch, queue_url, receipt_handles, {})
-
-
-def extend_arrivals(
-    sqs_client: Any, queue_url: str, receipt_handles: list[str], seconds: int
-) -> list[BatchFailure]:
-    """Keep messages in flight `seconds` more (from now), 10 per ChangeMessageVisibilityBatch:
-    a message waiting for its run must not come back (each receive counts towards the
-    dead-letter queue's maxReceiveCount). Returns the ones SQS refused (for instance, their
-    visibility timeout had run out: they come back and are matched by MessageId)."""
-    return _in_batches(
-        sqs_client.change_message_visibility_batch,
-        queue_url,
-        receipt_handles,
-        {"VisibilityTimeout": seconds},
-    )
-
-
-def _in_batches(
-    call: Callable[..., Any], queue_url: str, receipt_handles: list[str], extra: dict[str, Any]
-) -> list[BatchFailure]:
-    handles = list(dict.fromkeys(receipt_handles))  # a repeated Id fails the whole batch
-    failures: list[BatchFailure] = []
-    for start in range(0, len(handles), SQS_MAX_MESSAGES):
-        chunk = handles[start : start + SQS_MAX_MESSAGES]
-        response = call(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": handle, **extra} for i, handle in enumerate(chunk)
-            ],
-        )
-        failures += [
-            BatchFailure(chunk[int(entry["Id"])], entry.get("Code", ""), entry.get("Message", ""))
-            for entry in response.get("Failed", [])
+        if arrivals.returned:
+            warnings.append(
+                f"{len(arrivals.returned)} SQS messages came back before their runs existed: "
+                "the queue's visibility timeout is shorter than the time between two ticks"
+            )
+        for entry in pending:
+            for message_id in entry["messages"].keys() & arrivals.returned.keys():
+                entry["messages"][message_id] = arrivals.returned[message_id]
+        # The rest are kept in flight: each receive counts towards maxReceiveCount.
+        in_flight = [
+            handle
+            for entry in pending
+            for message_id, handle in entry["messages"].items()
+            if message_id not in arrivals.returned
         ]
-    return failures
+        if in_flight:
+            seconds = self._visibility_seconds(client, now)
+            for failure in extend_arrivals(client, self.queue_url, in_flight, seconds):
+                warnings.append(f"could not keep an SQS message in flight: {failure}")
+        warnings += [
+            f"ignored a message that is not an S3 notification: {m}" for m in arrivals.poison
+        ]
+
+        known = set(self.datasets)
+        for name in sorted(set().union(*arrivals.datasets.values()) - known):
+            warnings.append(f"notification for unknown dataset {name!r}: ignored")
+        others = [i for i, named in arrivals.datasets.items() if named & known - {dataset}]
+        self._forward(client, others, arrivals.bodies, arrivals.handles, warnings)
+        # A message naming this dataset and another (S3 sends one record a message, so a
+        # hand-made one) is forwarded whole, and its objects here are requested here too:
+        # its copy only runs idempotent staging again.
+        ours = {i: h for i, h in arrivals.handles.items() if i not in set(others)}
+        batches = landing_batches(
+            arrivals.objects.get(dataset, []), limits.batch_files, limits.batch_bytes
+        )
+        if not batches and ours:
+            # Nothing to run (test events, ignored keys): done with these messages.
+            delete_arrivals(client, self.queue_url, list(ours.values()))
+
+        def next_cursor(run_keys: list[str]) -> str:
+            if run_keys:
+                # A tick's messages are deleted only once every run it requested exists:
+                # the daemon may stop part way through submitting a tick's requests.
+                pending.append({"at": now, "runs": run_keys, "messages": ours})
+            return json.dumps(pending)
+
+        return ArrivalTick(
+            batches, next_cursor, f"no new S3 notifications for landing/{dataset}/", warnings
+        )
+
+    def _delete_handled(
+        self,
+        client: Any,
+        entries: list[dict[str, Any]],
+        runs: RunLookup,
+        now: float,
+        warnings: list[str],
+    ) -> list[dict[str, Any]]:
+        """Deletes the messages whose runs all exist; the entries still waiting for runs."""
+        pending = []
+        for entry in entries:
+            if all(runs.exists(key) for key in entry["runs"]):
+                by_handle = {handle: id_ for id_, handle in entry["messages"].items()}
+                failures = delete_arrivals(client, self.queue_url, list(by_handle))
+                warnings += [f"could not delete an SQS message: {f}" for f in failures]
+                # Refused ones are tried again next tick (with a newer handle if they came back).
+                entry["messages"] = {
+                    by_handle[f.receipt_handle]: f.receipt_handle for f in failures
+                }
+            if not entry["messages"]:
+                continue
+            if now - entry["at"] <= RETRY_AFTER_SECONDS:
+                pending.append(entry)
+            else:
+                warnings.append(
+                    f"no run after {RETRY_AFTER_SECONDS} s for {len(entry['messages'])} SQS "
+                    "messages: they come back after the visibility timeout, to be handled again"
+                )
+        return pending
+
+    def _forward(
+        self,
+        client: Any,
+        message_ids: list[str],
+        bodies: dict[str, str],
+        handles: dict[str, str],
+        warnings: list[str],
+    ) -> None:
+        """Hands other datasets' messages on: deleted once their copy is in the queue."""
+        if not message_ids:
+            return
+        # Sent after this tick's receives: the tick never receives its own copies.
+        sent = forward_arrivals(client, self.queue_url, [bodies[i] for i in message_ids])
+        if len(sent) < len(message_ids):
+            warnings.append(
+                f"could not forward {len(message_ids) - len(sent)} SQS messages for other "
+                "datasets: they come back after the visibility timeout"
+            )
+        for failure in delete_arrivals(
+            client, self.queue_url, [handles[message_ids[i]] for i in sent]
+        ):
+            # Both the copy and the original will be handled: staging is idempotent.
+            warnings.append(f"could not delete a forwarded SQS message: {failure}")
+
+    def _visibility_seconds(self, client: Any, now: float) -> int:
+        with _visibility_lock:
+            read_at, seconds = _visibility.get(self.queue_url, (-RETRY_AFTER_SECONDS, 0))
+            if now - read_at >= RETRY_AFTER_SECONDS:
+                seconds = queue_visibility_timeout(client, self.queue_url)
+                _visibility[self.queue_url] = (now, seconds)
+            return seconds
 
 
-def queue_visibility_timeout(sqs_client: Any, queue_url: str) -> int:
-    """The queue's own VisibilityTimeout, in seconds: what a received message is given."""
-    attributes = sqs_client.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
-    )["Attributes"]
-    return int(attributes["VisibilityTimeout"])
+def queue_cursor_from_json(text: str | None) -> list[dict[str, Any]]:
+    """The queue cursor: per tick that requested runs, {"at", "runs", "messages":
+    {MessageId: receipt handle}}. Entries written before MessageIds were kept hold a
+    "handles" list; each handle stands in for its message's id. A listing cursor (a dict),
+    left by the same sensor before the queue was switched on, starts the queue afresh."""
+    entries = json.loads(text) if text else []
+    if not isinstance(entries, list):
+        return []
+    for entry in entries:
+        if "messages" not in entry:
+            entry["messages"] = {handle: handle for handle in entry.pop("handles", [])}
+    return entries
