@@ -8,11 +8,11 @@ from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.dataset import build_dataset_definitions
-from analytics_pipeline.defs.sensors import build_landing_sensor
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.memory_pool import use_system_memory_pool
-from analytics_pipeline.resources.arrivals import DirectoryArrivals, LandingArrivals
+from analytics_pipeline.resources.arrivals import LandingArrivals
 from analytics_pipeline.resources.day_builder import DayBuilder
+from analytics_pipeline.resources.local.arrivals import DirectoryArrivals
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -83,40 +83,28 @@ RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
-    assets: list = []
-    jobs: list = []
-    sensors: list = []
-    checks: list = []
     settings.check_dataset_names(spec.name for spec in DATASETS)
-    for spec in DATASETS:
-        dataset_defs = build_dataset_definitions(spec, daily, settings)
-        assets += dataset_defs.assets
-        jobs.append(dataset_defs.ingest_job)
-        checks += dataset_defs.checks
-        sensors.append(build_landing_sensor(spec, dataset_defs.ingest_job, settings))
-    assets += [build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS]
-    sensors.append(build_abandoned_runs_sensor())
-    sensors.append(build_stale_days_sensor())
-    sensors.append(
-        dg.AutomationConditionSensorDefinition(
-            "lake_automation_sensor",
-            target=dg.AssetSelection.all(),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=10,
-            description="Rebuilds each day's Parquet, table and analytics when its staged day "
-            "changes, including old days that late data touched; refreshes today's and "
-            "yesterday's analytics every hour at :30 UTC.",
-        )
-    )
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        sensors=sensors,
+    datasets = [build_dataset_definitions(spec, daily, settings) for spec in DATASETS]
+    lake_wide = dg.Definitions(
+        assets=[build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS],
+        sensors=[
+            build_abandoned_runs_sensor(),
+            build_stale_days_sensor(),
+            dg.AutomationConditionSensorDefinition(
+                "lake_automation_sensor",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=10,
+                description="Rebuilds each day's Parquet, table and analytics when its staged day "
+                "changes, including old days that late data touched; refreshes today's and "
+                "yesterday's analytics every hour at :30 UTC.",
+            ),
+        ],
         resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )
+    return dg.Definitions.merge(*datasets, lake_wide)
 
 
 # This module is the entry point of the code server and of every run worker (workspace.yaml),

@@ -1,7 +1,7 @@
 """Arrival detection, the deployment boundary of the landing sensors: every sensor asks its
 `arrivals` resource what arrived, whichever deployment it runs in.
 
-Implementations: `DirectoryArrivals` here (lists the local lake's landing directory),
+Implementations: `DirectoryArrivals` (resources/local/arrivals.py: lists the landing directory),
 `S3ListingArrivals` (resources/aws/s3_listing.py: a StartAfter cursor
 where keys are time-ordered) and `SqsArrivals` (resources/aws/sqs_arrivals.py: S3 event
 notifications from SQS).
@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.store import LandingObject
 
 RETRY_AFTER_SECONDS = 15 * 60  # a file this long in landing after its run was requested is retried
@@ -70,24 +69,6 @@ class LandingArrivals(dg.ConfigurableResource):
         limits: TickLimits,
     ) -> ArrivalTick:
         raise NotImplementedError
-
-
-class DirectoryArrivals(LandingArrivals):
-    """Lists landing/<dataset>/ of the local lake directory every tick."""
-
-    lake_dir: str
-
-    def poll(
-        self,
-        dataset: str,
-        cursor: str | None,
-        runs: RunLookup,
-        *,
-        now: float,
-        limits: TickLimits,
-    ) -> ArrivalTick:
-        listing = LocalLakeStore(lake_dir=self.lake_dir).list_landing(dataset)
-        return listing_tick(listing, dataset, cursor, now=now, limits=limits)
 
 
 def listing_tick(
