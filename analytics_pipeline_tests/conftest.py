@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -15,25 +14,19 @@ from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
+from analytics_pipeline_tests.local_lake import fresh_lake
 
 
 @pytest.fixture
 def lake_dir(tmp_path: Path) -> Path:
     path = tmp_path / "lake"
-    LocalLakeStore(lake_dir=str(path)).ensure_layout()
+    fresh_lake(path)
     return path
 
 
 @pytest.fixture
 def settings(lake_dir: Path) -> Settings:
-    return Settings(
-        env="local",
-        lake_dir=lake_dir,
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=2000,
-        max_landing_file_bytes=1024 * 1024,
-        landing_settle_seconds=0,
-    )
+    return fresh_lake(lake_dir)
 
 
 @pytest.fixture

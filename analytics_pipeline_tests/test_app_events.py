@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,8 @@ from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.ingest import LANDING_RECONCILES
 from analytics_pipeline.defs.keys import quarantine_key, staged_key
-from analytics_pipeline.resources.local.store import LocalLakeStore
-from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, quarantine_lines, query
+from analytics_pipeline_tests.local_lake import fresh_lake
 
 KEY = "2024/03/02/00/pinpoint-events-firehose-1-2024-03-02-00-00-09-5a1b2c3d.json"
 
@@ -132,15 +131,7 @@ class Processed:
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processed]:
     lake_dir = tmp_path_factory.mktemp("app_events") / "lake"
-    LocalLakeStore(lake_dir=str(lake_dir)).ensure_layout()
-    settings = Settings(
-        env="local",
-        lake_dir=lake_dir,
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=2000,
-        max_landing_file_bytes=1024 * 1024,
-        landing_settle_seconds=0,
-    )
+    settings = fresh_lake(lake_dir)
     drop(lake_dir, "app_events", KEY, ndjson(EVENTS))
     with dg.DagsterInstance.ephemeral() as instance:
         summary = process_landing(build_definitions(settings), instance)

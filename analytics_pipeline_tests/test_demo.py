@@ -20,9 +20,8 @@ from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.resources.local.store import LocalLakeStore
-from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import landing_files, quarantine_lines, query
+from analytics_pipeline_tests.local_lake import fresh_lake
 
 END = date(2024, 3, 10)
 SAMPLE = {"end_date": END, "days": 1, "scale": 0.1}
@@ -53,16 +52,7 @@ def lake_counts(lake_dir: Path, tables: list[str]) -> LakeCounts:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dg.Definitions]]:
     lake_dir = tmp_path_factory.mktemp("demo") / "lake"
-    LocalLakeStore(lake_dir=str(lake_dir)).ensure_layout()
-    settings = Settings(
-        env="local",
-        lake_dir=lake_dir,
-        partitions_start=date(2020, 1, 1),
-        ingest_batch_files=2000,
-        max_landing_file_bytes=1024 * 1024,
-        landing_settle_seconds=0,
-    )
-    yield lake_dir, build_definitions(settings)
+    yield lake_dir, build_definitions(fresh_lake(lake_dir))
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, quarantine_key, table_key
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
-from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, quarantine_lines, query
+from analytics_pipeline_tests.local_lake import fresh_lake
 
 D1, D2, D3 = "2024-03-01", "2024-03-02", "2024-03-03"
 DAYS = (D1, D2, D3)
@@ -208,11 +208,7 @@ class Stages:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
     lake_dir = tmp_path_factory.mktemp("pipeline") / "lake"
-    LocalLakeStore(lake_dir=str(lake_dir)).ensure_layout()
-    settings = Settings(
-        env="local", lake_dir=lake_dir, partitions_start=date(2020, 1, 1),
-        ingest_batch_files=2000, max_landing_file_bytes=1024 * 1024, landing_settle_seconds=0,
-    )  # fmt: skip
+    settings = fresh_lake(lake_dir)
     # In-memory run and event storage: the same SQL storage code as SQLite on disk, without
     # a file sync per event, which is most of a run's second on a busy machine.
     with dg.DagsterInstance.ephemeral() as instance:
