@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_PORT ?= 3000
 
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
-RUN := $(UV) run --frozen
+RUN := $(UV) run --frozen --no-sync
 
 .PHONY: help install dagster-home demo sample-data process dev test lint typecheck bench clean aws-env terraform-check
 
@@ -18,10 +18,17 @@ help:
 	@echo "make test     lint, type check and the whole test suite"
 	@echo "make bench    ingest/query benchmarks against a floor measured in the same run"
 
-install:
+# The environment is synced once per lock change, with bytecode compiled: these machines (and
+# many images) set PYTHONDONTWRITEBYTECODE, so without it every start compiles every module.
+INSTALLED := .venv/.installed
+install: $(INSTALLED)
+	@$(UV) run --frozen --no-sync python -m compileall -q analytics_pipeline
+
+$(INSTALLED): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet --disable-pip-version-check uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@touch $@
 
 dagster-home: install
 	@$(RUN) python -m analytics_pipeline.cli.dagster_home "$(DAGSTER_HOME)"
@@ -29,10 +36,10 @@ dagster-home: install
 sample-data: install
 	$(RUN) python -m analytics_pipeline.cli.sample_data --lake-dir "$(ANALYTICS_LAKE_DIR)"
 
-process: install dagster-home
+process: install
 	$(RUN) python -m analytics_pipeline.cli.process
 
-demo: install dagster-home
+demo: install
 	$(RUN) python -m analytics_pipeline.cli.demo
 
 dev: install dagster-home

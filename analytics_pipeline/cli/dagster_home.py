@@ -12,7 +12,12 @@ rewritten.
 
 import argparse
 import os
+import warnings
 from pathlib import Path
+
+import dagster as dg
+
+from analytics_pipeline.cli import startup_done
 
 TELEMETRY = "telemetry:\n  enabled: false\n"
 POOLS = "concurrency:\n  pools:\n    default_limit: 1\n"
@@ -46,6 +51,20 @@ def ensure_dagster_home(home: Path) -> Path:
         )
     config.write_text(text)
     return config
+
+
+def command_instance() -> dg.DagsterInstance:
+    """The instance a headless command (`make process`, `make demo`) runs against: $DAGSTER_HOME,
+    given this project's settings first. Done in-process: a separate step would cost a Python
+    start on every command. Dagster's beta/preview notices (about its own parameters the
+    definitions use) are silenced here: they say nothing to the person running the command."""
+    startup_done()
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        ensure_dagster_home(Path(home))
+    return dg.DagsterInstance.get()
 
 
 def main() -> None:

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 
+from analytics_pipeline.cli.dagster_home import command_instance
 from analytics_pipeline.cli.process import ProcessSummary, headless_definitions, process_landing
+from analytics_pipeline.cli.quick_exit import exit_now
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.lake.parsing.validation import NOT_ROUTED
 from analytics_pipeline.memory_pool import use_system_memory_pool
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     sample = generate(settings.lake_dir, end_date=end_date, days=args.days)
     _print_lines(sample.lines())
 
+    instance = command_instance()
     defs = headless_definitions(settings)
-    with dg.DagsterInstance.get() as instance:
+    with instance:
         log_path = Path(instance.root_directory) / "logs" / "demo.log"
         print(f"\nprocessing landing/ in-process (Dagster's run logs: {log_path}) ...", flush=True)
         with dagster_logs_to(log_path):
@@ -197,4 +199,4 @@ def _print_lines(lines: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

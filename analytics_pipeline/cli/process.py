@@ -7,13 +7,14 @@ against the same Dagster instance ($DAGSTER_HOME), and executes each run they re
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
+from analytics_pipeline.cli.dagster_home import command_instance
+from analytics_pipeline.cli.quick_exit import exit_now
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
@@ -197,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     use_system_memory_pool()
+    instance = command_instance()
     defs = headless_definitions(Settings.from_env())
 
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
+    with instance:
         summary = process_landing(defs, instance)
     for line in summary.lines():
         print(line)
@@ -209,4 +211,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
-
-# pyarrow imports pandas at the first compute call given a Python scalar: import it with
-# this module, not in the middle of the first parse, where both parse threads would wait on
-# the import lock.
-import pandas  # noqa: F401
 import pyarrow as pa
 
 from analytics_pipeline.datasets.spec import DatasetSpec

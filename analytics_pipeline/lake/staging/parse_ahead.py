@@ -30,6 +30,12 @@ def parsed_ahead(
     Arrow releases the GIL, so two big files parse on two cores; small files are parsed
     inline (a thread hand-off would cost more than their parse).
     """
+    # pyarrow imports pandas at the first compute call given a Python scalar: import it here,
+    # before the parse threads start, not in the middle of the first parse where both threads
+    # would wait on the import lock (and not at start-up, where a run with nothing to parse
+    # would pay for it).
+    import pandas  # noqa: F401
+
     if not supports_fast_path(spec):
         for key, fetched in fetched_files:
             yield key, fetched, (parse(key, fetched[0]) if fetched is not None else None)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import sqlglot
 
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
@@ -17,7 +16,10 @@ from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 @functools.lru_cache(maxsize=512)
 def athena_to_duckdb(sql: str) -> str:
     """Transpile Athena (Trino) SQL; raises sqlglot.ParseError on SQL Athena would reject.
-    Remembered: a run sends the same statements day after day."""
+    Remembered: a run sends the same statements day after day. sqlglot is imported here,
+    not at start-up: only a run that queries pays for it."""
+    import sqlglot
+
     statements = sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
