@@ -47,3 +47,21 @@ def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SQS queue:" in result.stdout
+
+
+def test_the_spread_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    """Every workload, its two floors and the start-up figure, at a size that cannot rot."""
+    args = ["--products-files", "120", "--products-days", "30", "--iot-rows", "4000"]
+    args += ["--iot-days", "5", "--backfill-days", "40", "--start-repeat", "1"]
+    result = run_benchmark(tmp_path, "-m", "benchmarks.spread", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = result.stdout.split("| workload |")[-1]
+    rows = [line for line in final.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| start-up: make process on an empty lake",
+        "| products: 120 files over 30 days",
+        "| iot_sensor_data: 4,000 rows over 5 days",
+        "| products: 40 files over 40 days",
+    ]
+    # every file's day was built: the days column is the spread asked for
+    assert [r.split(" | ")[5] for r in rows[1:]] == ["30", "5", "40"]
