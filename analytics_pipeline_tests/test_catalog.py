@@ -270,3 +270,86 @@ def test_concurrent_registrations_from_two_processes_lose_none(
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert len(catalog.partitions("events")) == 40
     assert query(lake_dir, "SELECT count(*), count(DISTINCT dt) FROM events") == [(40, 40)]
+
+
+def test_days_of_two_file_schemas_read_together_and_one_schema_binds_without_every_footer(
+    lake_dir: Path, catalog: DuckDBCatalog
+):
+    """A year of days of one schema is one read_parquet without union_by_name (binding it
+    reads one footer, not 365); a day written after a column was added is a second group,
+    and both read with the declared columns."""
+    catalog.ensure_table(EVENTS)
+    days = [f"2024-05-{d:02d}" for d in range(1, 6)]
+    catalog.register_partitions(
+        "events",
+        {
+            dt: parquet_day(lake_dir, "events", dt, [{"id": i, "name": dt}])
+            for i, dt in enumerate(days)
+        },
+    )
+    wider = TableDef("events", (*EVENTS.columns, ("score", "double")))
+    catalog.ensure_table(wider)
+    path = lake_dir / "parquet" / "events" / "dt=2024-05-06" / "v1" / "part-00000.snappy.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [9], "name": ["late"], "score": [1.5]}), path)
+    catalog.register_partition("events", "2024-05-06", str(path))
+
+    view = (
+        duckdb.connect(str(catalog.path), read_only=True)
+        .execute("SELECT sql FROM duckdb_views() WHERE view_name = 'events'")
+        .fetchone()[0]
+    )
+    assert view.count("read_parquet(") == 2
+    assert "union_by_name = false" in view and "union_by_name = true" not in view
+    assert query(lake_dir, "SELECT id, score, dt FROM events ORDER BY dt") == [
+        *[(i, None, dt) for i, dt in enumerate(days)],
+        (9, 1.5, "2024-05-06"),
+    ]
+
+
+def test_a_catalog_without_recorded_file_schemas_reads_them_on_its_next_change(
+    lake_dir: Path, catalog: DuckDBCatalog
+):
+    catalog.ensure_table(EVENTS)
+    catalog.register_partition(
+        "events", "2024-05-01", parquet_day(lake_dir, "events", "2024-05-01", [{"id": 1}])
+    )
+    con = duckdb.connect(str(catalog.path))
+    con.execute("ALTER TABLE _partitions DROP COLUMN file_schema")  # as written before
+    con.close()
+
+    catalog.register_partition(
+        "events", "2024-05-02", parquet_day(lake_dir, "events", "2024-05-02", [{"id": 2}])
+    )
+
+    con = duckdb.connect(str(catalog.path), read_only=True)
+    schemas = con.execute("SELECT DISTINCT file_schema FROM _partitions").fetchall()
+    con.close()
+    assert schemas == [('[["id", "int64"], ["name", "string"]]',)]
+    assert query(lake_dir, "SELECT id FROM events ORDER BY id") == [(1,), (2,)]
+
+
+def test_the_engine_reuses_its_snapshot_until_the_catalog_is_replaced(
+    lake_dir: Path, catalog: DuckDBCatalog
+):
+    """Queries share one attached snapshot of the catalog (attaching cost more than a day's
+    query), and the next query after a registration sees the new day, from any thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from analytics_pipeline.resources.local.engine import DuckDBEngine
+
+    engine = DuckDBEngine(lake_dir=str(lake_dir))
+    assert engine.run_query("SELECT 1 AS one").table.num_rows == 1  # no catalog yet
+    catalog.ensure_table(EVENTS)
+    catalog.register_partition(
+        "events", "2024-05-01", parquet_day(lake_dir, "events", "2024-05-01", [{"id": 1}])
+    )
+    count = "SELECT count(*) AS n FROM events"
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda _: engine.run_query(count).table["n"][0].as_py(), range(8)))
+    assert counts == [1] * 8
+
+    catalog.register_partition(
+        "events", "2024-05-02", parquet_day(lake_dir, "events", "2024-05-02", [{"id": 2}])
+    )
+    assert engine.run_query(count).table["n"][0].as_py() == 2

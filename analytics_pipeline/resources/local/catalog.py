@@ -12,13 +12,15 @@ import copy
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.lake.sql_text import sql_string_literal
@@ -32,6 +34,8 @@ CATALOG_FILE = "catalog.duckdb"
 class _CatalogState:
     tables: dict[str, TableDef]
     partitions: dict[str, dict[str, str]]  # table -> dt -> location
+    # location -> its Parquet schema (a day's version is written once, so it never changes)
+    file_schemas: dict[str, str | None] = field(default_factory=dict)
 
 
 class DuckDBCatalog(Catalog):
@@ -103,13 +107,21 @@ class DuckDBCatalog(Catalog):
                 ).fetchall()
             }
             partitions: dict[str, dict[str, str]] = {}
-            for name, dt, location in con.execute(
-                "SELECT table_name, dt, location FROM current_catalog._partitions"
+            file_schemas: dict[str, str | None] = {}
+            # A catalog written before file schemas were recorded reads them as unknown.
+            recorded = con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'current_catalog'"
+                " AND table_name = '_partitions' AND column_name = 'file_schema'"
+            ).fetchone()
+            schema_column = "file_schema" if recorded and recorded[0] else "NULL"
+            for name, dt, location, schema in con.execute(
+                f"SELECT table_name, dt, location, {schema_column} FROM current_catalog._partitions"
             ).fetchall():
                 partitions.setdefault(name, {})[dt] = location
+                file_schemas[location] = schema
         finally:
             con.close()
-        return _CatalogState(tables, partitions)
+        return _CatalogState(tables, partitions, file_schemas)
 
     @contextmanager
     def _change(self) -> Iterator[_CatalogState]:
@@ -131,7 +143,7 @@ class DuckDBCatalog(Catalog):
             con.execute("CREATE TABLE _tables (name VARCHAR, columns VARCHAR, description VARCHAR)")
             con.execute(
                 "CREATE TABLE _partitions (table_name VARCHAR, dt VARCHAR, location VARCHAR,"
-                " registered_at TIMESTAMP)"
+                " registered_at TIMESTAMP, file_schema VARCHAR)"
             )
             now = datetime.now(UTC).replace(tzinfo=None)
             for table in state.tables.values():
@@ -140,22 +152,44 @@ class DuckDBCatalog(Catalog):
                     [table.name, json.dumps(table.columns), table.description],
                 )
                 days = state.partitions.get(table.name, {})
+                locations = [days[dt] for dt in sorted(days)]
+                schemas = {loc: _file_schema(state.file_schemas, loc) for loc in locations}
                 if days:
                     # One statement, not executemany (a round trip per row): the file is
                     # rewritten on every registration, with years of days after a backfill.
                     con.execute(
-                        "INSERT INTO _partitions"
-                        " SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",
-                        [table.name, sorted(days), [days[dt] for dt in sorted(days)], now],
+                        "INSERT INTO _partitions SELECT ?, unnest(?::VARCHAR[]),"
+                        " unnest(?::VARCHAR[]), ?, unnest(?::VARCHAR[])",
+                        [table.name, sorted(days), locations, now, [schemas[x] for x in locations]],
                     )
-                con.execute(view_sql(table, sorted(days.values())))
+                con.execute(view_sql(table, sorted(locations), schemas))
             con.execute("CHECKPOINT")
         finally:
             con.close()
         os.replace(tmp, self.path)
 
 
-def view_sql(table: TableDef, locations: list[str]) -> str:
+def _file_schema(known: dict[str, str | None], location: str) -> str | None:
+    """A day file's column names and types, read from its footer once and then remembered;
+    None when it cannot be read (the view then reads it with the others of unknown schema)."""
+    if known.get(location) is None:
+        try:
+            schema = pq.read_schema(location)
+            known[location] = json.dumps([[f.name, str(f.type)] for f in schema])
+        except (OSError, pa.ArrowException):
+            known[location] = None
+    return known[location]
+
+
+def view_sql(
+    table: TableDef, locations: list[str], file_schemas: Mapping[str, str | None] | None = None
+) -> str:
+    """The table's view: the days' files read together, one read_parquet per file schema.
+
+    Files of one schema are read without `union_by_name`, which would read every file's
+    footer each time a query binds the view: a one-day query over a year of days paid for
+    365 footers. A column added later makes a second group; the groups are unioned by name
+    with a typed empty row set that supplies every declared column."""
     name = validate_identifier(table.name)
     empty = (
         "SELECT "
@@ -167,11 +201,16 @@ def view_sql(table: TableDef, locations: list[str]) -> str:
     typed = ", ".join(
         f'CAST("{col}" AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
     )
-    files = ", ".join(sql_string_literal(loc) for loc in locations)
+    groups: dict[str | None, list[str]] = {}
+    for location in locations:
+        groups.setdefault((file_schemas or {}).get(location), []).append(location)
+    reads = [
+        f"SELECT * FROM read_parquet([{', '.join(sql_string_literal(x) for x in files)}], "
+        "hive_partitioning = true, hive_types = {'dt': VARCHAR}, "
+        f"union_by_name = {'true' if schema is None else 'false'})"
+        for schema, files in groups.items()
+    ]
     # The typed empty row set, unioned by name, supplies every declared column: a column
     # added after a day was written reads as null there instead of breaking the view.
-    return (
-        f'CREATE VIEW "{name}" AS SELECT {typed}, dt FROM ({empty} UNION ALL BY NAME '
-        f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, "
-        "hive_types = {'dt': VARCHAR}, union_by_name = true))"
-    )
+    union = " UNION ALL BY NAME ".join([empty, *reads])
+    return f'CREATE VIEW "{name}" AS SELECT {typed}, dt FROM ({union})'

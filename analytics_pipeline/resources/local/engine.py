@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from pathlib import Path
 
@@ -35,12 +36,39 @@ class DuckDBEngine(QueryEngine):
         sql = athena_to_duckdb(athena_sql)
         catalog = Path(self.lake_dir).resolve() / CATALOG_FILE
         started = time.monotonic()
-        con = duckdb.connect()
+        snapshot, attached = _snapshot(catalog)
+        con = snapshot.cursor()
         try:
-            if catalog.exists():
-                con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS lake (READ_ONLY)")
+            if attached:
                 con.execute("USE lake")
             table = con.sql(sql).to_arrow_table()
         finally:
             con.close()
         return QueryResult(table, sql, "duckdb", time.monotonic() - started)
+
+
+_snapshots: dict[Path, tuple[tuple[int, ...], duckdb.DuckDBPyConnection]] = {}
+NO_CATALOG: tuple[int, ...] = ()
+_snapshots_lock = threading.Lock()
+
+
+def _snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """An in-memory database with the catalog file attached read-only, opened once per version
+    of the file: a run's analytics query a year of days one by one, and attaching the catalog
+    cost more than a day's query. The catalog is replaced by rename, never written in place,
+    so a new inode (or times, or size) is a new version; each query takes its own cursor
+    (threads may share the database, not a connection), and a replaced snapshot closes when
+    its last cursor does."""
+    try:
+        stat = catalog.stat()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+    except FileNotFoundError:
+        version = NO_CATALOG
+    with _snapshots_lock:
+        cached = _snapshots.get(catalog)
+        if cached is None or cached[0] != version:
+            con = duckdb.connect()
+            if version != NO_CATALOG:
+                con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS lake (READ_ONLY)")
+            cached = _snapshots[catalog] = (version, con)
+        return cached[1], cached[0] != NO_CATALOG
