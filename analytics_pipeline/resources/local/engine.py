@@ -61,7 +61,7 @@ def _snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     its last cursor does."""
     try:
         stat = catalog.stat()
-        version = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+        version: tuple[int, ...] = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
     except FileNotFoundError:
         version = NO_CATALOG
     with _snapshots_lock:
