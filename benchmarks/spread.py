@@ -116,14 +116,14 @@ def generate_iot(landing: Path, rows: int, days: int, files: int = 8) -> None:
 
     landing.mkdir(parents=True, exist_ok=True)
     per_file = rows // files
-    step = max(1, days * 86_400 // max(per_file, 1))
     con = duckdb.connect()
     for f in range(files):
         con.execute(
             f"""
             COPY (
               SELECT CAST({1000 + f * 125} + i % 125 AS VARCHAR) AS deviceid,
-                strftime(TIMESTAMP '{FIRST_DAY}' + to_seconds(i * {step}), '%Y-%m-%d %H:%M:%S')
+                strftime(TIMESTAMP '{FIRST_DAY}' + to_seconds(i * {days * 86_400} // {per_file}),
+                  '%Y-%m-%d %H:%M:%S')
                   AS datetime,
                 CAST(i * 7 % 40 - 5 AS VARCHAR) AS temperature,
                 CAST(20 + i * 13 % 80 AS VARCHAR) AS humidity,
