@@ -176,7 +176,7 @@ def _run(
     if answer.query_id is not None:
         response.headers["X-Athena-Query-Id"] = answer.query_id
         response.headers["X-Athena-Bytes-Scanned"] = str(answer.bytes_scanned)
-        response.headers["X-Athena-Cost-USD"] = f"{answer.cost_usd:.8f}"
+        response.headers["X-Athena-Cost-USD"] = repr(answer.cost_usd)
         response.headers["X-Athena-Reused-Result"] = str(answer.reused_result).lower()
     log.info(
         "%s scope=%s engine=%s rows=%d seconds=%.3f query_id=%s bytes_scanned=%s cost_usd=%s",
