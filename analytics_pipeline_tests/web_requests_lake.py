@@ -21,6 +21,33 @@ SCHEMA = pa.schema(
 )
 
 
+def line(ts: str, session: str, request: str, tenant: str, product: str | None = None) -> dict:
+    client, reseller, user = tenant.split("/")
+    return {
+        "timestamp": ts,
+        "session_id": session,
+        "request_id": request,
+        "client_id": client,
+        "reseller_id": reseller,
+        "user_id": user,
+        "product_id": product,
+        "path": f"/api/products/{product}" if product else "/dashboard",
+    }
+
+
+# s-1 spans midnight: one session over 2024-01-01..02, counted once over the period.
+# Reseller r-1 exists under both clients: a reseller id means nothing without its client.
+LINES = [
+    line("2024-01-01T23:58:00", "s-1", "q-1", "c-1/r-1/u-1", "P-1"),
+    line("2024-01-01T23:58:00", "s-1", "q-1", "c-1/r-1/u-1", "P-2"),
+    line("2024-01-02T00:01:00", "s-1", "q-2", "c-1/r-1/u-1"),
+    line("2024-01-02T10:00:00", "s-2", "q-3", "c-1/r-1/u-2", "P-3"),
+    line("2024-01-03T09:00:00", "s-3", "q-4", "c-1/r-2/u-3"),
+    line("2024-01-01T12:00:00", "s-4", "q-5", "c-2/r-1/u-9", "P-1"),
+    line("2024-01-01T12:01:00", "s-4", "q-6", "c-2/r-1/u-9"),
+]
+
+
 def publish_web_requests(lake_dir: Path, tables_by_day: dict[str, pa.Table]) -> None:
     """Write each day's table as its Parquet version and point the catalog at it."""
     catalog = DuckDBCatalog(lake_dir=str(lake_dir))
