@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from analytics_pipeline.datasets.table_def import table_def
-from analytics_pipeline.datasets.web_requests import WEB_REQUESTS
-from analytics_pipeline.resources.local.catalog import DuckDBCatalog
+from benchmarks.api_latency import SCHEMA, publish_days
 
-COLUMNS = ("session_id", "request_id", "client_id", "reseller_id", "user_id", "product_id", "path")
-SCHEMA = pa.schema(
-    [("timestamp", pa.timestamp("ms")), *((column, pa.string()) for column in COLUMNS)]
-)
+# The benchmark's publisher: the same Parquet and catalog steps as the pipeline's.
+publish_web_requests = publish_days
+COLUMNS = SCHEMA.names[1:]
 
 
 def line(ts: str, session: str, request: str, tenant: str, product: str | None = None) -> dict:
@@ -46,19 +41,6 @@ LINES = [
     line("2024-01-01T12:00:00", "s-4", "q-5", "c-2/r-1/u-9", "P-1"),
     line("2024-01-01T12:01:00", "s-4", "q-6", "c-2/r-1/u-9"),
 ]
-
-
-def publish_web_requests(lake_dir: Path, tables_by_day: dict[str, pa.Table]) -> None:
-    """Write each day's table as its Parquet version and point the catalog at it."""
-    catalog = DuckDBCatalog(lake_dir=str(lake_dir))
-    catalog.ensure_table(table_def(WEB_REQUESTS, WEB_REQUESTS.tables[0]))
-    locations = {}
-    for dt, table in tables_by_day.items():
-        path = lake_dir / "parquet" / "web_requests" / f"dt={dt}" / "v1" / "part.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.cast(SCHEMA), path, compression="snappy")
-        locations[dt] = str(path)
-    catalog.register_partitions("web_requests", locations)
 
 
 def request_rows_by_day(rows: list[dict[str, Any]]) -> dict[str, pa.Table]:
