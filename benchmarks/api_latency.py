@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.datasets.web_requests import WEB_REQUESTS
+from analytics_pipeline.lake.athena_cost import query_cost_usd
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE, DuckDBCatalog
 from analytics_pipeline.resources.local.engine import athena_to_duckdb
@@ -140,6 +141,20 @@ def generate_year(lake_dir: Path, days: int, requests_per_day: int) -> tuple[int
     return rows, size
 
 
+def column_bytes(lake_dir: Path, columns: set[str]) -> int:
+    """Compressed bytes of these columns in every day's Parquet: what Athena would scan for a
+    query over all the days that reads only them (it reads column chunks, not files)."""
+    total = 0
+    for path in (lake_dir / "parquet").rglob("*.parquet"):
+        metadata = pq.ParquetFile(path).metadata
+        for group in range(metadata.num_row_groups):
+            for i in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(i)
+                if chunk.path_in_schema in columns:
+                    total += chunk.total_compressed_size
+    return total
+
+
 def timed(call: Callable[[], object]) -> float:
     started = time.perf_counter()
     call()
@@ -208,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"web_requests: {args.days} days x {args.requests_per_day:,} requests = {rows:,} rows,"
             f" {size / 2**20:,.0f} MiB Parquet (generated in {time.perf_counter() - started:.0f} s)"
+        )
+        # The most a stats query reads: the ids it counts and the tenant ids it groups by.
+        read = {"session_id", "request_id", "product_id", "client_id", "reseller_id", "user_id"}
+        scanned = column_bytes(lake, read)
+        print(
+            f"a user-level stats query over all {args.days} days reads {scanned / 2**20:,.0f} MiB"
+            f" of columns: on Athena ${query_cost_usd(scanned):.4f} at $5/TB"
         )
         store = KeyFile(Path(tmp) / "keys.json")
         keys = {scope: store.add_key(Scope.parse(scope)) for _, scope in ASKS}
