@@ -5,20 +5,18 @@ what is real: the SQL and ExecutionParameters sent, the workgroup, result reuse,
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import requests
 import sqlglot
 from fastapi.testclient import TestClient
 
 from analytics_pipeline.serving.api_keys import SecretsManagerKeyStore
 from analytics_pipeline.serving.app import create_app
 from analytics_pipeline.serving.scopes import Scope
-from analytics_pipeline_tests.lake_helpers import provisioned_aws_settings
+from analytics_pipeline_tests.lake_helpers import provisioned_aws_settings, queue_athena_rows
 
 SECRET = "analytics/api-keys"
 WORKGROUP = "analytics"
@@ -29,29 +27,6 @@ STATS_COLUMNS = [
     ("requests_per_session", "double"),
     ("products_per_request", "double"),
 ]
-
-
-def queue_athena_rows(columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
-    """The next Athena query's result, as moto serves it."""
-    header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
-    canned = {
-        "results": [
-            {
-                "rows": [header, *({"Data": [{"VarCharValue": v} for v in r]} for r in rows)],
-                "column_info": [
-                    {"Name": name, "Type": kind, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN"}
-                    for name, kind in columns
-                ],
-            }
-        ],
-        "region": "us-east-1",
-    }
-    response = requests.post(
-        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
-        data=json.dumps(canned),
-        timeout=5,
-    )
-    assert response.status_code == 201
 
 
 @pytest.fixture

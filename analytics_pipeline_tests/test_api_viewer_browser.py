@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from analytics_pipeline.serving.api_keys import KeyFile
 from analytics_pipeline.serving.scopes import Scope
-from analytics_pipeline_tests.browser import ARTIFACTS, launch
+from analytics_pipeline_tests.browser import ARTIFACTS, chromium
 from analytics_pipeline_tests.dev_server import PROJECT_ROOT, free_port
 from analytics_pipeline_tests.local_lake import fresh_lake
 from analytics_pipeline_tests.web_requests_lake import (
@@ -80,12 +80,8 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser(api: tuple[str, dict[str, str]]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
