@@ -1,5 +1,6 @@
-// The viewer: asks /v1/web-requests/stats twice (the whole period, and by day) with the
+// The viewer: asks v1/web-requests/stats twice (the whole period, and by day) with the
 // pasted key, and shows the answers as two uPlot charts and two tables. No build step.
+// URLs are relative to the page, so it works under a path prefix (an API Gateway stage) too.
 "use strict";
 
 const LEVEL_IDS = {
@@ -36,7 +37,7 @@ function queryParams(extra) {
 }
 
 async function fetchStats(extra) {
-  const response = await fetch(`/v1/web-requests/stats?${queryParams(extra)}`, {
+  const response = await fetch(`v1/web-requests/stats?${queryParams(extra)}`, {
     headers: { Authorization: `Bearer ${$("key").value.trim()}` },
   });
   const body = await response.json();
