@@ -360,6 +360,13 @@ def test_another_tenants_session_is_not_found(client, keys):
     assert response.status_code == 404
 
 
+def test_a_session_refuses_an_unknown_parameter(client, keys):
+    response = get(client, keys["global"], "/v1/web-requests/sessions/s-1", **PERIOD, user="u-1")
+
+    assert response.status_code == 400
+    assert "unknown parameter 'user'" in response.json()["detail"]
+
+
 def test_a_session_needs_a_valid_range(client, keys):
     response = get(
         client, keys["global"], "/v1/web-requests/sessions/s-1", **{"from": "2024-01-01"}

@@ -161,3 +161,18 @@ def test_the_aws_deployment_refuses_to_start_without_a_key_secret(aws, tmp_path)
 
     with pytest.raises(ValueError, match="ANALYTICS_API_KEYS_SECRET"):
         create_app(settings)
+
+
+def test_a_query_athena_refuses_is_a_502_with_athenas_reason(app_and_keys):
+    app, keys = app_and_keys
+    boto3.client("athena").delete_work_group(WorkGroup=WORKGROUP, RecursiveDeleteOption=True)
+
+    response = TestClient(app).get(
+        "/v1/web-requests/stats",
+        params={"level": "global", "from": "2024-01-01", "to": "2024-01-01"},
+        headers={"Authorization": f"Bearer {keys['global']}"},
+    )
+
+    assert response.status_code == 502
+    assert "Athena failed the query" in response.json()["detail"]
+    assert "WorkGroup does not exist" in response.json()["detail"]

@@ -27,6 +27,7 @@ from analytics_pipeline.settings import Settings
 
 VIEWER_DIR = Path(__file__).parent / "viewer"
 STATS_PARAMS = {"level", "from", "to", "client_id", "reseller_id", "user_id", "by"}
+SESSION_PARAMS = {"from", "to"}
 log = logging.getLogger("analytics_pipeline.serving")
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ak_...`")
 
@@ -83,9 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         """Counts over the whole period asked (a session over two days counts once), per id
         of the level; with by=day, per day as well. A scoped key sees only its own rows."""
-        unknown = sorted(set(request.query_params) - STATS_PARAMS)
-        if unknown:
-            raise BadRequest(f"unknown parameter {unknown[0]!r}")
+        _refuse_unknown(request, STATS_PARAMS)
         query = StatsQuery.parse(
             key_scope,
             level,
@@ -105,12 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/web-requests/sessions/{session_id}")
     def session(
         session_id: str,
+        request: Request,
         response: Response,
         key_scope: Annotated[Scope, Depends(scope)],
         start: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")] = None,
         end: Annotated[str | None, Query(alias="to", description="YYYY-MM-DD, inclusive")] = None,
     ) -> dict[str, Any]:
         """The session's requests in time order, each with the products it touched."""
+        _refuse_unknown(request, SESSION_PARAMS)
         query = SessionQuery.parse(key_scope, session_id, start, end)
         answer = _run(engine, response, "session", key_scope, *query.sql())
         if not answer.rows:
@@ -144,6 +145,13 @@ def requests_with_products(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["product_id"] is not None:
             entry["products"].append(row["product_id"])
     return list(requests.values())
+
+
+def _refuse_unknown(request: Request, known: set[str]) -> None:
+    """A misspelt filter (clientid=) would otherwise widen the answer silently."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0]!r}")
 
 
 def _iso(value: Any) -> Any:
@@ -194,5 +202,7 @@ def _run(
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
     status = error.status_code if isinstance(error, ApiError) else 500
+    if status >= 500:
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, status, error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)

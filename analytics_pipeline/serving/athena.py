@@ -14,10 +14,12 @@ from typing import Any
 
 from pyathena import connect
 from pyathena.connection import Connection
+from pyathena.error import Error as AthenaError
 
 from analytics_pipeline.lake.athena_cost import query_cost_usd
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.serving.engine import Answer
+from analytics_pipeline.serving.errors import UpstreamFailed
 
 RESULT_REUSE_MINUTES = 60
 
@@ -57,9 +59,12 @@ class AthenaServingEngine:
         cursor = self.connection().cursor()
         try:
             # ExecutionParameters are literals: a string goes quoted (a quote inside doubled).
-            cursor.execute(
-                athena_sql, [sql_string_literal(value) for value in params], paramstyle="qmark"
-            )
+            try:
+                cursor.execute(
+                    athena_sql, [sql_string_literal(value) for value in params], paramstyle="qmark"
+                )
+            except AthenaError as error:
+                raise UpstreamFailed(f"Athena failed the query: {error}") from error
             columns = [d[0] for d in cursor.description or []]
             rows = [tuple(row) for row in cursor.fetchall()]
             scanned = cursor.data_scanned_in_bytes or 0

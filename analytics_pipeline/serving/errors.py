@@ -27,3 +27,9 @@ class Unavailable(ApiError):
     """The lake cannot answer yet (no catalog, no table): nothing the caller did wrong."""
 
     status_code = 503
+
+
+class UpstreamFailed(ApiError):
+    """The query engine (Athena) refused or failed the query: its reason, not a bare 500."""
+
+    status_code = 502
