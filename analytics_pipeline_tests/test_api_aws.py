@@ -85,7 +85,10 @@ def test_a_client_key_queries_athena_with_bound_parameters_in_the_workgroup(
     assert request["ResultReuseConfiguration"] == {
         "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 60}
     }
-    assert "WHERE dt BETWEEN ? AND ? AND client_id = ?" in request["QueryString"]
+    assert (
+        "FROM web_session_days\nWHERE dt BETWEEN ? AND ? AND client_id = ?"
+        in request["QueryString"]
+    )
     sqlglot.parse_one(request["QueryString"], read="athena")  # Athena's dialect parses it
     assert response.headers["X-Query-Engine"] == "athena"
     assert response.headers["X-Athena-Bytes-Scanned"] == "0"

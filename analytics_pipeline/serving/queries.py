@@ -15,6 +15,8 @@ from analytics_pipeline.serving.scopes import LEVEL_IDS, Scope, check_filters
 
 MAX_RANGE_DAYS = 366
 TABLE = "web_requests"
+# The analytics table of one row per session per day (sql/web_session_days.sql).
+SESSION_DAYS = "web_session_days"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -84,15 +86,16 @@ class StatsQuery:
         select = "".join(f"{key}, " for key in keys)
         grouping = f"GROUP BY {', '.join(keys)}\n" if keys else ""
         ordering = f"ORDER BY {', '.join(keys)}" if keys else ""
-        # HAVING drops the one all-empty row an ungrouped aggregate returns for no data.
+        # Over the per-session days: requests are summed (a request is on one day only),
+        # sessions counted distinct over the whole period. HAVING drops the one all-empty row
+        # an ungrouped aggregate returns for no data.
         sql = (
             f"SELECT {select}count(DISTINCT session_id) AS unique_sessions,\n"
-            "    count(DISTINCT request_id) AS requests,\n"
-            "    CAST(count(DISTINCT request_id) AS double)"
+            "    sum(requests) AS requests,\n"
+            "    CAST(sum(requests) AS double)"
             " / count(DISTINCT session_id) AS requests_per_session,\n"
-            "    CAST(count(product_id) AS double)"
-            " / count(DISTINCT request_id) AS products_per_request\n"
-            f"FROM {TABLE}\nWHERE {where}\n{grouping}HAVING count(*) > 0\n{ordering}"
+            "    CAST(sum(products) AS double) / sum(requests) AS products_per_request\n"
+            f"FROM {SESSION_DAYS}\nWHERE {where}\n{grouping}HAVING count(*) > 0\n{ordering}"
         )
         return sql.rstrip(), params
 
