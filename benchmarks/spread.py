@@ -114,25 +114,19 @@ def generate_iot(landing: Path, rows: int, days: int, files: int = 8) -> None:
     """`files` NDJSON files of string-valued readings spread evenly over `days` days."""
     import duckdb
 
+    from benchmarks.run import copy_iot_ndjson
+
     landing.mkdir(parents=True, exist_ok=True)
     per_file = rows // files
     con = duckdb.connect()
     for f in range(files):
-        con.execute(
-            f"""
-            COPY (
-              SELECT CAST({1000 + f * 125} + i % 125 AS VARCHAR) AS deviceid,
-                strftime(TIMESTAMP '{FIRST_DAY}' + to_seconds(i * {days * 86_400} // {per_file}),
-                  '%Y-%m-%d %H:%M:%S')
-                  AS datetime,
-                CAST(i * 7 % 40 - 5 AS VARCHAR) AS temperature,
-                CAST(20 + i * 13 % 80 AS VARCHAR) AS humidity,
-                CAST(i * 31 % 360 AS VARCHAR) AS winddirection,
-                CAST(i * 3 % 30 AS VARCHAR) AS windintensity,
-                CAST(CASE WHEN i % 9 = 0 THEN i % 14 ELSE 0 END AS VARCHAR) AS rainheight
-              FROM range({per_file}) t(i)
-            ) TO '{landing / f"gw-{f:02d}.ndjson"}' (FORMAT json)
-            """
+        copy_iot_ndjson(
+            con,
+            landing / f"gw-{f:02d}.ndjson",
+            per_file,
+            deviceid=f"{1000 + f * 125} + i % 125",
+            seconds=f"i * {days * 86_400} // {per_file}",
+            first_day=FIRST_DAY.isoformat(),
         )
     con.close()
 
