@@ -64,6 +64,7 @@ test: install lint typecheck
 bench: install dagster-home
 	$(RUN) python -m benchmarks.run $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.spread $(SPREAD_ARGS)
+	$(RUN) python -m benchmarks.automation_tick $(TICK_ARGS)
 
 aws-env:  # `make -s aws-env > .env.aws` after terraform apply
 	@terraform -chdir=terraform output -json | python3 scripts/terraform_env.py

@@ -79,3 +79,11 @@ def test_the_api_latency_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 12  # 4 levels x 3 ranges
     assert all(line.endswith("x |") for line in rows), rows
+
+
+def test_the_automation_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    args = ["--years", "1", "2", "--scale", "0.02", "--ticks", "1"]
+    result = run_benchmark(tmp_path, "-m", "benchmarks.automation_tick", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[:2] for r in rows] == [["| 1 years", "28"], ["| 2 years", "60"]]
