@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
 from analytics_pipeline.definitions import build_definitions
@@ -15,6 +17,13 @@ from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.local_lake import fresh_lake
+
+# No per-example deadline or too-slow check: CI machines are shared and a property test is
+# about results, never time (a loaded host once took 512 ms for a 27 ms example).
+hypothesis_settings.register_profile(
+    "shared_machines", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("shared_machines")
 
 
 @pytest.fixture
