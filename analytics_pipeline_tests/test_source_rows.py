@@ -54,6 +54,7 @@ def test_untypable_rows_are_rejected_with_their_reason_and_the_rest_kept() -> No
 def test_merge_replaces_by_key_moves_days_drops_deletes_and_never_doubles() -> None:
     day1 = _rows((1, datetime(2026, 1, 1, 9), 1.0), (2, datetime(2026, 1, 1, 10), 2.0))
     day2 = _rows((3, datetime(2026, 1, 2, 9), 3.0))
+    day1, day2 = day1.drop_columns(["dt"]), day2.drop_columns(["dt"])
     changed = _rows(
         (1, datetime(2026, 1, 1, 9), 1.5),  # an update, read twice (the overlap)
         (1, datetime(2026, 1, 1, 9), 1.5),
@@ -68,6 +69,7 @@ def test_merge_replaces_by_key_moves_days_drops_deletes_and_never_doubles() -> N
         "2026-01-03": [3],
     }
     assert merged["2026-01-01"]["amount"].to_pylist() == [1.5]
+    assert all("dt" not in table.column_names for table in merged.values())
 
 
 def test_an_added_column_is_reported_and_a_changed_type_stops_naming_the_column() -> None:

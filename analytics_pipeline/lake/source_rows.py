@@ -95,7 +95,8 @@ def to_arrow(
 def merge_days(
     existing: Mapping[str, pa.Table], changed: pa.Table, removed_keys: pa.Table, key: Sequence[str]
 ) -> dict[str, pa.Table]:
-    """Each touched day after replacing rows by key with their newest version and dropping
+    """Each touched day (no dt column: the path holds it) after replacing rows by key
+    with their newest version and dropping
     deleted keys. `existing` holds the current version of every day a changed or removed
     key lives in (a row whose event date moved leaves its old day)."""
     dropped = pa.concat_tables([changed.select(list(key)), removed_keys.select(list(key))])
@@ -107,7 +108,7 @@ def merge_days(
         merged[day] = table.filter(keep)
     latest = _newest_per_key(changed, key)
     for day in set(latest[DT].to_pylist()):
-        rows = latest.filter(pc.equal(latest[DT], day))
+        rows = latest.filter(pc.equal(latest[DT], day)).drop_columns([DT])
         base = merged.get(day)
         merged[day] = rows if base is None else _concat(base, rows)
     return merged
