@@ -69,6 +69,17 @@ def test_initial_load_equals_the_source(
     assert _lake_rows(engine) == _source_rows(source.url)
 
 
+def test_payments_load_by_payment_day(
+    source: SourceDatabase, store: LocalLakeStore, catalog: DuckDBCatalog, engine: DuckDBEngine
+) -> None:
+    payment = MOVIE_RENTAL.table("payment")
+    result = extract_incremental(store, catalog, source, "movie_rental", payment)
+    query = "SELECT dt, COUNT(*) AS n, COUNT(DISTINCT payment_id) AS ids FROM payment GROUP BY dt"
+    days = engine.run_query(query).table.to_pylist()
+    assert sum(day["n"] for day in days) == sum(day["ids"] for day in days) == 60
+    assert sorted(day["dt"] for day in days) == result.days_written
+
+
 def test_every_kind_of_change_converges_with_each_row_once(
     source: SourceDatabase, store: LocalLakeStore, catalog: DuckDBCatalog, engine: DuckDBEngine
 ) -> None:
