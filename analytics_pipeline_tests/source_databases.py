@@ -1,0 +1,25 @@
+"""The relational databases the source tests run against, as SQLAlchemy URLs.
+
+Each param of `source_db_url` yields the URL of an empty database; SQLite needs no server.
+Server-backed params (PostgreSQL, MariaDB) are added beside `_sqlite_url`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _sqlite_url(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'source.sqlite'}"
+
+
+SOURCE_DATABASES = {"sqlite": _sqlite_url}
+
+
+@pytest.fixture(params=sorted(SOURCE_DATABASES))
+def source_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of each kind the source must work on."""
+    yield from SOURCE_DATABASES[request.param](tmp_path)
