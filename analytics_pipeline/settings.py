@@ -29,6 +29,8 @@ class AwsSettings:
     glue_database: str
     athena_workgroup: str
     landing_queue_url: str | None
+    # ANALYTICS_WEB_LOG_GROUP: the CloudWatch Logs group exported into landing/web_requests/.
+    web_log_group: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AwsSettings:
@@ -48,7 +50,11 @@ class AwsSettings:
         values = {field: environ[name] for field, name in required.items()}
         if not values["athena_output"].startswith("s3://"):
             raise ValueError("ANALYTICS_ATHENA_OUTPUT must be an s3:// URI")
-        return cls(**values, landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None)
+        return cls(
+            **values,
+            landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None,
+            web_log_group=environ.get("ANALYTICS_WEB_LOG_GROUP") or None,
+        )
 
 
 # Per ingest run: Dagster costs about half a second a run (its events, its event-log
