@@ -5,16 +5,18 @@ SHELL := /bin/bash
 export ANALYTICS_LAKE_DIR ?= $(CURDIR)/.lake
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_PORT ?= 3000
+export ANALYTICS_API_PORT ?= 8000
 
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help install dagster-home demo sample-data process dev test lint typecheck bench clean aws-env terraform-check
+.PHONY: help install dagster-home demo sample-data process dev api test lint typecheck bench clean aws-env terraform-check
 
 help:
 	@echo "make demo     sample data for every dataset -> the whole lake, headless; prints tables"
 	@echo "make dev      Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_PORT), sensors running"
 	@echo "make process  process everything in $(ANALYTICS_LAKE_DIR)/landing to completion"
+	@echo "make api      the analytics API + viewer on http://127.0.0.1:$(ANALYTICS_API_PORT) (read-only)"
 	@echo "make test     lint, type check and the whole test suite"
 	@echo "make bench    ingest/query benchmarks against a floor measured in the same run"
 
@@ -37,6 +39,10 @@ demo: install dagster-home
 
 dev: install dagster-home
 	$(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
+
+api: install  # keys: $(RUN) python -m analytics_pipeline.cli.api_key --scope global
+	$(RUN) uvicorn --factory analytics_pipeline.serving.app:create_app \
+		--host 127.0.0.1 --port $(ANALYTICS_API_PORT)
 
 lint: install
 	$(RUN) ruff check .

@@ -80,6 +80,9 @@ class Settings:
     athena_compaction: tuple[str, ...] = ()
     # An ingest run takes at most ingest_batch_files files and this many bytes of them.
     ingest_batch_bytes: int = DEFAULT_INGEST_BATCH_BYTES
+    # The API's keys (hashed): a local JSON file, or on AWS a Secrets Manager secret.
+    api_keys_file: Path = Path(".api_keys.json")
+    api_keys_secret: str | None = None
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -135,6 +138,10 @@ class Settings:
             ),
             landing_reorder_seconds=float(environ.get("ANALYTICS_LANDING_REORDER_SECONDS", "300")),
             athena_compaction=_dataset_list(environ.get("ANALYTICS_ATHENA_COMPACTION", "")),
+            api_keys_file=Path(
+                environ.get("ANALYTICS_API_KEYS_FILE") or ".api_keys.json"
+            ).resolve(),
+            api_keys_secret=environ.get("ANALYTICS_API_KEYS_SECRET") or None,
         )
 
 

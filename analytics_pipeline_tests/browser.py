@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from analytics_pipeline_tests.dev_server import PROJECT_ROOT
 
@@ -53,3 +55,14 @@ def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(
         executable_path=str(ensure_chromium()), headless=True, args=CHROMIUM_FLAGS
     )
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """A headless Chromium for a test module, closed after it."""
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import duckdb
+import requests
 
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 from analytics_pipeline.settings import AwsSettings, Settings
@@ -112,3 +113,26 @@ def provisioned_aws_settings(tmp_path: Path) -> Settings:
             landing_queue_url=None,
         ),
     )
+
+
+def queue_athena_rows(columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
+    """The next Athena query's result, as moto serves it."""
+    header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
+    canned = {
+        "results": [
+            {
+                "rows": [header, *({"Data": [{"VarCharValue": v} for v in r]} for r in rows)],
+                "column_info": [
+                    {"Name": name, "Type": kind, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN"}
+                    for name, kind in columns
+                ],
+            }
+        ],
+        "region": "us-east-1",
+    }
+    response = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
+        data=json.dumps(canned),
+        timeout=5,
+    )
+    assert response.status_code == 201

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,7 +11,6 @@ import boto3
 import dagster as dg
 import pyarrow as pa
 import pytest
-import requests
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -25,6 +23,7 @@ from analytics_pipeline.resources.aws.athena_engine import (
     poll_intervals,
     result_set_to_arrow,
 )
+from analytics_pipeline_tests.lake_helpers import queue_athena_rows
 
 SQL = "SELECT product, count(*) AS n FROM products WHERE dt = '2024-01-02' GROUP BY 1"
 QUERY_ID = "0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
@@ -352,27 +351,7 @@ def test_result_strings_are_typed_by_athenas_column_types():
 def test_a_query_against_moto_returns_the_canned_rows():
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="results")
-        canned = {
-            "results": [
-                {
-                    "rows": [
-                        {"Data": [{"VarCharValue": "product"}, {"VarCharValue": "n"}]},
-                        {"Data": [{"VarCharValue": "A"}, {"VarCharValue": "3"}]},
-                    ],
-                    "column_info": [
-                        {"Name": "product", "Type": "varchar", "Nullable": "UNKNOWN"},
-                        {"Name": "n", "Type": "bigint", "Nullable": "UNKNOWN"},
-                    ],
-                }
-            ],
-            "region": "us-east-1",
-        }
-        response = requests.post(
-            "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
-            data=json.dumps(canned),
-            timeout=5,
-        )
-        assert response.status_code == 201
+        queue_athena_rows([("product", "varchar"), ("n", "bigint")], [["A", "3"]])
         engine = AthenaEngine(
             database="lake", workgroup="primary", output_location="s3://results/athena/"
         )

@@ -31,6 +31,7 @@ def run_benchmark(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[
 def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
     args = ["--iot-rows", "8000", "--products-files", "300", "--naive-files", "30"]
     args += ["--aws-objects", "40", "--latency-objects", "20", "--processed", "300"]
+    args += ["--api-args", "--days 3 --requests-per-day 400 --repeat 2"]
     result = run_benchmark(tmp_path, "-m", "benchmarks.run", *args, "--repeat", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
@@ -39,6 +40,7 @@ def test_every_benchmark_figure_runs_at_a_tiny_size(tmp_path: Path):
         assert any(f.startswith(expected) for f in figures), (expected, figures)
     assert any("AWS" in f for f in figures), figures
     assert "0 failed" in result.stdout
+    assert "| user (reseller=client-00/reseller-00) | 1 year (3 d) |" in result.stdout
 
 
 def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
@@ -47,3 +49,15 @@ def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SQS queue:" in result.stdout
+
+
+def test_the_api_latency_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    args = ["--days", "2", "--requests-per-day", "400", "--repeat", "2"]
+    result = run_benchmark(
+        tmp_path, "-m", "benchmarks.run", "--only", "api", "--api-args", " ".join(args)
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 12  # 4 levels x 3 ranges
+    assert all(line.endswith("x |") for line in rows), rows

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from analytics_pipeline.defs.analytics import ANALYTICS as ANALYTICS_SPECS
+
 ANALYTICS = dg.AssetSelection.groups("analytics")
 
 
@@ -21,7 +23,7 @@ def requested(result, keys: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
 def test_no_refresh_schedule_or_job_beside_the_automation(defs: dg.Definitions) -> None:
     assert list(defs.get_repository_def().schedule_defs) == []
     assert "analytics_job" not in {j.name for j in defs.get_repository_def().get_all_jobs()}
-    assert len(analytics_keys(defs)) == 4
+    assert len(analytics_keys(defs)) == len(ANALYTICS_SPECS)
 
 
 @pytest.mark.parametrize(
@@ -64,4 +66,5 @@ def test_refresh_is_once_per_hour(defs: dg.Definitions, instance: dg.DagsterInst
         )
         cursor = result.cursor
         counts.append(sum(len(v) for v in requested(result, keys).values()))
-    assert counts == [0, 8, 0, 8]
+    days = 2 * len(ANALYTICS_SPECS)  # yesterday and today of each analytics asset
+    assert counts == [0, days, 0, days]

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.analytics import ANALYTICS
-from analytics_pipeline_tests.browser import ARTIFACTS, launch
+from analytics_pipeline_tests.browser import ARTIFACTS, chromium
 from analytics_pipeline_tests.dev_server import DevServer, dagster_dev
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, query
 
@@ -90,12 +90,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 @pytest.fixture(scope="module")
 def browser(server: DevServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

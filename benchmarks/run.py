@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from typing import Any
 
 from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.settings import DEFAULT_INGEST_BATCH_FILES
+from benchmarks import api_latency
 
 IOT_FILES = 8
 IOT_DAYS = 7
@@ -662,7 +664,12 @@ def main(argv: list[str] | None = None) -> int:
         help="landing files per ingest run (ANALYTICS_INGEST_BATCH_FILES)",
     )
     parser.add_argument(
-        "--only", nargs="*", choices=["iot", "products", "sensor", "aws"], default=None
+        "--only", nargs="*", choices=["iot", "products", "sensor", "aws", "api"], default=None
+    )
+    parser.add_argument(
+        "--api-args",
+        default="",
+        help="for the api figure (benchmarks/api_latency.py), e.g. '--days 365 --repeat 20'",
     )
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
@@ -673,6 +680,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(CHILDREN[args.child](**json.loads(args.child_args))))
         return 0
 
+    if args.only is None or "api" in args.only:
+        api_latency.main(shlex.split(args.api_args))  # prints its own table
+        if args.only == ["api"]:
+            return 0
     figures = {
         "iot": figure_iot,
         "products": figure_products,

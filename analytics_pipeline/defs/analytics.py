@@ -70,6 +70,12 @@ ANALYTICS: tuple[AnalyticsSpec, ...] = (
         "Unique sessions, requests per session and products per request, "
         "by client, reseller and user.",
     ),
+    AnalyticsSpec(
+        "web_session_days",
+        ("web_requests",),
+        "Each session's requests and products per day, with its client, reseller and user: "
+        "what the analytics API counts over any period.",
+    ),
 )
 
 
