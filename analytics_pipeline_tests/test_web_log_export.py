@@ -188,3 +188,24 @@ def test_asset_materialises_by_hand(logs: object, store: LocalLakeStore) -> None
     assert result.success
     assert landed(store) == ["by-hand"]
     assert json.loads(store.read_bytes(CURSOR_PATH))["window_start_ms"] == start + WINDOW_MS
+
+
+def test_the_aws_deployment_schedules_the_export_only_with_a_log_group() -> None:
+    from analytics_pipeline.definitions import build_definitions
+    from analytics_pipeline.settings import Settings
+
+    environ = {
+        "ANALYTICS_PIPELINE_ENV": "aws",
+        "ANALYTICS_LANDING_BUCKET": "landing",
+        "ANALYTICS_LAKE_BUCKET": "lake",
+        "ANALYTICS_ATHENA_OUTPUT": "s3://results/",
+        "ANALYTICS_GLUE_DATABASE": "lake_db",
+        "ANALYTICS_ATHENA_WORKGROUP": "analytics",
+    }
+    without = build_definitions(Settings.from_env(environ))
+    assert [s.name for s in without.schedules or []] == []
+    defs = build_definitions(Settings.from_env({**environ, "ANALYTICS_WEB_LOG_GROUP": GROUP}))
+    (schedule,) = defs.schedules or []
+    assert schedule.name == "web_log_export_schedule"
+    assert schedule.cron_schedule == "*/10 * * * *"
+    assert (defs.resources or {})["web_logs"] == CloudWatchLogEvents(log_group=GROUP)
