@@ -9,6 +9,7 @@ from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.dataset import build_dataset_definitions
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
+from analytics_pipeline.defs.web_log_export import web_log_export_definitions
 from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.arrivals import LandingArrivals
 from analytics_pipeline.resources.day_builder import DayBuilder
@@ -59,7 +60,7 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             time_ordered_datasets=[s.name for s in DATASETS if settings.keys_time_ordered(s.name)],
         )
     )
-    return {
+    resources: dict[str, dg.ConfigurableResource] = {
         "store": S3LakeStore(landing_bucket=aws.landing_bucket, lake_bucket=aws.lake_bucket),
         "catalog": GlueCatalog(database=aws.glue_database, lake_bucket=aws.lake_bucket),
         "engine": AthenaEngine(
@@ -76,6 +77,11 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         else DayBuilder(),
         "arrivals": arrivals,
     }
+    if aws.web_log_group:
+        from analytics_pipeline.resources.aws.cloudwatch_logs import CloudWatchLogEvents
+
+        resources["web_logs"] = CloudWatchLogEvents(log_group=aws.web_log_group)
+    return resources
 
 
 RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
@@ -104,7 +110,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )
-    return dg.Definitions.merge(*datasets, lake_wide)
+    # The log export runs where there is a log group to export: the aws deployment.
+    exports = [web_log_export_definitions()] if settings.aws and settings.aws.web_log_group else []
+    return dg.Definitions.merge(*datasets, *exports, lake_wide)
 
 
 # This module is the entry point of the code server and of every run worker (workspace.yaml),

@@ -31,6 +31,8 @@ class AwsSettings:
     glue_database: str
     athena_workgroup: str
     landing_queue_url: str | None
+    # ANALYTICS_WEB_LOG_GROUP: the CloudWatch Logs group exported into landing/web_requests/.
+    web_log_group: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AwsSettings:
@@ -50,7 +52,11 @@ class AwsSettings:
         values = {field: environ[name] for field, name in required.items()}
         if not values["athena_output"].startswith("s3://"):
             raise ValueError("ANALYTICS_ATHENA_OUTPUT must be an s3:// URI")
-        return cls(**values, landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None)
+        return cls(
+            **values,
+            landing_queue_url=environ.get("ANALYTICS_LANDING_QUEUE_URL") or None,
+            web_log_group=environ.get("ANALYTICS_WEB_LOG_GROUP") or None,
+        )
 
 
 # Per ingest run Dagster stores a staged materialization for every day the run touched

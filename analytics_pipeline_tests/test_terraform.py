@@ -118,6 +118,7 @@ def test_terraform_env_renders_every_pipeline_variable_as_an_export() -> None:
         "export ANALYTICS_GLUE_DATABASE=value-of-glue_database",
         "export ANALYTICS_ATHENA_WORKGROUP=value-of-athena_workgroup",
         "export ANALYTICS_LANDING_QUEUE_URL='https://sqs/123/q?x=1&y=2'",
+        "export ANALYTICS_WEB_LOG_GROUP=value-of-web_log_group",
         "export AWS_REGION=value-of-region",
     ]
 
@@ -545,11 +546,27 @@ def test_pipeline_role_names_only_this_deployments_resources(
         f":table/{out['glue_database']}/",
         f":workgroup/{out['athena_workgroup']}",
         out["landing_queue_arn"],
+        f":log-group:{out['web_log_group']}",
     )
     catalog = f"arn:aws:glue:{REGION}:123456789012:catalog"
     foreign = [r for r in resources if r != catalog and not any(o in r for o in own)]
     assert foreign == []
     assert "*" not in resources
+
+
+@requires_terraform
+def test_pipeline_role_may_read_exactly_the_web_log_group(
+    applied_terraform: AppliedTerraform,
+) -> None:
+    out = applied_terraform.outputs
+    granted = _grants(_role_policy(applied_terraform, out["pipeline_role_arn"]))
+    group = f"arn:aws:logs:{REGION}:123456789012:log-group:{out['web_log_group']}"
+    assert sorted((a, r) for a, r in granted if a.startswith("logs:")) == [
+        ("logs:FilterLogEvents", group),
+        ("logs:FilterLogEvents", f"{group}:log-stream:*"),
+        ("logs:GetLogEvents", group),
+        ("logs:GetLogEvents", f"{group}:log-stream:*"),
+    ]
 
 
 @requires_terraform
@@ -609,6 +626,7 @@ def test_outputs_render_the_environment_the_aws_deployment_reads(
         glue_database=out["glue_database"],
         athena_workgroup=out["athena_workgroup"],
         landing_queue_url=out["landing_queue_url"],
+        web_log_group=out["web_log_group"],
     )
     assert env["AWS_REGION"] == REGION
 

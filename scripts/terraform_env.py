@@ -23,6 +23,7 @@ ENV_OUTPUTS: dict[str, str] = {
     "ANALYTICS_GLUE_DATABASE": "glue_database",
     "ANALYTICS_ATHENA_WORKGROUP": "athena_workgroup",
     "ANALYTICS_LANDING_QUEUE_URL": "landing_queue_url",
+    "ANALYTICS_WEB_LOG_GROUP": "web_log_group",
     "AWS_REGION": "region",
 }
 

@@ -62,6 +62,8 @@ data "aws_iam_policy_document" "analyst_trust" {
 # Pipeline
 
 data "aws_iam_policy_document" "pipeline" {
+  source_policy_documents = [data.aws_iam_policy_document.web_log_export.json]
+
   statement {
     sid       = "ListBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]

@@ -74,3 +74,8 @@ output "analyst_role_arn" {
   description = "Read-only role for querying through the workgroup."
   value       = aws_iam_role.analyst.arn
 }
+
+output "web_log_group" {
+  description = "ANALYTICS_WEB_LOG_GROUP: the log group exported into landing/web_requests/."
+  value       = var.web_log_group_name
+}

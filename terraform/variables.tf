@@ -155,3 +155,14 @@ variable "force_destroy_buckets" {
   type        = bool
   default     = false
 }
+
+variable "web_log_group_name" {
+  description = "CloudWatch Logs group of the web app's request logs, exported into landing/web_requests/ (ANALYTICS_WEB_LOG_GROUP)."
+  type        = string
+  default     = "/analytics/web-requests"
+
+  validation {
+    condition     = can(regex("^[.\\-_/#A-Za-z0-9]{1,512}$", var.web_log_group_name))
+    error_message = "web_log_group_name must be a CloudWatch Logs group name: 1-512 of letters, digits and . - _ / #."
+  }
+}

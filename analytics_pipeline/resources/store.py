@@ -134,6 +134,11 @@ class LakeStore(dg.ConfigurableResource):
         """archive_landing for one dataset; a store may work out what the dataset shares once."""
         return functools.partial(self.archive_landing, dataset)
 
+    def write_landing(self, dataset: str, key: str, data: bytes) -> None:
+        """Deliver a landing file as a producer would (whole, or not at all). Here the
+        landing dir sits in the lake; a remote store writes to its landing bucket."""
+        self.write_bytes(f"landing/{dataset}/{safe_relative(key)}", data)
+
     def write_bytes(self, path: str, data: bytes) -> None:
         raise NotImplementedError
 

@@ -261,6 +261,13 @@ class S3LakeStore(LakeStore):
 
     # lake objects
 
+    def write_landing(self, dataset: str, key: str, data: bytes) -> None:
+        s3_key = self._landing_key(dataset, key)
+        try:
+            self.s3_client().put_object(Bucket=self.landing_bucket, Key=s3_key, Body=data)
+        except ClientError as error:
+            raise s3_error("PutObject", self.landing_bucket, s3_key, error) from error
+
     def write_bytes(self, path: str, data: bytes) -> None:
         """One PUT, or a multipart upload above the threshold; both appear atomically."""
         if len(data) >= self.multipart_threshold_bytes:
