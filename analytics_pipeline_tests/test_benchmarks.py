@@ -47,3 +47,29 @@ def test_the_aws_sensor_tick_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SQS queue:" in result.stdout
+
+
+def test_the_spread_workloads_run_at_a_tiny_size_with_both_floors(tmp_path: Path):
+    args = ["--iot-rows", "4000", "--iot-days", "7", "--products-files", "30"]
+    args += ["--products-days", "7", "--backfill-days", "9"]
+    result = run_benchmark(tmp_path, "-m", "benchmarks.spread", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    names = [line.split(" | ")[0] for line in rows]
+    for expected in ("| IoT 4,000 rows", "| products 30 one-object", "| UI-style backfill"):
+        assert any(n.startswith(expected) for n in names), (expected, names)
+    # The Dagster floor replays the runs the pipeline made: ingest and ranged runs both.
+    assert all("ranged runs" in line and "0 materializations" not in line for line in rows)
+    assert any(", 1 ingest runs" in line or "1 ingest runs," in line for line in rows), rows
+
+
+def test_the_startup_and_automation_tick_benchmarks_run_at_a_tiny_size(tmp_path: Path):
+    startup = run_benchmark(tmp_path, "-m", "benchmarks.startup", "--repeat", "1", "--top", "3")
+    assert startup.returncode == 0, startup.stderr[-3000:]
+    assert "make process, empty lake: median" in startup.stdout
+    assert len([line for line in startup.stdout.splitlines() if line.startswith("  ")]) == 3
+    tick = run_benchmark(
+        tmp_path, "-m", "benchmarks.automation_tick", "--years", "0.02", "--ticks", "1"
+    )
+    assert tick.returncode == 0, tick.stderr[-3000:]
+    assert "| 0.02 years of products days |" in tick.stdout

@@ -1,0 +1,295 @@
+"""Workloads with a realistic spread of days, timed as a user runs them, against two floors.
+
+Each workload lands its files in a fresh lake and times `make process`'s command
+(`python -m analytics_pipeline.cli.process`) in a fresh subprocess, start-up included, with
+its peak memory (the child tree's max RSS from wait4). Beside it, measured in the same run:
+the DATA floor (pyarrow reading, casting and writing the same bytes to snappy Parquet, or
+reading the same small files and writing their days) and the DAGSTER floor (the recorded
+runs replayed as a no-op graph in a fresh subprocess: benchmarks/dagster_floor.py). The
+ratio wall / (data + Dagster) is the figure; its target is 1.25.
+
+    python -m benchmarks.spread                 # quick: a few minutes
+    python -m benchmarks.spread --full          # the issue's sizes
+    python -m benchmarks.spread --only iot --iot-rows 1000000 --iot-days 28
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.dagster_floor import record_shape, shape_summary
+from benchmarks.run import IOT_FILES, copy_iot_ndjson, gib
+
+PARTITIONS_START = "2020-01-01"
+IOT_FIRST_DAY = date(2024, 5, 1)
+PRODUCTS_FIRST_DAY = date(2024, 1, 1)
+TARGET = 1.25
+FULL = {
+    "iot_rows": 4_000_000,
+    "iot_days": 28,
+    "products_files": 100_000,
+    "products_days": 366,
+    "backfill_days": 1826,
+}
+
+
+def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time and peak RSS (the child tree's, from wait4) of one command, as it runs."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        return {
+            "seconds": seconds,
+            "stdout": out.read().decode(),
+            "peak_rss": usage.ru_maxrss * 1024,
+        }
+
+
+def lake_env(lake: Path) -> dict[str, str]:
+    home = lake / "dagster_home"
+    subprocess.run(
+        [sys.executable, "-m", "analytics_pipeline.cli.dagster_home", str(home)],
+        check=True,
+        capture_output=True,
+    )
+    return {
+        **os.environ,
+        "ANALYTICS_LAKE_DIR": str(lake),
+        "DAGSTER_HOME": str(home),
+        "ANALYTICS_PARTITIONS_START": PARTITIONS_START,
+        "ANALYTICS_LANDING_SETTLE_SECONDS": "0",
+    }
+
+
+def process(lake: Path, env: dict[str, str]) -> dict[str, Any]:
+    result = timed_child([sys.executable, "-m", "analytics_pipeline.cli.process"], env)
+    print(f"  make process {result['seconds']:.1f} s", flush=True)
+    if "failed runs: 0" not in result["stdout"]:
+        raise RuntimeError(f"make process reported failures:\n{result['stdout'][-3000:]}")
+    return result
+
+
+def dagster_floor(work: Path, shape: dict[str, Any]) -> float:
+    path = work / f"shape-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(shape))
+    seconds = timed_child([sys.executable, "-m", "benchmarks.dagster_floor", str(path)])["seconds"]
+    print(f"  Dagster floor {seconds:.1f} s: {shape_summary(shape)}", flush=True)
+    return float(seconds)
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+
+def generate_iot(landing: Path, rows: int, days: int) -> None:
+    import duckdb
+
+    landing.mkdir(parents=True, exist_ok=True)
+    per_file, devices = rows // IOT_FILES, 125
+    step = max(1, days * 86_400 * devices // max(per_file, 1))
+    con = duckdb.connect()
+    for f in range(IOT_FILES):
+        copy_iot_ndjson(
+            con,
+            landing / f"gw-{f:02d}.ndjson",
+            per_file,
+            deviceid=f"{1000 + f * devices} + i % {devices}",
+            seconds=f"(i // {devices}) * {step}",
+            first_day=IOT_FIRST_DAY.isoformat(),
+        )
+    con.close()
+
+
+def generate_products(landing: Path, files: int, days: int, first: date) -> None:
+    landing.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        day = first + timedelta(days=i % days)
+        (landing / f"{i}.json").write_text(
+            json.dumps({"id": i, "date": day.isoformat(), "product": "ABC"[i % 3]})
+        )
+
+
+def products_floor(source: str, out: str) -> dict[str, Any]:
+    """Read every small file, parse it, write one snappy Parquet file per day."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for path in Path(source).iterdir():
+        record = json.loads(path.read_bytes())
+        by_day.setdefault(record["date"], []).append(record)
+    for day, records in by_day.items():
+        pq.write_table(pa.Table.from_pylist(records), Path(out) / f"{day}.parquet")
+    return {"seconds": time.perf_counter() - started}
+
+
+def data_floor(kind: str, source: Path, work: Path) -> float:
+    out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
+    args = json.dumps({"source": str(source), "out": str(out)})
+    if kind == "iot":
+        cmd = [sys.executable, "-m", "benchmarks.run", "--child", "floor", "--child-args", args]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.spread", "--products-floor", args]
+    result = timed_child(cmd)
+    print(f"  data floor {result['seconds']:.1f} s (as a subprocess)", flush=True)
+    return float(json.loads(result["stdout"].strip().splitlines()[-1])["seconds"])
+
+
+def measure(
+    name: str, work: Path, kind: str, landing_files: int, days: int, generate: Any
+) -> list[dict[str, Any]]:
+    lake = Path(tempfile.mkdtemp(prefix=f"spread-{kind}-", dir=work))
+    dataset = "iot_sensor_data" if kind == "iot" else "products"
+    landing = lake / "landing" / dataset
+    print(f"{name}:", flush=True)
+    generate(landing)
+    source = Path(tempfile.mkdtemp(prefix="source-", dir=work))
+    for path in landing.iterdir():
+        os.link(path, source / path.name)
+    env = lake_env(lake)
+    run = process(lake, env)
+    shape = record_shape(Path(env["DAGSTER_HOME"]), PARTITIONS_START)
+    rows = [
+        row(
+            name,
+            run,
+            data_floor(kind, source, work),
+            dagster_floor(work, shape),
+            days,
+            landing_files,
+            shape_summary(shape),
+        )
+    ]
+    if kind == "products-backfill":
+        before = len(shape["runs"])
+        first = PRODUCTS_FIRST_DAY
+        last = first + timedelta(days=days - 1)
+        cmd = [sys.executable, "-m", "benchmarks.backfill", dataset, str(first), str(last)]
+        backfill = timed_child(cmd, env)
+        shape = record_shape(Path(env["DAGSTER_HOME"]), PARTITIONS_START)
+        shape["runs"] = shape["runs"][before:]
+        rows.append(
+            row(
+                f"UI-style backfill of the {days:,} product days (parquet, table, analytics)",
+                backfill,
+                0.0,
+                dagster_floor(work, shape),
+                days,
+                0,
+                shape_summary(shape),
+            )
+        )
+    return rows
+
+
+def row(
+    name: str,
+    run: dict[str, Any],
+    data: float,
+    floor: float,
+    days: int,
+    files: int,
+    shape: dict[str, int],
+) -> dict[str, Any]:
+    wall = run["seconds"]
+    return {
+        "workload": name,
+        "wall": wall,
+        "data": data,
+        "dagster": floor,
+        "ratio": wall / (data + floor),
+        "ms_per_day": wall * 1000 / days,
+        "files_per_s": files / wall if files else None,
+        "peak": run["peak_rss"],
+        "shape": shape,
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print()
+    print(
+        "| workload | wall (make process, start-up incl.) | data floor | Dagster floor | "
+        "wall / (data + Dagster) | target | ms per day | files/s | peak (upper bound) | runs |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rate = f"{r['files_per_s']:,.0f}" if r["files_per_s"] else ""
+        shape = ", ".join(f"{v:,} {k}" for k, v in r["shape"].items())
+        print(
+            f"| {r['workload']} | {r['wall']:.1f} s | {r['data']:.1f} s | {r['dagster']:.1f} s "
+            f"| **{r['ratio']:.2f}x** | <= {TARGET} | {r['ms_per_day']:.0f} | {rate} "
+            f"| {gib(r['peak'])} | {shape} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the issue's sizes")
+    parser.add_argument("--iot-rows", type=int, default=400_000)
+    parser.add_argument("--iot-days", type=int, default=28)
+    parser.add_argument("--products-files", type=int, default=10_000)
+    parser.add_argument("--products-days", type=int, default=366)
+    parser.add_argument("--backfill-days", type=int, default=365)
+    parser.add_argument("--only", nargs="*", default=["iot", "products", "backfill"])
+    parser.add_argument("--products-floor", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.products_floor:
+        print(json.dumps(products_floor(**json.loads(args.products_floor))))
+        return
+    if args.full:
+        for k, v in FULL.items():
+            setattr(args, k, v)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-spread-") as tmp:
+        work = Path(tmp)
+        for days in sorted({7, args.iot_days}) if "iot" in args.only else []:
+            rows += measure(
+                f"IoT {args.iot_rows:,} rows in {IOT_FILES} NDJSON files over {days} days",
+                work,
+                "iot",
+                IOT_FILES,
+                days,
+                lambda landing, d=days: generate_iot(landing, args.iot_rows, d),
+            )
+        for days in sorted({7, args.products_days}) if "products" in args.only else []:
+            rows += measure(
+                f"products {args.products_files:,} one-object files over {days} days",
+                work,
+                "products",
+                args.products_files,
+                days,
+                lambda landing, d=days: generate_products(
+                    landing, args.products_files, d, PRODUCTS_FIRST_DAY
+                ),
+            )
+        if "backfill" in args.only:
+            days = args.backfill_days
+            rows += measure(
+                f"products one file per day over {days:,} days (the backfill's setup)",
+                work,
+                "products-backfill",
+                days,
+                days,
+                lambda landing: generate_products(landing, days, days, PRODUCTS_FIRST_DAY),
+            )
+        print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
