@@ -56,6 +56,7 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, 
             raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
         return {
             "seconds": seconds,
+            "cpu": usage.ru_utime + usage.ru_stime,
             "stdout": out.read().decode(),
             "peak_rss": usage.ru_maxrss * 1024,
         }
@@ -79,7 +80,7 @@ def lake_env(lake: Path) -> dict[str, str]:
 
 def process(lake: Path, env: dict[str, str]) -> dict[str, Any]:
     result = timed_child([sys.executable, "-m", "analytics_pipeline.cli.process"], env)
-    print(f"  make process {result['seconds']:.1f} s", flush=True)
+    print(f"  make process {result['seconds']:.1f} s ({result['cpu']:.1f} CPU s)", flush=True)
     if "failed runs: 0" not in result["stdout"]:
         raise RuntimeError(f"make process reported failures:\n{result['stdout'][-3000:]}")
     return result
@@ -92,7 +93,8 @@ def dagster_floor(work: Path, shape: dict[str, Any]) -> float:
     seconds = result["seconds"]
     runs = json.loads(result["stdout"].strip().splitlines()[-1])["seconds"]
     print(
-        f"  Dagster floor {seconds:.1f} s ({runs:.1f} s of it after start-up): "
+        f"  Dagster floor {seconds:.1f} s ({result['cpu']:.1f} CPU s, "
+        f"{runs:.1f} s after start-up): "
         f"{shape_summary(shape)}",
         flush=True,
     )
@@ -217,6 +219,7 @@ def row(
     return {
         "workload": name,
         "wall": wall,
+        "cpu": run["cpu"],
         "data": data,
         "dagster": floor,
         "ratio": wall / (data + floor),
@@ -230,15 +233,17 @@ def row(
 def print_table(rows: list[dict[str, Any]]) -> None:
     print()
     print(
-        "| workload | wall (make process, start-up incl.) | data floor | Dagster floor | "
+        "| workload | wall (make process, start-up incl.) | its CPU s | data floor | "
+        "Dagster floor | "
         "wall / (data + Dagster) | target | ms per day | files/s | peak RSS | runs |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rate = f"{r['files_per_s']:,.1f}" if r["files_per_s"] else ""
         shape = ", ".join(f"{v:,} {k}" for k, v in r["shape"].items())
         print(
-            f"| {r['workload']} | {r['wall']:.1f} s | {r['data']:.1f} s | {r['dagster']:.1f} s "
+            f"| {r['workload']} | {r['wall']:.1f} s | {r['cpu']:.1f} | {r['data']:.1f} s "
+            f"| {r['dagster']:.1f} s "
             f"| **{r['ratio']:.2f}x** | <= {TARGET} | {r['ms_per_day']:.0f} | {rate} "
             f"| {gib(r['peak'])} | {shape} |"
         )
