@@ -53,7 +53,7 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, 
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
-            raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+            raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-8000:]}")
         return {
             "seconds": seconds,
             "cpu": usage.ru_utime + usage.ru_stime,
