@@ -1,21 +1,16 @@
-"""Workloads spread over days as in life, timed as a user runs them, against two floors.
+"""Workloads with a realistic spread of days, timed as a user runs them, against two floors.
 
-`python -m benchmarks.spread` runs `python -m analytics_pipeline.cli.process` (what `make
-process` runs) in a fresh process on a fresh lake and a fresh $DAGSTER_HOME: start-up,
-definitions, sensors, automation and every run included. Beside it, measured in the same
-run:
+Each workload lands its files in a fresh lake and times `make process`'s command
+(`python -m analytics_pipeline.cli.process`) in a fresh subprocess, start-up included, with
+its peak memory (the child tree's max RSS from wait4). Beside it, measured in the same run:
+the DATA floor (pyarrow reading, casting and writing the same bytes to snappy Parquet, or
+reading the same small files and writing their days) and the DAGSTER floor (the recorded
+runs replayed as a no-op graph in a fresh subprocess: benchmarks/dagster_floor.py). The
+ratio wall / (data + Dagster) is the figure; its target is 1.25.
 
-- the data floor: pyarrow doing the same data work (IoT: read_json + cast + snappy Parquet of
-  the same bytes; products: reading the same small files and writing each day's Parquet);
-- the Dagster floor: a no-op graph of the same shape in a fresh process (the same four daily
-  assets staged -> parquet -> table -> analytics, the same days, as many ingest runs each
-  reporting the same staged days, as many ranged runs, the same metadata entries per
-  day-partition), on a SQLite instance, start-up included.
-
-The target is wall <= 1.25 x (data floor + Dagster floor). Never a pass/fail test.
-
-    python -m benchmarks.spread          # quick: 20k product files / 366 days, 400k IoT rows / 28
-    python -m benchmarks.spread --full   # the issue's sizes: 100k files, 4M rows, 5 years of days
+    python -m benchmarks.spread                 # quick: a few minutes
+    python -m benchmarks.spread --full          # the issue's sizes
+    python -m benchmarks.spread --only iot --iot-rows 1000000 --iot-days 28
 """
 
 from __future__ import annotations
@@ -23,320 +18,289 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-FIRST_DAY = date(2021, 1, 1)
-ASSETS_PER_DAY = 4  # staged, parquet, table, analytics
+from benchmarks.dagster_floor import record_shape, shape_summary
+from benchmarks.run import IOT_FILES, copy_iot_ndjson, gib
+
+PARTITIONS_START = "2020-01-01"
+IOT_FIRST_DAY = date(2024, 5, 1)
+PRODUCTS_FIRST_DAY = date(2024, 1, 1)
 TARGET = 1.25
+FULL = {
+    "iot_rows": 4_000_000,
+    "iot_days": 28,
+    "products_files": 100_000,
+    "products_days": 366,
+    "backfill_days": 1826,
+}
 
 
-# --- measuring a command ------------------------------------------------------------------
+def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time and peak RSS (the child tree's, from wait4) of one command, as it runs."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.read().decode()[-8000:]}")
+        return {
+            "seconds": seconds,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "stdout": out.read().decode(),
+            "peak_rss": usage.ru_maxrss * 1024,
+        }
 
 
-def timed_command(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Wall seconds and peak RSS of one command, run from a small wrapper process so the
-    peak is that command's own (RUSAGE_CHILDREN of a process with one child)."""
-    wrapper = (
-        "import json, resource, subprocess, sys, time\n"
-        "cmd = json.loads(sys.argv[1])\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run(cmd, capture_output=True, text=True)\n"
-        "wall = time.perf_counter() - t\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
-        "print(json.dumps({'wall': wall, 'peak': peak, 'rc': p.returncode,"
-        " 'out': p.stdout[-4000:], 'err': p.stderr[-2000:]}))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", wrapper, json.dumps(cmd)],
-        env=env,
-        capture_output=True,
-        text=True,
+def lake_env(lake: Path) -> dict[str, str]:
+    home = lake / "dagster_home"
+    subprocess.run(
+        [sys.executable, "-m", "analytics_pipeline.cli.dagster_home", str(home)],
         check=True,
+        capture_output=True,
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["rc"] != 0:
-        raise RuntimeError(f"{cmd} failed ({result['rc']}): {result['err']}")
-    return result
-
-
-def process_command(lake: Path, home: Path) -> dict[str, Any]:
-    """`make process`'s command on this lake; its runs and day-partitions, from its output."""
-    env = {
+    return {
         **os.environ,
         "ANALYTICS_LAKE_DIR": str(lake),
         "DAGSTER_HOME": str(home),
-        "ANALYTICS_PARTITIONS_START": FIRST_DAY.isoformat(),
+        "ANALYTICS_PARTITIONS_START": PARTITIONS_START,
+        "ANALYTICS_LANDING_SETTLE_SECONDS": "0",
     }
-    env.pop("ANALYTICS_PIPELINE_ENV", None)
-    result = timed_command([sys.executable, "-m", "analytics_pipeline.cli.process"], env)
-    runs = re.search(r"ingest runs: (\d+), automation runs: (\d+)", result["out"])
-    if runs is None:
-        raise RuntimeError(f"unexpected output of make process: {result['out']}")
-    result["ingest_runs"], result["automation_runs"] = int(runs[1]), int(runs[2])
-    result["partitions"] = sum(
-        int(n) for n in re.findall(r"^\s+\S+: (\d+) partitions$", result["out"], re.M)
-    )
+
+
+def process(lake: Path, env: dict[str, str]) -> dict[str, Any]:
+    result = timed_child([sys.executable, "-m", "analytics_pipeline.cli.process"], env)
+    print(f"  make process {result['seconds']:.1f} s ({result['cpu']:.1f} CPU s)", flush=True)
+    if "failed runs: 0" not in result["stdout"]:
+        raise RuntimeError(f"make process reported failures:\n{result['stdout'][-3000:]}")
     return result
 
 
-def python_child(function: str, **kwargs: Any) -> dict[str, Any]:
-    """One of this module's floor functions in a fresh interpreter, start-up included."""
-    code = (
-        "import json, sys\n"
-        f"from benchmarks.spread import {function}\n"
-        f"print(json.dumps({function}(**json.loads(sys.argv[1]))))\n"
+def dagster_floor(work: Path, shape: dict[str, Any]) -> float:
+    path = work / f"shape-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(shape))
+    result = timed_child([sys.executable, "-m", "benchmarks.dagster_floor", str(path)])
+    seconds = result["seconds"]
+    runs = json.loads(result["stdout"].strip().splitlines()[-1])["seconds"]
+    print(
+        f"  Dagster floor {seconds:.1f} s ({result['cpu']:.1f} CPU s, "
+        f"{runs:.1f} s after start-up): "
+        f"{shape_summary(shape)}",
+        flush=True,
     )
-    return timed_command([sys.executable, "-c", code, json.dumps(kwargs)], dict(os.environ))
+    return float(seconds)
 
 
-# --- data ---------------------------------------------------------------------------------
+# --- workloads -------------------------------------------------------------------------------
 
 
-def day_of(i: int, days: int) -> date:
-    return FIRST_DAY + timedelta(days=i % days)
-
-
-def generate_products(landing: Path, files: int, days: int) -> None:
-    landing.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
-        record = {"id": i, "date": day_of(i, days).isoformat(), "product": "ABC"[i % 3]}
-        (landing / f"{i}.json").write_text(json.dumps(record))
-
-
-def generate_iot(landing: Path, rows: int, days: int, files: int = 8) -> None:
-    """`files` NDJSON files of string-valued readings spread evenly over `days` days."""
+def generate_iot(landing: Path, rows: int, days: int) -> None:
     import duckdb
 
-    from benchmarks.run import copy_iot_ndjson
-
     landing.mkdir(parents=True, exist_ok=True)
-    per_file = rows // files
+    per_file, devices = rows // IOT_FILES, 125
+    step = max(1, days * 86_400 * devices // max(per_file, 1))
     con = duckdb.connect()
-    for f in range(files):
+    for f in range(IOT_FILES):
         copy_iot_ndjson(
             con,
             landing / f"gw-{f:02d}.ndjson",
             per_file,
-            deviceid=f"{1000 + f * 125} + i % 125",
-            seconds=f"i * {days * 86_400} // {per_file}",
-            first_day=FIRST_DAY.isoformat(),
+            deviceid=f"{1000 + f * devices} + i % {devices}",
+            seconds=f"(i // {devices}) * {step}",
+            first_day=IOT_FIRST_DAY.isoformat(),
         )
     con.close()
 
 
-def fresh_lake(source: Path, dataset: str, work: Path) -> tuple[Path, Path]:
-    """A new lake whose landing holds hard links to the generated files, and a new home."""
-    lake = Path(tempfile.mkdtemp(prefix=f"lake-{dataset}-", dir=work))
-    landing = lake / "landing" / dataset
-    landing.mkdir(parents=True)
-    for path in source.iterdir():
-        os.link(path, landing / path.name)
-    return lake, Path(tempfile.mkdtemp(prefix="home-", dir=work))
+def generate_products(landing: Path, files: int, days: int, first: date) -> None:
+    landing.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        day = first + timedelta(days=i % days)
+        (landing / f"{i}.json").write_text(
+            json.dumps({"id": i, "date": day.isoformat(), "product": "ABC"[i % 3]})
+        )
 
 
-# --- floors (run in a fresh interpreter by python_child) ----------------------------------
-
-
-def data_floor_products(source: str, out: str) -> dict[str, Any]:
-    """Read every small file, parse it, write each day's rows as one snappy Parquet file."""
+def products_floor(source: str, out: str) -> dict[str, Any]:
+    """Read every small file, parse it, write one snappy Parquet file per day."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    started = time.perf_counter()
     by_day: dict[str, list[dict[str, Any]]] = {}
-    with os.scandir(source) as entries:
-        for entry in entries:
-            with open(entry.path, "rb") as f:
-                record = json.loads(f.read())
-            by_day.setdefault(record["date"], []).append(record)
-    for dt, records in by_day.items():
-        pq.write_table(pa.Table.from_pylist(records), f"{out}/{dt}.parquet", compression="snappy")
-    return {"days": len(by_day)}
+    for path in Path(source).iterdir():
+        record = json.loads(path.read_bytes())
+        by_day.setdefault(record["date"], []).append(record)
+    for day, records in by_day.items():
+        pq.write_table(pa.Table.from_pylist(records), Path(out) / f"{day}.parquet")
+    return {"seconds": time.perf_counter() - started}
 
 
-def data_floor_iot(source: str, out: str) -> dict[str, Any]:
-    """pyarrow read_json of the same bytes, cast to the table's types, snappy Parquet."""
-    import pyarrow as pa
-    import pyarrow.json as pj
-    import pyarrow.parquet as pq
-
-    from analytics_pipeline.datasets import dataset
-
-    spec = dataset("iot_sensor_data")
-    strings = pa.schema([(f.name, pa.string()) for f in spec.fields])
-    typed = spec.table_arrow_schema(spec.tables[0])
-    for path in sorted(Path(source).iterdir()):
-        options = pj.ParseOptions(explicit_schema=strings)
-        table = pj.read_json(path, parse_options=options).cast(typed)
-        pq.write_table(table, f"{out}/{path.stem}.parquet", compression="snappy")
-    return {}
-
-
-def dagster_floor(days: int, ingest_runs: int, ranged_runs: int, home: str) -> dict[str, Any]:
-    """The same Dagster work with no data work: staged days reported by each ingest run,
-    then parquet -> table -> analytics over the days in `ranged_runs` ranged runs, each
-    day-partition with two metadata entries and each run with a folded result."""
-    import dagster as dg
-
-    from analytics_pipeline.cli.dagster_home import ensure_dagster_home
-
-    partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat())
-    keys = [(FIRST_DAY + timedelta(days=d)).isoformat() for d in range(days)]
-    policy = dg.BackfillPolicy.single_run()
-
-    def noop_layer(name: str, dep: str) -> dg.AssetsDefinition:
-        @dg.asset(name=name, deps=[dep], partitions_def=partitions, backfill_policy=policy)
-        def layer(context):  # type: ignore[no-untyped-def]  # dg is imported in this function
-            for dt in context.partition_keys:
-                context.add_asset_metadata({"rows": 1, "files": 1}, partition_key=dt)
-            return dg.MaterializeResult(metadata={"run_days": len(context.partition_keys)})
-
-        return layer
-
-    staged = dg.AssetSpec("staged", partitions_def=partitions)
-
-    @dg.op(out={})
-    def stage():  # type: ignore[no-untyped-def]
-        for dt in keys:
-            yield dg.AssetMaterialization(
-                "staged", partition=dt, metadata={"rows_added": 1, "batch_id": "b", "files": 1}
-            )
-
-    @dg.job
-    def ingest() -> None:
-        stage()
-
-    layers = [noop_layer("parquet", "staged"), noop_layer("table", "parquet")]
-    layers.append(noop_layer("analytics", "table"))
-    defs = dg.Definitions(assets=[staged, *layers], jobs=[ingest])
-    build = defs.get_implicit_global_asset_job_def()
-    ensure_dagster_home(Path(home))
-    chunk = -(-days // max(ranged_runs, 1))
-    with dg.DagsterInstance.local_temp(home) as instance:
-        for _ in range(ingest_runs):
-            defs.get_job_def("ingest").execute_in_process(instance=instance)
-        for start in range(0, days, chunk):
-            span = keys[start : start + chunk]
-            build.execute_in_process(
-                instance=instance,
-                asset_selection=[dg.AssetKey(n) for n in ("parquet", "table", "analytics")],
-                tags={
-                    "dagster/asset_partition_range_start": span[0],
-                    "dagster/asset_partition_range_end": span[-1],
-                },
-            )
-    return {}
-
-
-# --- figures ------------------------------------------------------------------------------
-
-
-def workload(
-    name: str, dataset: str, source: Path, work: Path, data_floor: str, units: tuple[int, str]
-) -> dict[str, Any]:
-    lake, home = fresh_lake(source, dataset, work)
-    wall = process_command(lake, home)
+def data_floor(kind: str, source: Path, work: Path) -> float:
     out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
-    data = python_child(data_floor, source=str(source), out=str(out))
-    days = len({p.name for p in (lake / "parquet" / dataset).glob("dt=*")})
-    floor_home = Path(tempfile.mkdtemp(prefix="floor-home-", dir=work))
-    dagster = python_child(
-        "dagster_floor",
-        days=days,
-        ingest_runs=wall["ingest_runs"],
-        ranged_runs=max(1, wall["automation_runs"]),
-        home=str(floor_home),
-    )
-    floors = data["wall"] + dagster["wall"]
-    count, unit = units
+    args = json.dumps({"source": str(source), "out": str(out)})
+    if kind == "iot":
+        cmd = [sys.executable, "-m", "benchmarks.run", "--child", "floor", "--child-args", args]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.spread", "--products-floor", args]
+    result = timed_child(cmd)
+    print(f"  data floor {result['seconds']:.1f} s (as a subprocess)", flush=True)
+    return float(json.loads(result["stdout"].strip().splitlines()[-1])["seconds"])
+
+
+def measure(
+    name: str, work: Path, kind: str, landing_files: int, days: int, generate: Any
+) -> list[dict[str, Any]]:
+    lake = Path(tempfile.mkdtemp(prefix=f"spread-{kind}-", dir=work))
+    dataset = "iot_sensor_data" if kind == "iot" else "products"
+    landing = lake / "landing" / dataset
+    print(f"{name}:", flush=True)
+    generate(landing)
+    source = Path(tempfile.mkdtemp(prefix="source-", dir=work))
+    for path in landing.iterdir():
+        os.link(path, source / path.name)
+    env = lake_env(lake)
+    run = process(lake, env)
+    shape = record_shape(Path(env["DAGSTER_HOME"]), PARTITIONS_START)
+    rows = [
+        row(
+            name,
+            run,
+            data_floor(kind, source, work),
+            dagster_floor(work, shape),
+            days,
+            landing_files,
+            shape_summary(shape),
+        )
+    ]
+    if kind == "products-backfill":
+        before = len(shape["runs"])
+        first = PRODUCTS_FIRST_DAY
+        last = first + timedelta(days=days - 1)
+        cmd = [sys.executable, "-m", "benchmarks.backfill", dataset, str(first), str(last)]
+        backfill = timed_child(cmd, env)
+        shape = record_shape(Path(env["DAGSTER_HOME"]), PARTITIONS_START)
+        shape["runs"] = shape["runs"][before:]
+        rows.append(
+            row(
+                f"UI-style backfill of the {days:,} product days (parquet, table, analytics)",
+                backfill,
+                0.0,
+                dagster_floor(work, shape),
+                days,
+                0,
+                shape_summary(shape),
+            )
+        )
+    return rows
+
+
+def row(
+    name: str,
+    run: dict[str, Any],
+    data: float,
+    floor: float,
+    days: int,
+    files: int,
+    shape: dict[str, int],
+) -> dict[str, Any]:
+    wall = run["seconds"]
     return {
         "workload": name,
-        "wall_s": wall["wall"],
-        "data_floor_s": data["wall"],
-        "dagster_floor_s": dagster["wall"],
-        "ratio": wall["wall"] / floors,
-        "days": days,
-        "ms_per_day_partition": 1000 * wall["wall"] / max(1, days * ASSETS_PER_DAY),
-        "rate": f"{count / wall['wall']:,.0f} {unit}/s",
-        "runs": f"{wall['ingest_runs']} ingest + {wall['automation_runs']} automation",
-        "peak_gib": wall["peak"] / 2**30,
-    }
-
-
-def start_up(work: Path, repeat: int) -> dict[str, Any]:
-    """`make process`'s command on an empty lake, median of `repeat`."""
-    walls = []
-    for _ in range(repeat):
-        lake = Path(tempfile.mkdtemp(prefix="empty-", dir=work))
-        home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
-        walls.append(process_command(lake, home)["wall"])
-    return {
-        "workload": "start-up: make process on an empty lake",
-        "wall_s": statistics.median(walls),
+        "wall": wall,
+        "cpu": run["cpu"],
+        "data": data,
+        "dagster": floor,
+        "ratio": wall / (data + floor),
+        "ms_per_day": wall * 1000 / days,
+        "files_per_s": files / wall if files else None,
+        "peak": run["peak_rss"],
+        "shape": shape,
     }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    print()
     print(
-        "\n| workload | wall (command) | data floor | Dagster floor | wall / floors "
-        f"(target <= {TARGET}) | days | ms per day-partition | rate | runs | peak |"
+        "| workload | wall (make process, start-up incl.) | its CPU s | data floor | "
+        "Dagster floor | "
+        "wall / (data + Dagster) | target | ms per day | files/s | peak RSS | runs |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        if "ratio" not in r:
-            print(f"| {r['workload']} | {r['wall_s']:.2f} s (target <= 2 s) | | | | | | | | |")
-            continue
+        rate = f"{r['files_per_s']:,.1f}" if r["files_per_s"] else ""
+        shape = ", ".join(f"{v:,} {k}" for k, v in r["shape"].items())
         print(
-            f"| {r['workload']} | {r['wall_s']:.1f} s | {r['data_floor_s']:.1f} s "
-            f"| {r['dagster_floor_s']:.1f} s | {r['ratio']:.2f}x | {r['days']} "
-            f"| {r['ms_per_day_partition']:.0f} | {r['rate']} | {r['runs']} "
-            f"| {r['peak_gib']:.2f} GiB |"
+            f"| {r['workload']} | {r['wall']:.1f} s | {r['cpu']:.1f} | {r['data']:.1f} s "
+            f"| {r['dagster']:.1f} s "
+            f"| **{r['ratio']:.2f}x** | <= {TARGET} | {r['ms_per_day']:.0f} | {rate} "
+            f"| {gib(r['peak'])} | {shape} |"
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products-files", type=int, default=20_000)
-    parser.add_argument("--products-days", type=int, default=366)
-    parser.add_argument("--iot-rows", type=int, default=400_000)
-    parser.add_argument("--iot-days", type=int, default=28)
-    parser.add_argument("--backfill-days", type=int, default=0, help="products over N days")
-    parser.add_argument("--start-repeat", type=int, default=5)
     parser.add_argument("--full", action="store_true", help="the issue's sizes")
-    args = parser.parse_args(argv)
+    parser.add_argument("--iot-rows", type=int, default=200_000)
+    parser.add_argument("--iot-days", type=int, default=28)
+    parser.add_argument("--products-files", type=int, default=5_000)
+    parser.add_argument("--products-days", type=int, default=366)
+    parser.add_argument("--backfill-days", type=int, default=200)
+    parser.add_argument("--only", nargs="*", default=["iot", "products", "backfill"])
+    parser.add_argument("--products-floor", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.products_floor:
+        print(json.dumps(products_floor(**json.loads(args.products_floor))))
+        return
     if args.full:
-        args.products_files, args.iot_rows, args.backfill_days = 100_000, 4_000_000, 1826
-    rows = []
+        for k, v in FULL.items():
+            setattr(args, k, v)
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-spread-") as tmp:
         work = Path(tmp)
-        rows.append(start_up(work, args.start_repeat))
-        print_table(rows[-1:])
-        shapes = [
-            ("products", args.products_files, args.products_days, "files"),
-            ("iot_sensor_data", args.iot_rows, args.iot_days, "rows"),
-        ]
-        if args.backfill_days:
-            files = max(args.products_files // 5, args.backfill_days)
-            shapes.append(("products", files, args.backfill_days, "files"))
-        for dataset, count, days, unit in shapes:
-            source = work / f"source-{dataset}-{days}"
-            if dataset == "products":
-                generate_products(source, count, days)
-            else:
-                generate_iot(source, count, days)
-            floor = "data_floor_products" if dataset == "products" else "data_floor_iot"
-            name = f"{dataset}: {count:,} {unit} over {days} days"
-            rows.append(workload(name, dataset, source, work, floor, (count, unit)))
-            print_table(rows[-1:])
-    print_table(rows)
-    return 0
+        for days in sorted({7, args.iot_days}) if "iot" in args.only else []:
+            rows += measure(
+                f"IoT {args.iot_rows:,} rows in {IOT_FILES} NDJSON files over {days} days",
+                work,
+                "iot",
+                IOT_FILES,
+                days,
+                lambda landing, d=days: generate_iot(landing, args.iot_rows, d),
+            )
+        for days in sorted({7, args.products_days}) if "products" in args.only else []:
+            rows += measure(
+                f"products {args.products_files:,} one-object files over {days} days",
+                work,
+                "products",
+                args.products_files,
+                days,
+                lambda landing, d=days: generate_products(
+                    landing, args.products_files, d, PRODUCTS_FIRST_DAY
+                ),
+            )
+        if "backfill" in args.only:
+            days = args.backfill_days
+            rows += measure(
+                f"products one file per day over {days:,} days (the backfill's setup)",
+                work,
+                "products-backfill",
+                days,
+                days,
+                lambda landing: generate_products(landing, days, days, PRODUCTS_FIRST_DAY),
+            )
+        print_table(rows)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
