@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
@@ -91,6 +89,8 @@ class DuckDBCatalog(Catalog):
             return _CatalogState({}, {})
         # ATTACH into a private in-memory database: connect(path) hands back a user's open
         # instance of this path, which still reads the replaced file (registrations lost).
+        import duckdb  # lazily: loading the definitions must not pay for it
+
         con = duckdb.connect()
         try:
             con.execute(
@@ -126,6 +126,8 @@ class DuckDBCatalog(Catalog):
     def _write(self, state: _CatalogState) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
+        import duckdb
+
         con = duckdb.connect(str(tmp))
         try:
             con.execute("CREATE TABLE _tables (name VARCHAR, columns VARCHAR, description VARCHAR)")

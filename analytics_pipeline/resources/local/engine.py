@@ -6,9 +6,6 @@ import functools
 import time
 from pathlib import Path
 
-import duckdb
-import sqlglot
-
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
@@ -18,6 +15,8 @@ from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 def athena_to_duckdb(sql: str) -> str:
     """Transpile Athena (Trino) SQL; raises sqlglot.ParseError on SQL Athena would reject.
     Remembered: a run sends the same statements day after day."""
+    import sqlglot  # lazily: ~0.5 s to import, needed only when a query runs
+
     statements = sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
@@ -33,6 +32,8 @@ class DuckDBEngine(QueryEngine):
         sql = athena_to_duckdb(athena_sql)
         catalog = Path(self.lake_dir).resolve() / CATALOG_FILE
         started = time.monotonic()
+        import duckdb  # lazily: loading the definitions must not pay for it
+
         con = duckdb.connect()
         try:
             if catalog.exists():
