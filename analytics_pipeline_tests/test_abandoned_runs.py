@@ -16,6 +16,7 @@ import pytest
 from dagster._core.events import EngineEventData
 
 from analytics_pipeline.cli.dagster_home import (
+    DEQUEUE_INTERVAL_SECONDS,
     FREE_SLOTS_AFTER_RUN_END_SECONDS,
     ensure_dagster_home,
 )
@@ -153,6 +154,10 @@ def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) ->
         assert instance.run_monitoring_enabled  # the daemon that frees them runs
         settings = instance.run_monitoring_settings
         assert settings["free_slots_after_run_end_seconds"] == FREE_SLOTS_AFTER_RUN_END_SECONDS
+        # Queued runs are picked up every DEQUEUE_INTERVAL_SECONDS, not Dagster's default 5 s.
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, dg.QueuedRunCoordinator)
+        assert coordinator.dequeue_interval_seconds == DEQUEUE_INTERVAL_SECONDS
 
 
 def test_a_run_created_but_never_started_by_a_dead_owner_is_marked_failed(home: Path) -> None:

@@ -4,7 +4,10 @@
 exclusive, so a second run of a table queues in Dagster rather than waiting inside its step.
 That is scheduling, not safety: every write takes the table's lake lock
 (`LakeStore.table_lock`), so an instance without this setting (or with its own dagster.yaml)
-still has one writer per table. `run_monitoring` has the daemon free the pool slots a run
+still has one writer per table. The queued run coordinator checks its queue every
+DEQUEUE_INTERVAL_SECONDS (Dagster's default is 5 s): a dropped file's runs start sooner, and
+the check is one query of the run storage, so the idle daemon barely notices. `run_monitoring` has
+the daemon free the pool slots a run
 still holds once it has ended (killed, then marked failed): otherwise a dead run's slot
 queues its table's writes for ever. An existing dagster.yaml is only added to, never
 rewritten.
@@ -28,6 +31,12 @@ RUN_MONITORING = (
     f"  free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}\n"
 )
 
+DEQUEUE_INTERVAL_SECONDS = 1
+RUN_COORDINATOR = (
+    "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
+    f"  config:\n    dequeue_interval_seconds: {DEQUEUE_INTERVAL_SECONDS}\n"
+)
+
 
 def ensure_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
@@ -49,6 +58,8 @@ def ensure_dagster_home(home: Path) -> Path:
             f"{config}: has a run_monitoring section without free_slots_after_run_end_seconds; "
             "add it so a killed run's pool slots are freed"
         )
+    if "run_coordinator:" not in text:
+        text += RUN_COORDINATOR
     config.write_text(text)
     return config
 

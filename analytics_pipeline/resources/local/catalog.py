@@ -18,10 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
@@ -95,6 +91,8 @@ class DuckDBCatalog(Catalog):
             return _CatalogState({}, {})
         # ATTACH into a private in-memory database: connect(path) hands back a user's open
         # instance of this path, which still reads the replaced file (registrations lost).
+        import duckdb  # lazily: loading the definitions must not pay for it
+
         con = duckdb.connect()
         try:
             con.execute(
@@ -138,6 +136,8 @@ class DuckDBCatalog(Catalog):
     def _write(self, state: _CatalogState) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
+        import duckdb
+
         con = duckdb.connect(str(tmp))
         try:
             con.execute("CREATE TABLE _tables (name VARCHAR, columns VARCHAR, description VARCHAR)")
@@ -173,6 +173,9 @@ def _file_schema(known: dict[str, str | None], location: str) -> str | None:
     """A day file's column names and types, read from its footer once and then remembered;
     None when it cannot be read (the view then reads it with the others of unknown schema)."""
     if known.get(location) is None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         try:
             schema = pq.read_schema(location)
             known[location] = json.dumps([[f.name, str(f.type)] for f in schema])

@@ -6,12 +6,14 @@ import functools
 import threading
 import time
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @functools.lru_cache(maxsize=512)
@@ -67,6 +69,8 @@ def _snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     with _snapshots_lock:
         cached = _snapshots.get(catalog)
         if cached is None or cached[0] != version:
+            import duckdb  # lazily: loading the definitions must not pay for it
+
             con = duckdb.connect()
             if version != NO_CATALOG:
                 con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS lake (READ_ONLY)")
