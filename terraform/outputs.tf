@@ -74,3 +74,8 @@ output "analyst_role_arn" {
   description = "Read-only role for querying through the workgroup."
   value       = aws_iam_role.analyst.arn
 }
+
+output "dagster" {
+  description = "Dagster on ECS (null unless dagster_vpc_id is set): image repository, cluster, UI URL, alerts topic, database."
+  value       = one(module.dagster[*])
+}
