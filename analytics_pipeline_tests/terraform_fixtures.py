@@ -47,7 +47,11 @@ requires_terraform = pytest.mark.skipif(
 )
 
 # Services the configuration calls; all served by the one moto server.
-_ENDPOINT_SERVICES = ("athena", "glue", "iam", "s3", "sqs", "sts")
+_ENDPOINT_SERVICES = (
+    *("athena", "glue", "iam", "s3", "sqs", "sts"),
+    # Dagster on ECS (terraform/modules/dagster), when dagster_vpc_id is set.
+    *("ec2", "ecr", "ecs", "elbv2", "kms", "logs", "rds", "sns"),
+)
 
 _MOTO_OVERRIDE = """\
 # Written by the tests only: terraform merges this into providers.tf's provider block.
@@ -206,6 +210,7 @@ class AppliedTerraform:
     outputs: dict[str, Any]
     workdir: Path
     env: dict[str, str] = field(repr=False)
+    variables: tuple[str, ...] = ()
     destroyed: bool = False
 
     def client(self, service: str) -> Any:
@@ -228,30 +233,35 @@ class AppliedTerraform:
         }
 
     def destroy(self) -> subprocess.CompletedProcess[str]:
-        result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS)
+        result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS, *self.variables)
         self.destroyed = True
         return result
+
+
+def apply_configuration(endpoint_url: str, root: Path, *variables: str) -> AppliedTerraform:
+    """terraform/ applied to the moto server at endpoint_url with extra `-var=...` arguments."""
+    if TERRAFORM is None:
+        pytest.skip("the terraform binary is not on PATH")
+    workdir = copy_configuration(root / "terraform")
+    (workdir / "moto_override.tf").write_text(moto_override(endpoint_url))
+    env = terraform_env(root / "home")
+    run_terraform(workdir, env, *init_args())
+    run_terraform(workdir, env, "apply", *APPLY_ARGS, *variables)
+    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
+    return AppliedTerraform(
+        endpoint_url=endpoint_url,
+        outputs={name: entry["value"] for name, entry in document.items()},
+        workdir=workdir,
+        env=env,
+        variables=variables,
+    )
 
 
 @pytest.fixture(scope="module")
 def applied_terraform(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    if TERRAFORM is None:
-        pytest.skip("the terraform binary is not on PATH")
-    root = tmp_path_factory.mktemp("terraform-moto")
-    workdir = copy_configuration(root / "terraform")
-    (workdir / "moto_override.tf").write_text(moto_override(moto_endpoint))
-    env = terraform_env(root / "home")
-    run_terraform(workdir, env, *init_args())
-    run_terraform(workdir, env, "apply", *APPLY_ARGS)
-    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
-    applied = AppliedTerraform(
-        endpoint_url=moto_endpoint,
-        outputs={name: entry["value"] for name, entry in document.items()},
-        workdir=workdir,
-        env=env,
-    )
+    applied = apply_configuration(moto_endpoint, tmp_path_factory.mktemp("terraform-moto"))
     yield applied
     if not applied.destroyed:
         applied.destroy()

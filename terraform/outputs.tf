@@ -79,3 +79,8 @@ output "web_log_group" {
   description = "ANALYTICS_WEB_LOG_GROUP: the log group exported into landing/web_requests/."
   value       = var.web_log_group_name
 }
+
+output "dagster" {
+  description = "Dagster on ECS (null unless dagster_vpc_id is set): image repository, cluster, UI URL, alerts topic, database."
+  value       = one(module.dagster[*])
+}

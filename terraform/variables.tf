@@ -166,3 +166,96 @@ variable "web_log_group_name" {
     error_message = "web_log_group_name must be a CloudWatch Logs group name: 1-512 of letters, digits and . - _ / #."
   }
 }
+
+# Dagster on ECS (dagster.tf)
+
+variable "dagster_vpc_id" {
+  description = "VPC to run Dagster in (ECS Fargate services, RDS PostgreSQL, load balancer); null deploys the lake only."
+  type        = string
+  default     = null
+}
+
+variable "dagster_subnet_ids" {
+  description = "Private subnets (two or more Availability Zones) of the Dagster tasks and database, with a route to the AWS APIs (NAT gateway or VPC endpoints)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.dagster_vpc_id == null || length(var.dagster_subnet_ids) >= 2
+    error_message = "dagster_subnet_ids needs subnets in at least two Availability Zones (RDS and the load balancer require it)."
+  }
+}
+
+variable "dagster_load_balancer_subnet_ids" {
+  description = "Subnets of the UI's load balancer; null uses dagster_subnet_ids (internal). Public subnets only together with dagster_authentication."
+  type        = list(string)
+  default     = null
+}
+
+variable "dagster_allowed_cidr_blocks" {
+  description = "Networks that may open the Dagster UI through the load balancer."
+  type        = list(string)
+  default     = ["10.0.0.0/8"]
+}
+
+variable "dagster_authentication" {
+  description = "null (default): the UI's load balancer is internal, plain HTTP. Set certificate_arn and exactly one of oidc or cognito for an internet-facing HTTPS ALB that signs users in first."
+  type = object({
+    certificate_arn = string
+    oidc = optional(object({
+      issuer                 = string
+      authorization_endpoint = string
+      token_endpoint         = string
+      user_info_endpoint     = string
+      client_id              = string
+      client_secret          = string
+    }))
+    cognito = optional(object({
+      user_pool_arn       = string
+      user_pool_client_id = string
+      user_pool_domain    = string
+    }))
+  })
+  default = null
+}
+
+variable "dagster_image_tag" {
+  description = "Tag of the image in the Dagster ECR repository the services and runs use (tags are immutable: push a new tag per release)."
+  type        = string
+  default     = "latest"
+}
+
+variable "alert_email" {
+  description = "E-mail address subscribed to the alerts topic (run failures, failed checks, freshness misses); null for none."
+  type        = string
+  default     = null
+}
+
+variable "dagster_log_retention_days" {
+  description = "Days the Dagster containers' CloudWatch logs are kept."
+  type        = number
+  default     = 365
+}
+
+variable "dagster_db_instance_class" {
+  description = "RDS instance class of Dagster's PostgreSQL."
+  type        = string
+  default     = "db.t4g.micro"
+}
+
+variable "dagster_db_backup_retention_days" {
+  description = "Days of automated backups of Dagster's PostgreSQL."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.dagster_db_backup_retention_days >= 1 && var.dagster_db_backup_retention_days <= 35
+    error_message = "dagster_db_backup_retention_days must be 1 to 35 (0 would turn backups off)."
+  }
+}
+
+variable "dagster_deletion_protection" {
+  description = "Refuse to delete Dagster's database and load balancer; set false before `terraform destroy`."
+  type        = bool
+  default     = true
+}

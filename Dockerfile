@@ -1,0 +1,44 @@
+# One image for every Dagster process of the aws deployment: the webserver, the daemon and
+# the run workers the ECS run launcher starts (each run is a Fargate task of this image).
+#   webserver: dagster-webserver -h 0.0.0.0 -p 3000 -w workspace.yaml
+#   daemon:    dagster-daemon run -w workspace.yaml
+# deploy/entrypoint.sh renders $DAGSTER_HOME/dagster.yaml from the environment first.
+
+# Build stage: uv resolves nothing, it installs exactly uv.lock (no dev group) into /app/.venv
+# and compiles the bytecode, so a container starts without writing .pyc files.
+FROM python:3.11.7-slim-bookworm AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1
+WORKDIR /app
+# Dependencies first: this layer is rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project --compile-bytecode
+COPY analytics_pipeline ./analytics_pipeline
+RUN uv sync --frozen --no-dev --no-editable --compile-bytecode
+
+# Final stage: the interpreter, the virtual environment and the few files read at run time;
+# no uv, no compilers, no caches.
+FROM python:3.11.7-slim-bookworm
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --home-dir /app --no-create-home dagster \
+    && mkdir -p /opt/dagster/home \
+    && chown dagster:dagster /opt/dagster/home
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DAGSTER_HOME=/opt/dagster/home \
+    ANALYTICS_PIPELINE_ENV=aws
+WORKDIR /app
+COPY --from=build --chown=root:root /app/.venv /app/.venv
+COPY --chown=root:root workspace.yaml ./
+COPY --chown=root:root terraform/tables.json ./terraform/tables.json
+COPY --chown=root:root --chmod=755 deploy/entrypoint.sh /usr/local/bin/entrypoint.sh
+USER 10001:10001
+# ECS defines each container's health check for its own command (the webserver answers /server_info,
+# the daemon has no port), so the image declares none.
+# checkov:skip=CKV_DOCKER_2:health checks are set per container in the ECS task definitions
+EXPOSE 3000
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]

