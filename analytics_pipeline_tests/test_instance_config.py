@@ -147,3 +147,17 @@ def test_cli_writes_into_dagster_home(tmp_path: Path, postgres_env: dict[str, st
         "env": "DAGSTER_PG_PASSWORD"
     }
     assert "run_launcher" not in written
+
+
+@pytest.mark.usefixtures("aws")
+def test_ecs_launcher_config_loads_under_moto(
+    postgres_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ECS launcher section is accepted by Dagster's own schema and the launcher is built."""
+    write_instance_config(
+        tmp_path / "dagster.yaml", {**postgres_env, "DAGSTER_RUN_LAUNCHER": "ecs"}
+    )
+    for name, value in postgres_env.items():
+        monkeypatch.setenv(name, value)
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_launcher).__name__ == "EcsRunLauncher"
