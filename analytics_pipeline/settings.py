@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 
 # The source checkout, for the repository tools (terraform/tables.json); not for data.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +76,8 @@ class Settings:
     athena_compaction: tuple[str, ...] = ()
     # An ingest run takes at most ingest_batch_files files and this many bytes of them.
     ingest_batch_bytes: int = DEFAULT_INGEST_BATCH_BYTES
+    # Relational source -> its SQLAlchemy URL (ANALYTICS_<SOURCE>_DB_URL, else the lake's SQLite).
+    source_db_urls: dict[str, str] = field(default_factory=dict)
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -109,6 +113,10 @@ class Settings:
         return cls(
             env=env,
             lake_dir=lake_dir.resolve(),
+            source_db_urls={
+                MOVIE_RENTAL.name: environ.get(MOVIE_RENTAL.url_env_var)
+                or f"sqlite:///{lake_dir.resolve() / MOVIE_RENTAL.default_file}"
+            },
             partitions_start=date.fromisoformat(
                 environ.get("ANALYTICS_PARTITIONS_START", DEFAULT_PARTITIONS_START)
             ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental_database
@@ -43,3 +45,23 @@ def test_every_rental_date_lies_in_the_requested_days(source_db_url: str) -> Non
     finally:
         engine.dispose()
     assert len({str(day)[:10] for day in days}) == 4
+
+
+def test_the_source_url_comes_from_its_env_var_or_defaults_to_the_lakes_sqlite(
+    tmp_path: Path,
+) -> None:
+    from analytics_pipeline.settings import Settings
+
+    default = Settings.from_env({"ANALYTICS_LAKE_DIR": str(tmp_path)})
+    expected = f"sqlite:///{tmp_path.resolve()}/sources/movie_rental.sqlite"
+    assert default.source_db_urls == {"movie_rental": expected}
+    chosen = Settings.from_env({"ANALYTICS_MOVIE_RENTAL_DB_URL": "postgresql://h/db"})
+    assert chosen.source_db_urls == {"movie_rental": "postgresql://h/db"}
+
+
+def test_sample_data_writes_the_movie_rental_database_under_the_lake(tmp_path: Path) -> None:
+    from analytics_pipeline.cli.sample_data import main
+
+    assert main(["--lake-dir", str(tmp_path), "--days", "2", "--scale", "0.05"]) == 0
+    counts = _counts(f"sqlite:///{tmp_path}/sources/movie_rental.sqlite")
+    assert counts["rental"] > 0 and counts["film"] > 0

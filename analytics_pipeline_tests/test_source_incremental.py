@@ -15,6 +15,7 @@ from analytics_pipeline.cli.samples.movie_rental import (
     rental,
 )
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
+from analytics_pipeline.datasets.source_spec import INCREMENTAL, SourceTable
 from analytics_pipeline.lake.source_extract import extract_incremental, state_path
 from analytics_pipeline.lake.source_rows import SchemaDriftError
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
@@ -71,6 +72,17 @@ def test_initial_load_equals_the_source(
     result = _extract(store, catalog, source)
     assert result.changed_rows == 60 and result.days_written
     assert _lake_rows(engine) == _source_rows(source.url)
+
+
+def test_payments_load_by_payment_day(
+    source: SourceDatabase, store: LocalLakeStore, catalog: DuckDBCatalog, engine: DuckDBEngine
+) -> None:
+    payment = MOVIE_RENTAL.table("payment")
+    result = extract_incremental(store, catalog, source, "movie_rental", payment)
+    query = "SELECT dt, COUNT(*) AS n, COUNT(DISTINCT payment_id) AS ids FROM payment GROUP BY dt"
+    days = engine.run_query(query).table.to_pylist()
+    assert sum(day["n"] for day in days) == sum(day["ids"] for day in days) == 60
+    assert sorted(day["dt"] for day in days) == result.days_written
 
 
 def test_every_kind_of_change_converges_with_each_row_once(
@@ -174,23 +186,25 @@ def test_a_crash_between_lake_write_and_cursor_advance_rereads_without_doubling(
     assert lake == _source_rows(source.url) and {row[5] for row in lake} == {2}
 
 
-@pytest.mark.parametrize("table", ["rental", "no_such_table"])
-def test_unreadable_sources_fail_naming_source_and_table_with_the_lake_unchanged(
-    table: str, store: LocalLakeStore, catalog: DuckDBCatalog, tmp_path: Any
+def _fails_naming_source_and_table(
+    database: SourceDatabase, table: str, store: LocalLakeStore, catalog: DuckDBCatalog
 ) -> None:
-    unreachable = SourceDatabase(
-        source="movie_rental", url=f"sqlite:///{tmp_path}/missing-dir/none.sqlite"
-    )
+    spec = SourceTable(table, ("rental_id",), kind=INCREMENTAL, event_date_column="rental_date")
     with pytest.raises(SourceDatabaseError, match=rf"source movie_rental: .*table {table}"):
-        extract_incremental(
-            store,
-            catalog,
-            unreachable,
-            "movie_rental",
-            RENTAL.__class__(
-                table, ("rental_id",), kind="incremental", event_date_column="rental_date"
-            ),
-        )
-    assert store.list_files("parquet/") == [] and not store.exists(
-        state_path("movie_rental", table)
-    )
+        extract_incremental(store, catalog, database, "movie_rental", spec)
+    assert store.list_files("parquet/") == []
+    assert not store.exists(state_path("movie_rental", table))
+
+
+def test_an_unreachable_database_fails_naming_source_and_table_with_the_lake_unchanged(
+    store: LocalLakeStore, catalog: DuckDBCatalog, tmp_path: Any
+) -> None:
+    url = f"sqlite:///{tmp_path}/missing-dir/none.sqlite"
+    unreachable = SourceDatabase(source="movie_rental", url=url)
+    _fails_naming_source_and_table(unreachable, "rental", store, catalog)
+
+
+def test_a_missing_table_fails_naming_source_and_table_with_the_lake_unchanged(
+    source: SourceDatabase, store: LocalLakeStore, catalog: DuckDBCatalog
+) -> None:
+    _fails_naming_source_and_table(source, "no_such_table", store, catalog)

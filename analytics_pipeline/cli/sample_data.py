@@ -19,8 +19,10 @@ from pathlib import Path
 from analytics_pipeline.cli.samples.app_events import app_events
 from analytics_pipeline.cli.samples.common import DatasetSample
 from analytics_pipeline.cli.samples.iot_sensor_data import iot_sensor_data
+from analytics_pipeline.cli.samples.movie_rental import create_movie_rental_database
 from analytics_pipeline.cli.samples.products import products
 from analytics_pipeline.cli.samples.web_requests import web_requests
+from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 
 
 @dataclass
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in summary.lines():
         print(line)
+    database = lake_dir / MOVIE_RENTAL.default_file
+    database.parent.mkdir(parents=True, exist_ok=True)
+    rows = create_movie_rental_database(f"sqlite:///{database.resolve()}", days=args.days)
+    print(f"movie_rental database {database}: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     return 0
 
 

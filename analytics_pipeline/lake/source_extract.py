@@ -69,7 +69,8 @@ def extract_incremental(
     overlap: timedelta = DEFAULT_OVERLAP,
 ) -> ExtractResult:
     """Bring the lake's copy of `spec` level with the source (see the module docstring)."""
-    assert spec.event_date_column is not None
+    if spec.event_date_column is None:
+        raise ValueError(f"source {source}: table {spec.name} is not incremental (no event date)")
     state = _load_state(store, source, spec.name)
     source_columns = {
         name: athena_type(spec.name, name, kind)
