@@ -17,9 +17,13 @@ def _sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 SOURCE_DATABASES = {"sqlite": _sqlite_url}
+SERVER_FIXTURES = {"postgresql": "postgres_server"}  # one server per session, a database per test
 
 
-@pytest.fixture(params=sorted(SOURCE_DATABASES))
+@pytest.fixture(params=sorted([*SOURCE_DATABASES, *SERVER_FIXTURES]))
 def source_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of each kind the source must work on."""
-    yield from SOURCE_DATABASES[request.param](tmp_path)
+    if request.param in SERVER_FIXTURES:
+        yield request.getfixturevalue(SERVER_FIXTURES[request.param]).fresh_database()
+    else:
+        yield from SOURCE_DATABASES[request.param](tmp_path)

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from analytics_pipeline.cli.samples.movie_rental import create_movie_rental_database, rental
+from analytics_pipeline.cli.samples.movie_rental import (
+    create_movie_rental_database,
+    payment,
+    rental,
+)
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.datasets.source_spec import INCREMENTAL, SourceTable
 from analytics_pipeline.lake.source_extract import extract_incremental, state_path
@@ -109,7 +113,8 @@ def test_every_kind_of_change_converges_with_each_row_once(
         rental.update()
         .where(rental.c.rental_id == 3)
         .values(rental_date=cursor + timedelta(days=2), last_update=cursor + timedelta(minutes=6)),
-        # a delete
+        # a delete (its payments first: servers enforce the foreign key, SQLite does not)
+        payment.delete().where(payment.c.rental_id == first[0]),
         rental.delete().where(rental.c.rental_id == first[0]),
     )
     result = _extract(store, catalog, source)

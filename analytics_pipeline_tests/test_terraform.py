@@ -645,3 +645,36 @@ def test_destroy_removes_every_resource(applied_terraform: AppliedTerraform) -> 
     assert glue.get_databases()["DatabaseList"] == []
     assert [w["Name"] for w in athena.list_work_groups()["WorkGroups"]] == ["primary"]
     assert iam.list_roles()["Roles"] == []
+
+
+@requires_terraform
+def test_source_secret_arn_grants_reading_exactly_that_secret(
+    applied_terraform: AppliedTerraform,
+) -> None:
+    default = _role_policy(applied_terraform, applied_terraform.outputs["pipeline_role_arn"])
+    assert not [a for a, _ in _grants(default) if a.startswith("secretsmanager:")]
+    secret = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:movie-rental-db-AbCdEf"
+    plan = applied_terraform.workdir / "secret.tfplan"
+    run_terraform(
+        applied_terraform.workdir,
+        applied_terraform.env,
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-var=force_destroy_buckets=true",
+        f"-var=movie_rental_db_secret_arn={secret}",
+        f"-out={plan.name}",
+    )
+    shown = run_terraform(
+        applied_terraform.workdir, applied_terraform.env, "show", "-json", plan.name
+    )
+    changes = {
+        c["address"]: c["change"]
+        for c in json.loads(shown.stdout)["resource_changes"]
+        if c["mode"] == "managed" and c["change"]["actions"] != ["no-op"]
+    }
+    assert list(changes) == ["aws_iam_role_policy.pipeline"]
+    granted = _grants(json.loads(changes["aws_iam_role_policy.pipeline"]["after"]["policy"]))
+    assert [g for g in granted if g[0].startswith("secretsmanager:")] == [
+        ("secretsmanager:GetSecretValue", secret)
+    ]

@@ -157,6 +157,15 @@ data "aws_iam_policy_document" "pipeline" {
     ]
     resources = [aws_sqs_queue.landing.arn]
   }
+
+  dynamic "statement" {
+    for_each = var.movie_rental_db_secret_arn == "" ? [] : [1]
+    content {
+      sid       = "MovieRentalSourceSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.movie_rental_db_secret_arn]
+    }
+  }
 }
 
 resource "aws_iam_role" "pipeline" {

@@ -259,3 +259,14 @@ variable "dagster_deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "movie_rental_db_secret_arn" {
+  description = "ARN of the Secrets Manager secret (RDS format) holding the movie_rental source database's connection; the pipeline role may read exactly this secret. Empty: no grant."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.movie_rental_db_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.movie_rental_db_secret_arn))
+    error_message = "movie_rental_db_secret_arn must be empty or a Secrets Manager secret ARN."
+  }
+}

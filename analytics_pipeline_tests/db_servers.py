@@ -1,0 +1,119 @@
+"""A real PostgreSQL 15 server for the source tests: its own data directory, 127.0.0.1, a free port.
+
+Started once per session and stopped by its PID; each test gets a fresh database on it.
+initdb refuses to run as root, so under root the server runs as `nobody`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from analytics_pipeline_tests.dev_server import free_port
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+STARTUP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """A running server: `admin_url` reaches its maintenance database."""
+
+    admin_url: str
+    driver_url: str  # without a database name: append one
+
+    def fresh_database(self) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text(f"CREATE DATABASE {name}"))
+        finally:
+            engine.dispose()
+        return f"{self.driver_url}/{name}"
+
+
+def _as_server_user() -> list[str]:
+    """The prefix that runs a command as an unprivileged user when we are root."""
+    return (
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        if os.getuid() == 0
+        else []
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[DatabaseServer]:
+    if not (PG_BIN / "postgres").exists():
+        pytest.fail(f"PostgreSQL 15 binaries missing from {PG_BIN}")
+    # Not pytest's tmp_path: its parents are private to root, and the server may run as nobody.
+    with tempfile.TemporaryDirectory(prefix="pg-source-") as directory:
+        yield from _run_postgres(Path(directory))
+
+
+def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
+    data = root / "data"
+    if os.getuid() == 0:
+        shutil.chown(root, "nobody", "nogroup")
+    prefix = _as_server_user()
+    subprocess.run(
+        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+         "--no-sync", "-E", "UTF8"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    log = open(root / "postgres.log", "wb")  # noqa: SIM115 - open for the server's lifetime
+    process = subprocess.Popen(
+        [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+         "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base)
+    try:
+        _wait_until_accepting(server.admin_url, process, root / "postgres.log")
+        yield server
+    finally:
+        _stop(process)
+        log.close()
+
+
+def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    engine = sa.create_engine(url)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"database server exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                with engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.OperationalError:
+                time.sleep(0.2)
+    finally:
+        engine.dispose()
+    raise TimeoutError(f"database server not accepting connections after {STARTUP_TIMEOUT}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
