@@ -6,11 +6,13 @@ import dagster as dg
 
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
+from analytics_pipeline.defs.alerts import build_alert_sensors
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.dataset import build_dataset_definitions
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.defs.web_log_export import web_log_export_definitions
 from analytics_pipeline.memory_pool import use_system_memory_pool
+from analytics_pipeline.resources.alerts import LogAlertSink
 from analytics_pipeline.resources.arrivals import LandingArrivals
 from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.resources.local.arrivals import DirectoryArrivals
@@ -35,6 +37,7 @@ def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "engine": DuckDBEngine(lake_dir=lake),
         "day_builder": DayBuilder(),
         "arrivals": DirectoryArrivals(lake_dir=lake),
+        "alerts": LogAlertSink(),
     }
 
 
@@ -77,6 +80,12 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         else DayBuilder(),
         "arrivals": arrivals,
     }
+    if settings.alerts_topic_arn:
+        from analytics_pipeline.resources.aws.sns_alerts import SnsAlertSink
+
+        resources["alerts"] = SnsAlertSink(topic_arn=settings.alerts_topic_arn)
+    else:
+        resources["alerts"] = LogAlertSink()
     if aws.web_log_group:
         from analytics_pipeline.resources.aws.cloudwatch_logs import CloudWatchLogEvents
 
@@ -95,6 +104,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS],
         sensors=[
             build_abandoned_runs_sensor(),
+            *build_alert_sensors(),
             build_stale_days_sensor(),
             dg.AutomationConditionSensorDefinition(
                 "lake_automation_sensor",

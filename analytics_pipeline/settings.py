@@ -90,6 +90,11 @@ class Settings:
     api_keys_secret: str | None = None
     # Relational source -> its SQLAlchemy URL (ANALYTICS_<SOURCE>_DB_URL, else the lake's SQLite).
     source_db_urls: dict[str, str] = field(default_factory=dict)
+    # Dataset -> hours after which its tables fail freshness (ANALYTICS_FRESHNESS_HOURS,
+    # "products=48,iot_sensor_data=2"); a dataset not named keeps its spec's window.
+    freshness_hours: dict[str, int] = field(default_factory=dict)
+    # Where alerts go on AWS (ANALYTICS_ALERTS_TOPIC_ARN); locally, and when unset, the log.
+    alerts_topic_arn: str | None = None
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -97,6 +102,7 @@ class Settings:
         for variable, chosen in (
             ("ANALYTICS_LANDING_KEYS_TIME_ORDERED", self.landing_keys_time_ordered),
             ("ANALYTICS_ATHENA_COMPACTION", self.athena_compaction),
+            ("ANALYTICS_FRESHNESS_HOURS", tuple(self.freshness_hours)),
         ):
             unknown = sorted(set(chosen) - {"*", *known})
             if unknown:
@@ -153,7 +159,25 @@ class Settings:
                 environ.get("ANALYTICS_API_KEYS_FILE") or ".api_keys.json"
             ).resolve(),
             api_keys_secret=environ.get("ANALYTICS_API_KEYS_SECRET") or None,
+            freshness_hours=_hours_by_dataset(environ.get("ANALYTICS_FRESHNESS_HOURS", "")),
+            alerts_topic_arn=environ.get("ANALYTICS_ALERTS_TOPIC_ARN") or None,
         )
+
+    def freshness_window_hours(self, dataset: str, default: int) -> int:
+        return self.freshness_hours.get(dataset, default)
+
+
+def _hours_by_dataset(value: str) -> dict[str, int]:
+    """'products=48,iot_sensor_data=2' -> {'products': 48, 'iot_sensor_data': 2}."""
+    hours: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, number = item.partition("=")
+        if not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(
+                f"ANALYTICS_FRESHNESS_HOURS: {item!r} is not <dataset>=<whole hours, at least 1>"
+            )
+        hours[name.strip()] = int(number)
+    return hours
 
 
 def _dataset_list(value: str) -> tuple[str, ...]:

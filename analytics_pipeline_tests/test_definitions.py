@@ -76,6 +76,12 @@ def shape(defs: dg.Definitions) -> dict[str, Any]:
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "sensors": sorted(s.name for s in repo.sensor_defs),
         "schedules": sorted(s.name for s in repo.schedule_defs),
+        # The UI shows each table's freshness state against this window.
+        "freshness": {
+            k.to_user_string(): str(graph.get(k).freshness_policy.fail_window.to_timedelta())
+            for k in keys
+            if graph.get(k).freshness_policy is not None
+        },
     }
 
 
@@ -133,3 +139,21 @@ def sensor_details(defs: dg.Definitions) -> dict[str, Any]:
         s.name: (sorted(j.name for j in s.jobs) if s.has_jobs else [], s.default_status, s.tags)
         for s in defs.get_repository_def().sensor_defs
     }
+
+
+def test_a_datasets_freshness_window_is_set_from_the_environment(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from analytics_pipeline.definitions import build_definitions
+    from analytics_pipeline.settings import Settings
+
+    env = {"ANALYTICS_LAKE_DIR": str(tmp_path), "ANALYTICS_FRESHNESS_HOURS": "products=48"}
+    graph = build_definitions(Settings.from_env(env)).resolve_asset_graph()
+    window = graph.get(dg.AssetKey(["table", "products"])).freshness_policy.fail_window
+    assert window.to_timedelta() == timedelta(hours=48)
+    other = graph.get(dg.AssetKey(["table", "iot_sensor_data"])).freshness_policy.fail_window
+    assert other.to_timedelta() == timedelta(hours=26)  # the spec's default
+
+    for bad, named in (("products=0", "products=0"), ("products", "products"), ("nope=3", "nope")):
+        with pytest.raises(ValueError, match=named):
+            build_definitions(Settings.from_env({**env, "ANALYTICS_FRESHNESS_HOURS": bad}))

@@ -96,6 +96,9 @@ class DatasetSpec:
     fields: tuple[Field, ...]
     event_time_field: str
     tables: tuple[TableSpec, ...] = field(default_factory=tuple)
+    # A table not rebuilt for this long is failing its freshness policy (the UI shows it and
+    # the alert sensor reports it); ANALYTICS_FRESHNESS_HOURS overrides it per dataset.
+    freshness_hours: int = 26
 
     def __post_init__(self) -> None:
         if self.layout not in ("json", "ndjson"):

@@ -17,7 +17,8 @@ def build_dataset_definitions(
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [*ingest_asset_specs(spec, partitions_def)]
     for table in spec.tables:
         assets.append(parquet_asset(spec, table, partitions_def))
-        assets.append(table_asset(spec, table, partitions_def, settings.env))
+        hours = settings.freshness_window_hours(spec.name, spec.freshness_hours)
+        assets.append(table_asset(spec, table, partitions_def, settings.env, hours))
     job = ingest_job(spec, settings)
     return dg.Definitions(
         assets=assets,

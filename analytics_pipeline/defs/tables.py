@@ -1,5 +1,7 @@
 """A table in the catalog: each day pointed at its newest Parquet, and checked as served."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
@@ -25,7 +27,11 @@ from analytics_pipeline.resources.store import LakeStore
 
 
 def table_asset(
-    spec: DatasetSpec, table: TableSpec, partitions_def: dg.PartitionsDefinition, env: str
+    spec: DatasetSpec,
+    table: TableSpec,
+    partitions_def: dg.PartitionsDefinition,
+    env: str,
+    freshness_hours: int,
 ) -> dg.AssetsDefinition:
     key = table_key(table.name)
     checks = [
@@ -53,6 +59,9 @@ def table_asset(
         automation_condition=rebuild_on_upstream_update(),
         backfill_policy=range_policy(),
         pool=lake_pool(table.name),
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=freshness_hours)
+        ),
         description=f"The {table.name} table in the catalog, each day pointed at its newest "
         "Parquet version; older versions are deleted after the switch.",
         metadata={
