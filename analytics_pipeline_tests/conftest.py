@@ -16,14 +16,15 @@ from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests.db_servers import postgres_server
+from analytics_pipeline_tests.db_servers import mariadb_server, postgres_server
 from analytics_pipeline_tests.local_lake import fresh_lake
 from analytics_pipeline_tests.source_databases import source_db_url
 
 __all__ = [
+    "mariadb_server",
     "postgres_server",
     "source_db_url",
-]  # the relational-source fixture, one param per database kind
+]  # the relational-source fixtures: servers, and one URL param per database kind
 
 # No per-example deadline or too-slow check: CI machines are shared and a property test is
 # about results, never time (a loaded host once took 512 ms for a 27 ms example).

@@ -1,7 +1,8 @@
-"""A real PostgreSQL 15 server for the source tests: its own data directory, 127.0.0.1, a free port.
+"""Real PostgreSQL 15 and MariaDB servers for the source tests: own datadir, 127.0.0.1, free port.
 
 Started once per session and stopped by its PID; each test gets a fresh database on it.
-initdb refuses to run as root, so under root the server runs as `nobody`.
+initdb refuses to run as root, so under root the servers run as `nobody`; MariaDB is installed
+with apt when missing (CI is a fresh machine).
 """
 
 from __future__ import annotations
@@ -117,3 +118,44 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[DatabaseServer]:
+    if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "mariadb-server"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    with tempfile.TemporaryDirectory(prefix="mariadb-source-") as directory:
+        yield from _run_mariadb(Path(directory))
+
+
+def _run_mariadb(root: Path) -> Iterator[DatabaseServer]:
+    user = "nobody" if os.getuid() == 0 else os.environ.get("USER", "")
+    if os.getuid() == 0:
+        shutil.chown(root, "nobody", "nogroup")
+    data = root / "data"
+    subprocess.run(
+        ["mariadb-install-db", f"--datadir={data}", f"--user={user}", "--skip-test-db",
+         "--auth-root-authentication-method=normal"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    log = open(root / "mariadb.log", "wb")  # noqa: SIM115 - open for the server's lifetime
+    process = subprocess.Popen(
+        ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={user}",
+         f"--socket={root / 'mariadb.sock'}", "--bind-address=127.0.0.1", f"--port={port}",
+         f"--pid-file={root / 'mariadb.pid'}", "--skip-name-resolve",
+         "--innodb-flush-log-at-trx-commit=0"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"mysql+pymysql://root@127.0.0.1:{port}"
+    server = DatabaseServer(admin_url=f"{base}/mysql", driver_url=base)
+    try:
+        _wait_until_accepting(server.admin_url, process, root / "mariadb.log")
+        yield server
+    finally:
+        _stop(process)
+        log.close()

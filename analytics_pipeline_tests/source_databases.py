@@ -17,7 +17,10 @@ def _sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 SOURCE_DATABASES = {"sqlite": _sqlite_url}
-SERVER_FIXTURES = {"postgresql": "postgres_server"}  # one server per session, a database per test
+SERVER_FIXTURES = {
+    "postgresql": "postgres_server",
+    "mariadb": "mariadb_server",
+}  # one server per session, a database per test
 
 
 @pytest.fixture(params=sorted([*SOURCE_DATABASES, *SERVER_FIXTURES]))

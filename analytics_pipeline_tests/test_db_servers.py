@@ -20,3 +20,16 @@ def test_each_fresh_database_is_empty_and_separate(postgres_server: DatabaseServ
     finally:
         engine.dispose()
     assert sa.inspect(sa.create_engine(second)).get_table_names() == []
+
+
+def test_mariadb_gives_fresh_databases(mariadb_server: DatabaseServer) -> None:
+    url = mariadb_server.fresh_database()
+    assert url.startswith("mysql+pymysql://")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE t (id integer primary key)"))
+            connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+        assert sa.inspect(engine).get_table_names() == ["t"]
+    finally:
+        engine.dispose()
