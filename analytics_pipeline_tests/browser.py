@@ -6,15 +6,13 @@ Debian's `/usr/bin/chromium` through `executable_path` instead.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from analytics_pipeline_tests.apt import ensure_installed
 from analytics_pipeline_tests.dev_server import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,27 +26,11 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-APT_TIMEOUT = 600
 
 
 def ensure_chromium() -> Path:
     """Install Debian's chromium with apt if it is not there yet (CI runs as root)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise RuntimeError(
-            f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (as root)"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr}")
-    if not CHROMIUM.exists():
-        raise RuntimeError(f"apt-get installed chromium but {CHROMIUM} is still missing")
-    return CHROMIUM
+    return ensure_installed("chromium", CHROMIUM)
 
 
 def launch(playwright: Playwright) -> Browser:

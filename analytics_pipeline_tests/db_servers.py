@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from analytics_pipeline_tests.apt import ensure_installed
 from analytics_pipeline_tests.dev_server import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -123,11 +124,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[DatabaseServer]:
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "mariadb-server"],
-            check=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
+        ensure_installed("mariadb-server", Path("/usr/sbin/mariadbd"))
     with tempfile.TemporaryDirectory(prefix="mariadb-source-") as directory:
         yield from _run_mariadb(Path(directory))
 
