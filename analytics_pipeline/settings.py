@@ -80,6 +80,8 @@ class Settings:
     # The API's keys (hashed): a local JSON file, or on AWS a Secrets Manager secret.
     api_keys_file: Path = Path(".api_keys.json")
     api_keys_secret: str | None = None
+    # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
+    movie_rental_db_url: str = ""
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -139,7 +141,13 @@ class Settings:
                 environ.get("ANALYTICS_API_KEYS_FILE") or ".api_keys.json"
             ).resolve(),
             api_keys_secret=environ.get("ANALYTICS_API_KEYS_SECRET") or None,
+            movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL")
+            or sqlite_url(lake_dir.resolve() / "sources" / "movie_rental.sqlite"),
         )
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
 
 
 def _dataset_list(value: str) -> tuple[str, ...]:
