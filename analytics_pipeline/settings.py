@@ -14,6 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The earliest data of the systems this project replaces.
 DEFAULT_PARTITIONS_START = "2020-01-01"
 
+# The embedded movie-rental database, relative to the lake (make sample-data writes it).
+MOVIE_RENTAL_FILE = "sources/movie_rental.sqlite"
+
 
 @dataclass(frozen=True)
 class AwsSettings:
@@ -81,7 +84,12 @@ class Settings:
     api_keys_file: Path = Path(".api_keys.json")
     api_keys_secret: str | None = None
     # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
-    movie_rental_db_url: str = ""
+    movie_rental_db_url: str | None = None
+
+    @property
+    def movie_rental_url(self) -> str:
+        """ANALYTICS_MOVIE_RENTAL_DB_URL, or the SQLite file that make sample-data writes."""
+        return self.movie_rental_db_url or sqlite_url(self.lake_dir / MOVIE_RENTAL_FILE)
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -141,8 +149,7 @@ class Settings:
                 environ.get("ANALYTICS_API_KEYS_FILE") or ".api_keys.json"
             ).resolve(),
             api_keys_secret=environ.get("ANALYTICS_API_KEYS_SECRET") or None,
-            movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL")
-            or sqlite_url(lake_dir.resolve() / "sources" / "movie_rental.sqlite"),
+            movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
         )
 
 

@@ -8,18 +8,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.defs.keys import parquet_key, table_key
+from analytics_pipeline.defs.source_tables import extract_job_name
 from analytics_pipeline.lake import source_extract
 from analytics_pipeline.lake.source_extract import extract_table, load_cursor
 from analytics_pipeline.resources.catalog import SchemaChangeError
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.source_database import SourceDatabase, SourceTableError
+from analytics_pipeline.settings import Settings
 
 END = date(2026, 11, 30)
 TABLES = [t.name for t in MOVIE_RENTAL.tables]
@@ -211,3 +216,18 @@ def test_an_unreachable_database_names_source_and_table(
     with pytest.raises(SourceTableError, match="source movie_rental table rental: cannot connect"):
         extract_table(store, catalog, gone, MOVIE_RENTAL, "rental")
     assert catalog.tables() == []
+
+
+def test_the_extract_job_materializes_parquet_and_table_of_every_source_table(
+    settings: Settings, catalog: DuckDBCatalog, instance: dg.DagsterInstance
+) -> None:
+    url = settings.movie_rental_url
+    Path(sa.make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
+    create_movie_rental(url, end_date=END, days=2, scale=0.2)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(extract_job_name("movie_rental"))
+    result = job.execute_in_process(instance=instance)
+    assert result.success
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert materialized == {k(t) for t in TABLES for k in (parquet_key, table_key)}
+    assert_lake_equals_source(url, catalog)

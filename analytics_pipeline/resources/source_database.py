@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,6 +26,14 @@ class SourceDatabase(dg.ConfigurableResource):
     source: str
     url: str
     batch_rows: int = 50_000
+
+    def exists(self) -> bool:
+        """False only for a SQLite file not created yet (the demo's, before sample data):
+        SQLite would create an empty database on connect."""
+        url = sa.make_url(self.url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return True
+        return Path(url.database).exists()
 
     def columns(self, table: str) -> tuple[tuple[str, str], ...]:
         """The table's columns as (name, Athena type), in the database's order."""
