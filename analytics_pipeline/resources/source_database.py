@@ -80,7 +80,6 @@ class SourceDatabase(dg.ConfigurableResource):
         columns: tuple[tuple[str, str], ...],
     ) -> Iterator[pa.RecordBatch]:
         schema = _schema(columns)
-        doubles = [name for name, kind in columns if kind == "double"]
         with self._connect(table) as connection:
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
@@ -93,12 +92,24 @@ class SourceDatabase(dg.ConfigurableResource):
             except sa.exc.DBAPIError as error:
                 raise SourceTableError(self._where(table, str(error.orig))) from error
             for rows in result.partitions():
-                records = [dict(row._mapping) for row in rows]
-                for record in records:
-                    for name in doubles:  # Decimal from NUMERIC columns
-                        if record[name] is not None:
-                            record[name] = float(record[name])
-                yield pa.RecordBatch.from_pylist(records, schema=schema)
+                yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
+
+    def _record_batch(
+        self, table: str, schema: pa.Schema, values: list[tuple[Any, ...]]
+    ) -> pa.RecordBatch:
+        """One batch, column by column, so a value that does not fit names its column."""
+        arrays = []
+        for index, field in enumerate(schema):
+            column = values[index] if values else ()
+            if field.type == pa.float64():  # NUMERIC columns arrive as Decimal
+                column = tuple(None if v is None else float(v) for v in column)
+            try:
+                arrays.append(pa.array(column, field.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+                raise SourceTableError(
+                    self._where(table, f"column {field.name}: a value is not {field.type}: {error}")
+                ) from error
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _connect(self, table: str) -> sa.Connection:
         try:
