@@ -5,10 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from analytics_pipeline.datasets import DATASETS
+from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor
 from analytics_pipeline.defs.alerts import build_alert_sensors
 from analytics_pipeline.defs.analytics import ANALYTICS, build_analytics_asset
 from analytics_pipeline.defs.dataset import build_dataset_definitions
+from analytics_pipeline.defs.source_tables import build_source_definitions, source_resource_key
 from analytics_pipeline.defs.staleness import build_stale_days_sensor
 from analytics_pipeline.defs.web_log_export import web_log_export_definitions
 from analytics_pipeline.memory_pool import use_system_memory_pool
@@ -19,6 +21,7 @@ from analytics_pipeline.resources.local.arrivals import DirectoryArrivals
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline.resources.source_database import SourceDatabase
 from analytics_pipeline.settings import Settings
 
 
@@ -116,13 +119,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "yesterday's analytics every hour at :30 UTC.",
             ),
         ],
-        resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
+        resources={
+            **RESOURCES_BY_DEPLOYMENT[settings.env](settings),
+            source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
+                source=MOVIE_RENTAL.name, url=settings.movie_rental_url
+            ),
+        },
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )
     # The log export runs where there is a log group to export: the aws deployment.
     exports = [web_log_export_definitions()] if settings.aws and settings.aws.web_log_group else []
-    return dg.Definitions.merge(*datasets, *exports, lake_wide)
+    return dg.Definitions.merge(
+        *datasets, *exports, build_source_definitions(MOVIE_RENTAL), lake_wide
+    )
 
 
 # This module is the entry point of the code server and of every run worker (workspace.yaml),

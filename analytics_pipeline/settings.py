@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
-
 # The source checkout, for the repository tools (terraform/tables.json); not for data.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The earliest data of the systems this project replaces.
 DEFAULT_PARTITIONS_START = "2020-01-01"
+
+# The embedded movie-rental database, relative to the lake (make sample-data writes it).
+MOVIE_RENTAL_FILE = "sources/movie_rental.sqlite"
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,18 @@ class Settings:
     # The API's keys (hashed): a local JSON file, or on AWS a Secrets Manager secret.
     api_keys_file: Path = Path(".api_keys.json")
     api_keys_secret: str | None = None
-    # Relational source -> its SQLAlchemy URL (ANALYTICS_<SOURCE>_DB_URL, else the lake's SQLite).
-    source_db_urls: dict[str, str] = field(default_factory=dict)
     # Dataset -> hours after which its tables fail freshness (ANALYTICS_FRESHNESS_HOURS,
     # "products=48,iot_sensor_data=2"); a dataset not named keeps its spec's window.
     freshness_hours: dict[str, int] = field(default_factory=dict)
     # Where alerts go on AWS (ANALYTICS_ALERTS_TOPIC_ARN); locally, and when unset, the log.
     alerts_topic_arn: str | None = None
+    # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
+    movie_rental_db_url: str | None = None
+
+    @property
+    def movie_rental_url(self) -> str:
+        """ANALYTICS_MOVIE_RENTAL_DB_URL, or the SQLite file that make sample-data writes."""
+        return self.movie_rental_db_url or sqlite_url(self.lake_dir / MOVIE_RENTAL_FILE)
 
     def check_dataset_names(self, names: Iterable[str]) -> None:
         """The per-dataset switches may only name datasets that exist."""
@@ -131,10 +137,6 @@ class Settings:
         return cls(
             env=env,
             lake_dir=lake_dir.resolve(),
-            source_db_urls={
-                MOVIE_RENTAL.name: environ.get(MOVIE_RENTAL.url_env_var)
-                or f"sqlite:///{lake_dir.resolve() / MOVIE_RENTAL.default_file}"
-            },
             partitions_start=date.fromisoformat(
                 environ.get("ANALYTICS_PARTITIONS_START", DEFAULT_PARTITIONS_START)
             ),
@@ -161,6 +163,7 @@ class Settings:
             api_keys_secret=environ.get("ANALYTICS_API_KEYS_SECRET") or None,
             freshness_hours=_hours_by_dataset(environ.get("ANALYTICS_FRESHNESS_HOURS", "")),
             alerts_topic_arn=environ.get("ANALYTICS_ALERTS_TOPIC_ARN") or None,
+            movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
         )
 
     def freshness_window_hours(self, dataset: str, default: int) -> int:
@@ -178,6 +181,10 @@ def _hours_by_dataset(value: str) -> dict[str, int]:
             )
         hours[name.strip()] = int(number)
     return hours
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
 
 
 def _dataset_list(value: str) -> tuple[str, ...]:

@@ -15,12 +15,14 @@ import dagster as dg
 
 from analytics_pipeline.cli.dagster_home import command_instance
 from analytics_pipeline.cli.quick_exit import exit_now
+from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
     owner_tags,
 )
 from analytics_pipeline.defs.sensors import is_landing_sensor
+from analytics_pipeline.defs.source_tables import extract_job_name, source_resource_key
 from analytics_pipeline.defs.staleness import (
     IN_PROGRESS,
     Run,
@@ -31,6 +33,7 @@ from analytics_pipeline.defs.staleness import (
 )
 from analytics_pipeline.lake.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.memory_pool import use_system_memory_pool
+from analytics_pipeline.resources.source_database import SourceDatabase
 from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50
@@ -63,6 +66,7 @@ class ProcessSummary:
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
     """Run sensors, automation and the stale-day check until none asks for anything more."""
     summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
+    _extract_sources(defs, instance, summary)
     # A first evaluation sets the baseline, so only what changes from here on is rebuilt;
     # what was left behind before it (a day whose rebuild failed or was killed, an ingest
     # nobody automated) is what the stale-day check finds.
@@ -90,6 +94,17 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
                 for key in asset_keys:
                     failed.setdefault(key, set()).update(range_days(day_range))
     raise RuntimeError(f"still finding work after {MAX_ROUNDS} rounds")
+
+
+def _extract_sources(
+    defs: dg.Definitions, instance: dg.DagsterInstance, summary: ProcessSummary
+) -> None:
+    """Every table of each database source, deletes included, before the landing work."""
+    database = (defs.resources or {}).get(source_resource_key(MOVIE_RENTAL.name))
+    if not isinstance(database, SourceDatabase) or not database.exists():
+        return
+    job = defs.resolve_job_def(extract_job_name(MOVIE_RENTAL.name))
+    _record(job.execute_in_process(instance=instance, raise_on_error=False), summary)
 
 
 def _sweep(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:

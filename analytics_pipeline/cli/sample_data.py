@@ -12,17 +12,17 @@ import argparse
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from analytics_pipeline.cli.samples.app_events import app_events
 from analytics_pipeline.cli.samples.common import DatasetSample
 from analytics_pipeline.cli.samples.iot_sensor_data import iot_sensor_data
-from analytics_pipeline.cli.samples.movie_rental import create_movie_rental_database
+from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.cli.samples.products import products
 from analytics_pipeline.cli.samples.web_requests import web_requests
-from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
+from analytics_pipeline.settings import MOVIE_RENTAL_FILE, sqlite_url
 
 
 @dataclass
@@ -34,6 +34,7 @@ class SampleSummary:
     scale: float
     datasets: dict[str, DatasetSample]
     table_days: dict[str, dict[str, int]]  # output table -> event date -> good records
+    database_rows: dict[str, int] = field(default_factory=dict)  # movie_rental table -> rows
 
     @property
     def tables(self) -> dict[str, int]:
@@ -51,6 +52,10 @@ class SampleSummary:
                 f"  {name:<16} {ds.files:>6} {ds.good_records:>7} {ds.bad_records:>4} "
                 f"{ds.unrouted_records:>8}  " + "; ".join(ds.bad_kinds)
             )
+        out.append(
+            f"  movie_rental database {self.lake_dir / MOVIE_RENTAL_FILE}: "
+            + ", ".join(f"{name} {rows}" for name, rows in self.database_rows.items())
+        )
         out.append(
             "  good records per table: "
             + ", ".join(f"{name} {rows}" for name, rows in self.tables.items())
@@ -81,7 +86,16 @@ def generate(
         ds.summary.files = len(ds.files)
         ds.summary.keys = sorted(ds.files)
         table_days.update({t: dict(sorted(d.items())) for t, d in ds.table_days.items()})
+    (Path(lake_dir) / MOVIE_RENTAL_FILE).parent.mkdir(parents=True, exist_ok=True)
+    database_rows = create_movie_rental(
+        sqlite_url(Path(lake_dir) / MOVIE_RENTAL_FILE),
+        end_date=end_date,
+        days=days,
+        seed=seed,
+        scale=scale,
+    )
     return SampleSummary(
+        database_rows=database_rows,
         lake_dir=Path(lake_dir),
         start_date=window[0],
         end_date=end_date,
@@ -139,10 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in summary.lines():
         print(line)
-    database = lake_dir / MOVIE_RENTAL.default_file
-    database.parent.mkdir(parents=True, exist_ok=True)
-    rows = create_movie_rental_database(f"sqlite:///{database.resolve()}", days=args.days)
-    print(f"movie_rental database {database}: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     return 0
 
 

@@ -1,8 +1,8 @@
-"""The movie_rental source: a Sakila subset of dimensions read whole and facts read by cursor."""
+"""The movie-rental OLTP database (a Sakila subset): dimensions as snapshots, facts by day."""
 
 from __future__ import annotations
 
-from analytics_pipeline.datasets.source_spec import INCREMENTAL, SourceSpec, SourceTable
+from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 
 MOVIE_RENTAL = SourceSpec(
     name="movie_rental",
@@ -12,7 +12,7 @@ MOVIE_RENTAL = SourceSpec(
         SourceTable("film_category", ("film_id", "category_id")),
         SourceTable("customer", ("customer_id",)),
         SourceTable("inventory", ("inventory_id",)),
-        SourceTable("rental", ("rental_id",), kind=INCREMENTAL, event_date_column="rental_date"),
-        SourceTable("payment", ("payment_id",), kind=INCREMENTAL, event_date_column="payment_date"),
+        SourceTable("rental", ("rental_id",), TableKind.INCREMENTAL, event_date="rental_date"),
+        SourceTable("payment", ("payment_id",), TableKind.INCREMENTAL, event_date="payment_date"),
     ),
 )

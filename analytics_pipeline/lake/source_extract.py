@@ -1,145 +1,163 @@
-"""One incremental extract of a source table into its daily Parquet partitions.
+"""A source table into the lake: snapshots replaced whole, incremental tables merged by key.
 
-Changed rows (cursor >= last cursor - overlap, or a NULL cursor) and the source's keys are
-read, merged into the days they touch by primary key, written as new day versions and
-published; only then is the cursor saved. A crash before that re-reads the same rows,
-and the by-key merge keeps each row once.
+The catalog's table is checked (ensure_table) before anything is written, so a retyped
+column stops the table with the lake untouched. An incremental table's cursor is saved only
+after its days are published: a crash in between re-reads the overlap, and the merge by
+primary key makes that re-read change nothing.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics_pipeline.datasets.source_spec import SourceTable
-from analytics_pipeline.lake.source_rows import (
-    athena_type,
-    check_drift,
-    merge_days,
-    to_arrow,
-)
+from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
+from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.table_definition import TableDef
-from analytics_pipeline.lake.versioned_days import publish_partitions, versions, write_partition
+from analytics_pipeline.lake.versioned_days import publish_partitions, write_partition
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from analytics_pipeline.resources.catalog import Catalog
     from analytics_pipeline.resources.store import LakeStore
 
-DEFAULT_OVERLAP = timedelta(hours=1)
+# A snapshot table is one partition, repointed whole, so readers switch atomically.
+SNAPSHOT_DT = "1970-01-01"
+
+Key = tuple[object, ...]
 
 
 class SourceReader(Protocol):
-    def column_types(self, table: str) -> dict[str, type]: ...
-
-    def rows(
-        self,
-        table: str,
-        columns: Sequence[str],
-        cursor_column: str | None = None,
-        since: datetime | None = None,
-    ) -> Iterator[Sequence[Any]]: ...
+    def columns(self, table: str) -> tuple[tuple[str, str], ...]: ...
+    def read_changes(
+        self, table: SourceTable, columns: tuple[tuple[str, str], ...], since: datetime | None
+    ) -> Iterator[pa.RecordBatch]: ...
+    def read_keys(self, table: SourceTable) -> pa.Table: ...
 
 
-@dataclass(frozen=True)
-class ExtractResult:
-    changed_rows: int
-    deleted_rows: int
-    quarantined_rows: int
-    days_written: list[str]
-    cursor: str | None
+@dataclass
+class Extracted:
+    table: str
+    rows_read: int
+    days_written: list[str] = field(default_factory=list)
+    rows_deleted: int = 0
+    cursor: datetime | None = None
 
 
-def state_path(source: str, table: str) -> str:
-    return f"state/sources/{source}/{table}.json"
+def cursor_path(source: str, table: str) -> str:
+    return f"sources/{source}/cursors/{table}.json"
 
 
-def extract_incremental(
+def load_cursor(store: LakeStore, source: str, table: str) -> datetime | None:
+    path = cursor_path(source, table)
+    if not store.exists(path):
+        return None
+    return datetime.fromisoformat(json.loads(store.read_bytes(path))["last_update"])
+
+
+def save_cursor(store: LakeStore, source: str, table: str, cursor: datetime) -> None:
+    store.write_bytes(
+        cursor_path(source, table), json.dumps({"last_update": cursor.isoformat()}).encode()
+    )
+
+
+def extract_table(
+    store: LakeStore, catalog: Catalog, reader: SourceReader, spec: SourceSpec, name: str
+) -> Extracted:
+    table = spec.table(name)
+    table_def = TableDef(name, reader.columns(name), f"{spec.name}.{name}")
+    catalog.ensure_table(table_def)
+    schema = pa.schema([(c, ARROW_TYPES[kind]) for c, kind in table_def.columns])
+    if table.kind is TableKind.SNAPSHOT:
+        rows = pa.Table.from_batches(
+            list(reader.read_changes(table, table_def.columns, None)), schema
+        )
+        written = write_partition(store, name, SNAPSHOT_DT, rows, key=table.primary_key)
+        publish_partitions(store, catalog, table_def, {SNAPSHOT_DT: written.path})
+        return Extracted(name, rows.num_rows, [SNAPSHOT_DT])
+    return _merge_incremental(store, catalog, reader, spec, table, table_def, schema)
+
+
+def _merge_incremental(
     store: LakeStore,
     catalog: Catalog,
     reader: SourceReader,
-    source: str,
-    spec: SourceTable,
-    overlap: timedelta = DEFAULT_OVERLAP,
-) -> ExtractResult:
-    """Bring the lake's copy of `spec` level with the source (see the module docstring)."""
-    if spec.event_date_column is None:
-        raise ValueError(f"source {source}: table {spec.name} is not incremental (no event date)")
-    state = _load_state(store, source, spec.name)
-    source_columns = {
-        name: athena_type(spec.name, name, kind)
-        for name, kind in reader.column_types(spec.name).items()
-    }
-    check_drift(spec.name, state.get("columns", {}), source_columns)
-    since = datetime.fromisoformat(state["cursor"]) - overlap if state.get("cursor") else None
-    rows = reader.rows(spec.name, list(source_columns), spec.cursor_column, since)
-    typed = to_arrow(source_columns, rows, spec.event_date_column)
-    source_keys = {tuple(row) for row in reader.rows(spec.name, list(spec.primary_key))}
-
-    lake_days = _lake_days(store, catalog, spec.name)
-    lake_keys = {
-        key: day
-        for day, table in lake_days.items()
-        for key in zip(*(table[n].to_pylist() for n in spec.primary_key), strict=True)
-    }
-    removed = [key for key in lake_keys if key not in source_keys]
-    changed_keys = zip(*(typed.table[n].to_pylist() for n in spec.primary_key), strict=True)
-    touched = {lake_keys[key] for key in changed_keys if key in lake_keys}
-    touched |= {lake_keys[key] for key in removed}
-    removed_table = pa.table(
-        {
-            name: pa.array([key[i] for key in removed], typed.table.schema.field(name).type)
-            for i, name in enumerate(spec.primary_key)
-        }
+    spec: SourceSpec,
+    table: SourceTable,
+    table_def: TableDef,
+    schema: pa.Schema,
+) -> Extracted:
+    cursor = load_cursor(store, spec.name, table.name)
+    since = cursor - timedelta(seconds=spec.overlap_seconds) if cursor else None
+    changed = pa.Table.from_batches(
+        list(reader.read_changes(table, table_def.columns, since)), schema
     )
-    merged = merge_days(
-        {day: lake_days[day] for day in touched}, typed.table, removed_table, spec.primary_key
-    )
-    _quarantine(store, source, spec.name, typed.rejected)
-    columns = {**state.get("columns", {}), **source_columns}
-    definition = TableDef(spec.name, tuple(columns.items()))
-    paths = {
-        day: write_partition(store, spec.name, day, data, spec.primary_key).path
-        for day, data in sorted(merged.items())
+    source_keys = set(_keys(reader.read_keys(table), table.primary_key))
+    days = {dt: _lake_path(table.name, loc) for dt, loc in catalog.partitions(table.name).items()}
+    lake_days = {
+        key: dt
+        for dt, path in days.items()
+        for key in _keys(_read_day(store, path, schema, table.primary_key), table.primary_key)
     }
+    changed_keys = _keys(changed, table.primary_key)
+    deleted = {key for key in lake_days if key not in source_keys}
+    changed_days = _event_days(changed, table)
+    replaced = set(changed_keys) | deleted
+    affected = set(changed_days) | {lake_days[k] for k in replaced if k in lake_days}
+    paths = {}
+    for dt in sorted(affected):
+        kept = _read_day(store, days[dt], schema) if dt in days else schema.empty_table()
+        keep_mask = [k not in replaced for k in _keys(kept, table.primary_key)]
+        new_rows = changed.filter(pc.equal(pa.array(changed_days, pa.string()), dt))
+        merged = pa.concat_tables([kept.filter(pa.array(keep_mask, pa.bool_())), new_rows])
+        paths[dt] = write_partition(store, table.name, dt, merged, key=table.primary_key).path
     if paths:
-        publish_partitions(store, catalog, definition, paths)
-    cursors = [c for c in typed.table[spec.cursor_column].to_pylist() if c is not None]
-    cursor = max(cursors).isoformat() if cursors else state.get("cursor")
-    _save_state(store, source, spec.name, {"cursor": cursor, "columns": columns})
-    return ExtractResult(
-        typed.table.num_rows, len(removed), len(typed.rejected), sorted(paths), cursor
+        publish_partitions(store, catalog, table_def, paths)
+    newest = pc.max(changed.column(table.cursor)).as_py() if changed.num_rows else None
+    new_cursor = max(c for c in (cursor, newest) if c is not None) if cursor or newest else None
+    if new_cursor is not None:
+        save_cursor(store, spec.name, table.name, new_cursor)
+    return Extracted(table.name, changed.num_rows, sorted(paths), len(deleted), new_cursor)
+
+
+def _keys(data: pa.Table, primary_key: tuple[str, ...]) -> list[Key]:
+    return list(zip(*(data.column(c).to_pylist() for c in primary_key), strict=True))
+
+
+def _event_days(changed: pa.Table, table: SourceTable) -> list[str]:
+    assert table.event_date is not None
+    column = changed.column(table.event_date)
+    if column.null_count:
+        raise ValueError(
+            f"table {table.name}: {column.null_count} changed rows have no {table.event_date}, "
+            "so no day to partition them by"
+        )
+    return pc.strftime(column, "%Y-%m-%d").to_pylist()
+
+
+def _lake_path(table: str, location: str) -> str:
+    return location[location.rindex(f"parquet/{table}/dt=") :]
+
+
+def _read_day(
+    store: LakeStore, path: str, schema: pa.Schema, only: tuple[str, ...] = ()
+) -> pa.Table:
+    """A published day in the table's current schema: columns added since read as null."""
+    day = pq.read_table(pa.BufferReader(store.read_bytes(path)), columns=list(only) or None)
+    fields = [schema.field(c) for c in only] if only else list(schema)
+    return pa.table(
+        {
+            f.name: day.column(f.name).cast(f.type)
+            if f.name in day.column_names
+            else pa.nulls(day.num_rows, f.type)
+            for f in fields
+        },
+        schema=pa.schema(fields),
     )
-
-
-def _lake_days(store: LakeStore, catalog: Catalog, table: str) -> dict[str, pa.Table]:
-    """The published version of every day of the table (what readers see now)."""
-    if table not in catalog.tables():
-        return {}
-    days = {}
-    for day, location in catalog.partitions(table).items():
-        path = next(p for p in versions(store, table, day) if store.location(p) == location)
-        days[day] = pq.read_table(io.BytesIO(store.read_bytes(path)))
-    return days
-
-
-def _quarantine(store: LakeStore, source: str, table: str, rejected: list[dict[str, Any]]) -> None:
-    if rejected:
-        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        lines = "".join(json.dumps({"table": table, **entry}) + "\n" for entry in rejected)
-        store.write_bytes(f"quarantine/{source}/{table}/{stamp}.ndjson", lines.encode())
-
-
-def _load_state(store: LakeStore, source: str, table: str) -> dict[str, Any]:
-    path = state_path(source, table)
-    return json.loads(store.read_bytes(path)) if store.exists(path) else {}
-
-
-def _save_state(store: LakeStore, source: str, table: str, state: dict[str, Any]) -> None:
-    store.write_bytes(state_path(source, table), json.dumps(state).encode())

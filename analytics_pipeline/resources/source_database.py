@@ -1,79 +1,132 @@
-"""A relational source database reached by SQLAlchemy URL: column types, changed rows, keys.
-
-The deployment decides the URL (local: an env var or the lake's SQLite file); the assets
-only ask for rows. Every failure names the source and table.
-"""
+"""The connection to a source database (any SQLAlchemy URL), read in Arrow batches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import sqlalchemy as sa
 
-BATCH_ROWS = 10_000
+from analytics_pipeline.datasets.source_spec import SourceTable
+from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.lake.database_types import athena_type
 
 
-class SourceDatabaseError(RuntimeError):
-    """The source could not be read: unreachable, refused, or a table is missing."""
+class SourceTableError(RuntimeError):
+    """A source table that cannot be read: the database is unreachable, or the table missing."""
 
 
 class SourceDatabase(dg.ConfigurableResource):
-    """One source database; `source` names it in errors."""
+    """Reads a source's tables; streams rows so a table never has to fit in memory."""
 
     source: str
     url: str
-    batch_rows: int = BATCH_ROWS
+    batch_rows: int = 50_000
 
-    def column_types(self, table: str) -> dict[str, type]:
-        """Each column's Python type as the database reports it, in table order."""
-        with self._failures_named(table):
-            engine = sa.create_engine(self.url)
+    def exists(self) -> bool:
+        """False only for a SQLite file not created yet (the demo's, before sample data):
+        SQLite would create an empty database on connect."""
+        url = sa.make_url(self.url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return True
+        return Path(url.database).exists()
+
+    def columns(self, table: str) -> tuple[tuple[str, str], ...]:
+        """The table's columns as (name, Athena type), in the database's order."""
+        with self._connect(table) as connection:
             try:
-                columns = sa.inspect(engine).get_columns(table)
-            finally:
-                engine.dispose()
-        if not columns:
-            raise SourceDatabaseError(f"source {self.source}: table {table} does not exist")
-        return {column["name"]: column["type"].python_type for column in columns}
+                found = sa.inspect(connection).get_columns(table)
+            except sa.exc.NoSuchTableError:
+                raise SourceTableError(self._where(table, "no such table")) from None
+        if not found:
+            raise SourceTableError(self._where(table, "no such table"))
+        return tuple(
+            (c["name"], athena_type(self.source, table, c["name"], _generic(c["type"])))
+            for c in found
+        )
 
-    def rows(
+    def read_changes(
+        self, table: SourceTable, columns: tuple[tuple[str, str], ...], since: datetime | None
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows whose cursor is at or after `since` or NULL (every row when since is None)."""
+
+        def changes(source: sa.Table) -> sa.Select[Any]:
+            query = sa.select(*(source.c[name] for name, _ in columns))
+            if since is None:
+                return query
+            cursor = source.c[table.cursor]
+            return query.where(sa.or_(cursor >= since, cursor.is_(None)))
+
+        yield from self._batches(table.name, changes, columns)
+
+    def read_keys(self, table: SourceTable) -> pa.Table:
+        """Only the primary key of every row: the cheap read that finds deletes."""
+        columns = tuple((name, "bigint") for name in table.primary_key)
+
+        def keys(source: sa.Table) -> sa.Select[Any]:
+            return sa.select(*(source.c[name] for name in table.primary_key))
+
+        batches = list(self._batches(table.name, keys, columns))
+        return pa.Table.from_batches(batches, schema=_schema(columns))
+
+    def _batches(
         self,
         table: str,
-        columns: Sequence[str],
-        cursor_column: str | None = None,
-        since: datetime | None = None,
-    ) -> Iterator[Sequence[Any]]:
-        """Rows streamed in batches: all of them, or those changed at or after `since`
-        together with every row whose cursor is NULL (never dropped)."""
-        with self._failures_named(table):
-            engine = sa.create_engine(self.url)
+        query: Callable[[sa.Table], sa.Select[Any]],
+        columns: tuple[tuple[str, str], ...],
+    ) -> Iterator[pa.RecordBatch]:
+        schema = _schema(columns)
+        with self._connect(table) as connection:
             try:
-                # Reflected column types convert values (SQLite keeps timestamps as text).
-                reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
-                query = sa.select(*(reflected.c[name] for name in columns))
-                if cursor_column and since is not None:
-                    cursor = reflected.c[cursor_column]
-                    query = query.where(sa.or_(cursor >= since, cursor.is_(None)))
-                with engine.connect() as connection:
-                    result = connection.execution_options(
-                        stream_results=True, yield_per=self.batch_rows
-                    ).execute(query)
-                    for partition in result.partitions():
-                        yield from (tuple(row) for row in partition)
-            finally:
-                engine.dispose()
+                # Reflected, so the driver's values come back typed (SQLite keeps text).
+                source = sa.Table(table, sa.MetaData(), autoload_with=connection)
+                result = connection.execution_options(
+                    stream_results=True, yield_per=self.batch_rows
+                ).execute(query(source))
+            except sa.exc.NoSuchTableError:
+                raise SourceTableError(self._where(table, "no such table")) from None
+            except sa.exc.DBAPIError as error:
+                raise SourceTableError(self._where(table, str(error.orig))) from error
+            for rows in result.partitions():
+                yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
 
-    @contextmanager
-    def _failures_named(self, table: str) -> Iterator[None]:
-        """A driver's error becomes one that says which source and table it was."""
+    def _record_batch(
+        self, table: str, schema: pa.Schema, values: list[tuple[Any, ...]]
+    ) -> pa.RecordBatch:
+        """One batch, column by column, so a value that does not fit names its column."""
+        arrays = []
+        for index, field in enumerate(schema):
+            column = values[index] if values else ()
+            if field.type == pa.float64():  # NUMERIC columns arrive as Decimal
+                column = tuple(None if v is None else float(v) for v in column)
+            try:
+                arrays.append(pa.array(column, field.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+                raise SourceTableError(
+                    self._where(table, f"column {field.name}: a value is not {field.type}: {error}")
+                ) from error
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _connect(self, table: str) -> sa.Connection:
         try:
-            yield
-        except sa.exc.SQLAlchemyError as error:
-            reason = str(error).splitlines()[0]
-            raise SourceDatabaseError(
-                f"source {self.source}: reading table {table} failed: {reason}"
-            ) from error
+            return sa.create_engine(self.url).connect()
+        except sa.exc.DBAPIError as error:
+            raise SourceTableError(self._where(table, f"cannot connect: {error.orig}")) from error
+
+    def _where(self, table: str, problem: str) -> str:
+        return f"source {self.source} table {table}: {problem}"
+
+
+def _schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
+
+
+def _generic(kind: sa.types.TypeEngine[object]) -> str:
+    try:
+        return type(kind.as_generic()).__name__
+    except NotImplementedError:
+        return type(kind).__name__
