@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline_tests.apt import ensure_installed
-from analytics_pipeline_tests.dev_server import free_port
+from analytics_pipeline_tests.dev_server import free_port, stop_process_group
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STARTUP_TIMEOUT = 60.0
@@ -88,7 +87,7 @@ def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
         _wait_until_accepting(server.admin_url, process, root / "postgres.log")
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
         log.close()
 
 
@@ -108,17 +107,6 @@ def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -
     finally:
         engine.dispose()
     raise TimeoutError(f"database server not accepting connections after {STARTUP_TIMEOUT}s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -154,5 +142,5 @@ def _run_mariadb(root: Path) -> Iterator[DatabaseServer]:
         _wait_until_accepting(server.admin_url, process, root / "mariadb.log")
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
         log.close()

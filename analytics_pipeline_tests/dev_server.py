@@ -75,7 +75,7 @@ def dagster_dev(
         _wait_until_up(server, process)
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _wait_until_up(server: DevServer, process: subprocess.Popen) -> None:
@@ -91,7 +91,8 @@ def _wait_until_up(server: DevServer, process: subprocess.Popen) -> None:
     raise TimeoutError(f"dagster dev not up after {STARTUP_TIMEOUT}s")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a server started in its own process group, by its PID: TERM, then KILL."""
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
