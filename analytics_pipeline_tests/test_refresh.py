@@ -21,7 +21,10 @@ def requested(result, keys: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
 
 
 def test_no_refresh_schedule_or_job_beside_the_automation(defs: dg.Definitions) -> None:
-    assert list(defs.get_repository_def().schedule_defs) == []
+    # The only schedule is the database source's extract; nothing schedules the analytics.
+    schedules = defs.get_repository_def().schedule_defs
+    assert [s.name for s in schedules] == ["extract_movie_rental_hourly"]
+    assert all(s.job_name == "extract_movie_rental" for s in schedules)
     assert "analytics_job" not in {j.name for j in defs.get_repository_def().get_all_jobs()}
     assert len(analytics_keys(defs)) == len(ANALYTICS_SPECS)
 

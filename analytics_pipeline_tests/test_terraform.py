@@ -631,22 +631,6 @@ def test_outputs_render_the_environment_the_aws_deployment_reads(
     assert env["AWS_REGION"] == REGION
 
 
-# last: destroy
-
-
-@requires_terraform
-def test_destroy_removes_every_resource(applied_terraform: AppliedTerraform) -> None:
-    applied_terraform.destroy()
-    s3, sqs = applied_terraform.client("s3"), applied_terraform.client("sqs")
-    glue, athena = applied_terraform.client("glue"), applied_terraform.client("athena")
-    iam = applied_terraform.client("iam")
-    assert s3.list_buckets()["Buckets"] == []
-    assert sqs.list_queues().get("QueueUrls", []) == []
-    assert glue.get_databases()["DatabaseList"] == []
-    assert [w["Name"] for w in athena.list_work_groups()["WorkGroups"]] == ["primary"]
-    assert iam.list_roles()["Roles"] == []
-
-
 @requires_terraform
 def test_source_secret_arn_grants_reading_exactly_that_secret(
     applied_terraform: AppliedTerraform,
@@ -678,3 +662,19 @@ def test_source_secret_arn_grants_reading_exactly_that_secret(
     assert [g for g in granted if g[0].startswith("secretsmanager:")] == [
         ("secretsmanager:GetSecretValue", secret)
     ]
+
+
+# last: destroy
+
+
+@requires_terraform
+def test_destroy_removes_every_resource(applied_terraform: AppliedTerraform) -> None:
+    applied_terraform.destroy()
+    s3, sqs = applied_terraform.client("s3"), applied_terraform.client("sqs")
+    glue, athena = applied_terraform.client("glue"), applied_terraform.client("athena")
+    iam = applied_terraform.client("iam")
+    assert s3.list_buckets()["Buckets"] == []
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert glue.get_databases()["DatabaseList"] == []
+    assert [w["Name"] for w in athena.list_work_groups()["WorkGroups"]] == ["primary"]
+    assert iam.list_roles()["Roles"] == []
