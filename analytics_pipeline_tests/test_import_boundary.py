@@ -57,3 +57,13 @@ def test_the_probe_would_notice_an_eager_import(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "duckdb" in json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_cli_leaves_the_garbage_collector_on_when_imported() -> None:
+    """Only `python -m ...process|demo` pauses the collector while loading; tests, the code
+    server and any other importer keep it on."""
+    import gc
+
+    import analytics_pipeline.cli.process  # noqa: F401
+
+    assert gc.isenabled()

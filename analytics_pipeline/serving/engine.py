@@ -13,9 +13,8 @@ from typing import Any, Protocol
 
 import duckdb
 
-from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
-from analytics_pipeline.resources.local.engine import athena_to_duckdb
+from analytics_pipeline.resources.local.engine import athena_to_duckdb, catalog_snapshot
 from analytics_pipeline.serving.errors import Unavailable
 
 
@@ -39,8 +38,9 @@ class ServingEngine(Protocol):
 
 
 class DuckDBServingEngine:
-    """Reads the local catalog read-only, attached afresh per query: the pipeline replaces
-    the file by rename, so each query sees the latest catalog and never holds a writer up."""
+    """Reads the local catalog read-only through the pipeline engine's snapshot of it (one
+    attachment per version of the file, which the pipeline replaces by rename): each query
+    sees the latest catalog and never holds a writer up."""
 
     def __init__(self, lake_dir: Path) -> None:
         self.catalog = Path(lake_dir).resolve() / CATALOG_FILE
@@ -49,12 +49,11 @@ class DuckDBServingEngine:
         if not self.catalog.exists():
             raise Unavailable(f"the lake has no catalog yet ({self.catalog}): run make demo")
         started = time.monotonic()
-        # A private in-memory database: connect(path) would hand back a snapshot another
-        # connection of this process still holds to a replaced file.
-        con = duckdb.connect()
+        snapshot, attached = catalog_snapshot(self.catalog)
+        con = snapshot.cursor()
         try:
-            con.execute(f"ATTACH {sql_string_literal(str(self.catalog))} AS lake (READ_ONLY)")
-            con.execute("USE lake")
+            if attached:
+                con.execute("USE lake")
             try:
                 result = con.execute(athena_to_duckdb(athena_sql), list(params))
             except duckdb.CatalogException as error:

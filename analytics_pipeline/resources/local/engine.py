@@ -38,7 +38,7 @@ class DuckDBEngine(QueryEngine):
         sql = athena_to_duckdb(athena_sql)
         catalog = Path(self.lake_dir).resolve() / CATALOG_FILE
         started = time.monotonic()
-        snapshot, attached = _snapshot(catalog)
+        snapshot, attached = catalog_snapshot(catalog)
         con = snapshot.cursor()
         try:
             if attached:
@@ -54,7 +54,7 @@ NO_CATALOG: tuple[int, ...] = ()
 _snapshots_lock = threading.Lock()
 
 
-def _snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
+def catalog_snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """An in-memory database with the catalog file attached read-only, opened once per version
     of the file: a run's analytics query a year of days one by one, and attaching the catalog
     cost more than a day's query. The catalog is replaced by rename, never written in place,
