@@ -5,6 +5,7 @@ from importlib import resources
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from analytics_pipeline.defs.keys import (
     analytics_key,
@@ -92,6 +93,17 @@ def athena_typed(table: pa.Table) -> tuple[pa.Table, tuple[tuple[str, str], ...]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), tuple(columns)
 
 
+def canonical_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by every column, so the same answer is the same bytes.
+
+    SQL without ORDER BY (a parallel GROUP BY) returns rows in any order; the day's digest
+    must not call a recomputed, identical day changed and write it again."""
+    if table.num_rows < 2:
+        return table
+    keys = [(name, "ascending", "at_end") for name in table.column_names]
+    return table.take(pa.compute.sort_indices(table, sort_keys=keys))
+
+
 def _athena_type(f: pa.Field) -> tuple[pa.DataType, str]:
     kind = f.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
@@ -177,6 +189,7 @@ def _analytics_day(
     sql = spec.sql(dt)
     result = engine.run_query(sql)
     data, columns = athena_typed(result.table)
+    data = canonical_order(data)
     written = write_partition(store, spec.name, dt, data)
     metadata = {
         "dagster/row_count": data.num_rows,
