@@ -131,7 +131,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # The log export runs where there is a log group to export: the aws deployment.
     exports = [web_log_export_definitions()] if settings.aws and settings.aws.web_log_group else []
     return dg.Definitions.merge(
-        *datasets, *exports, build_source_definitions(MOVIE_RENTAL), lake_wide
+        *datasets, *exports, build_source_definitions(MOVIE_RENTAL, daily), lake_wide
     )
 
 

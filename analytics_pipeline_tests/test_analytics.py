@@ -12,6 +12,7 @@ import sqlglot
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analytics_pipeline.cli.samples import movie_rental
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.datasets.table_def import table_def
@@ -21,6 +22,7 @@ from analytics_pipeline.defs.analytics import (
     athena_typed,
     canonical_order,
 )
+from analytics_pipeline.lake.database_types import athena_type
 from analytics_pipeline.lake.versioned_days import content_digest
 from analytics_pipeline.resources.local.engine import athena_to_duckdb
 
@@ -53,8 +55,13 @@ def test_sql_filters_on_the_partition_day(spec: AnalyticsSpec) -> None:
         eq for eq in tree.find_all(sqlglot.exp.EQ)
         if eq.left.name == "dt" and eq.right.is_string and eq.right.name == DT
     ]  # fmt: skip
-    # Every table read is pruned to the day (one filter per SELECT of a UNION).
-    assert len(day_filters) == len(list(tree.find_all(sqlglot.exp.Select)))
+    # The tables a day is read from are pruned to it: one filter per SELECT that reads a
+    # table (each SELECT of a UNION), none needed where a SELECT reads a subquery.
+    reading = [
+        s for s in tree.find_all(sqlglot.exp.Select)
+        if isinstance(s.args["from_"].this, sqlglot.exp.Table)
+    ]  # fmt: skip
+    assert len(day_filters) == len(reading) > 0
 
 
 @pytest.mark.parametrize("spec", ANALYTICS, ids=lambda s: s.name)
@@ -69,11 +76,17 @@ def test_sql_transpiles_to_duckdb_that_duckdb_can_plan(spec: AnalyticsSpec) -> N
 
 
 def _create_empty_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for spec in DATASETS:
-        for table in spec.tables:
-            definition = table_def(spec, table)
-            columns = ", ".join(f'"{c}" {DUCKDB_TYPES[k]}' for c, k in definition.columns)
-            con.execute(f'CREATE TABLE "{table.name}" ({columns}, dt VARCHAR)')
+    tables = {
+        table.name: table_def(spec, table).columns for spec in DATASETS for table in spec.tables
+    }
+    for source in movie_rental.metadata.sorted_tables:  # the sample source, as extracted
+        tables[source.name] = tuple(
+            (c.name, athena_type("movie_rental", source.name, c.name, type(c.type).__name__))
+            for c in source.columns
+        )
+    for name, definition in tables.items():
+        columns = ", ".join(f'"{c}" {DUCKDB_TYPES[k]}' for c, k in definition)
+        con.execute(f'CREATE TABLE "{name}" ({columns}, dt VARCHAR)')
 
 
 @pytest.mark.parametrize(

@@ -66,11 +66,13 @@ class ProcessSummary:
 def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> ProcessSummary:
     """Run sensors, automation and the stale-day check until none asks for anything more."""
     summary = ProcessSummary(abandoned_runs=fail_abandoned_runs(instance))
-    _extract_sources(defs, instance, summary)
     # A first evaluation sets the baseline, so only what changes from here on is rebuilt;
     # what was left behind before it (a day whose rebuild failed or was killed, an ingest
     # nobody automated) is what the stale-day check finds.
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    # After the baseline, so the automation sees what the extract changed: a day of a fact
+    # table, or a dimension's new content (which no stale-day check can see).
+    _extract_sources(defs, instance, summary)
     # The sensors' cursors carry over between rounds, as the daemon's do between ticks: a file
     # whose run failed stays in landing, and must not be requested again every round.
     sensor_cursors: dict[str, str | None] = {}

@@ -39,15 +39,33 @@ def stage_op_name(dataset: str) -> str:
     return f"stage_{dataset}_landing_files"
 
 
-def rebuild_on_upstream_update() -> dg.AutomationCondition:
+def rebuild_on_upstream_update(
+    snapshots: tuple[dg.AssetKey, ...] = (),
+) -> dg.AutomationCondition:
     """Rebuild any day whose upstream day changed, old days included (late data).
 
     `eager()` only looks at the latest time window, which would drop late data on the floor.
     `since_last_handled()`: a parent day updated by the very run that rebuilt this day does
     not trigger a second rebuild (plain `any_deps_updated` rebuilt earlier days twice).
+
+    `snapshots` are unpartitioned parents (a source's whole-table dimensions), re-read every
+    hour: only a new content (data version) counts, and it rebuilds every day that has rows
+    in a partitioned parent, not every day of the calendar.
     """
+    updated: dg.AutomationCondition = dg.AutomationCondition.any_deps_updated()
+    if snapshots:
+        whole = dg.AssetSelection.assets(*snapshots)
+        changed = dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.data_version_changed()
+        ).allow(whole)
+        has_rows = dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).ignore(
+            whole
+        )
+        updated = dg.AutomationCondition.any_deps_updated().ignore(whole) | (
+            changed & has_rows
+        ).with_label("snapshot_changed")
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        updated.since_last_handled()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("rebuild_on_upstream_update")

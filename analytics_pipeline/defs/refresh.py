@@ -26,6 +26,6 @@ def refresh_recent_days_hourly() -> dg.AutomationCondition:
     ).with_label("refresh_recent_days_hourly")
 
 
-def analytics_automation() -> dg.AutomationCondition:
+def analytics_automation(snapshots: tuple[dg.AssetKey, ...] = ()) -> dg.AutomationCondition:
     """A day is rebuilt when its tables change, and the recent days hourly regardless."""
-    return rebuild_on_upstream_update() | refresh_recent_days_hourly()
+    return rebuild_on_upstream_update(snapshots) | refresh_recent_days_hourly()

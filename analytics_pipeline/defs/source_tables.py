@@ -1,11 +1,16 @@
 """What Dagster sees of a database source: per table, source -> parquet -> table, and the
-job (hourly, and in `make process`) that extracts every table of the source."""
+job (hourly, and in `make process`) that extracts every table of the source.
+
+A snapshot table is one unpartitioned asset whose data version is its content digest, so
+downstream automation can tell a changed dimension from a re-read one. An incremental
+table's catalog asset is daily-partitioned: the extract reports a materialization for each
+day whose rows changed, so downstream days rebuild exactly the days that changed."""
 
 from collections.abc import Iterator
 
 import dagster as dg
 
-from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable
+from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 from analytics_pipeline.defs.keys import parquet_key, table_key
 from analytics_pipeline.defs.ranges import lake_pool
 from analytics_pipeline.lake.source_extract import extract_table
@@ -27,8 +32,11 @@ def source_resource_key(source: str) -> str:
     return f"{source}_db"
 
 
-def build_source_definitions(spec: SourceSpec) -> dg.Definitions:
+def build_source_definitions(spec: SourceSpec, daily: dg.PartitionsDefinition) -> dg.Definitions:
     extracts = [_extract_asset(spec, table) for table in spec.tables]
+    day_tables = [
+        _catalog_table(spec, t, daily) for t in spec.tables if t.kind is TableKind.INCREMENTAL
+    ]
     job = dg.define_asset_job(
         extract_job_name(spec.name),
         selection=dg.AssetSelection.assets(*extracts),
@@ -46,6 +54,7 @@ def build_source_definitions(spec: SourceSpec) -> dg.Definitions:
                 for t in spec.tables
             ),
             *extracts,
+            *day_tables,
         ],
         jobs=[job],
         schedules=[
@@ -59,8 +68,27 @@ def build_source_definitions(spec: SourceSpec) -> dg.Definitions:
     )
 
 
+def _catalog_table(
+    spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition | None = None
+) -> dg.AssetSpec:
+    by_day = (
+        f", by day of {table.event_date}: the extract reports each day whose rows changed"
+        if daily
+        else ""
+    )
+    return dg.AssetSpec(
+        table_key(table.name),
+        deps=[parquet_key(table.name)],
+        partitions_def=daily,
+        group_name=spec.name,
+        kinds={"table"},
+        description=f"The catalog table {table.name}, as named in {spec.name}{by_day}.",
+    )
+
+
 def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
     database_key = source_resource_key(spec.name)
+    by_day = table.kind is TableKind.INCREMENTAL
 
     @dg.multi_asset(
         name=f"extract_{spec.name}_{table.name}",
@@ -77,13 +105,7 @@ def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
                     else f"days of {table.event_date}, merged by {', '.join(table.primary_key)}"
                 ),
             ),
-            dg.AssetSpec(
-                table_key(table.name),
-                deps=[parquet_key(table.name)],
-                group_name=spec.name,
-                kinds={"table"},
-                description=f"The catalog table {table.name}, as named in {spec.name}.",
-            ),
+            *([] if by_day else [_catalog_table(spec, table)]),
         ],
         pool=lake_pool(table.name),
         required_resource_keys={database_key, "store", "catalog"},
@@ -99,9 +121,18 @@ def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
             "rows_read": done.rows_read,
             "rows_deleted": done.rows_deleted,
             "days_written": len(done.days_written),
+            "days_changed": len(done.days_changed),
             "cursor": str(done.cursor),
         }
-        for key in (parquet_key(table.name), table_key(table.name)):
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        yield dg.MaterializeResult(asset_key=parquet_key(table.name), metadata=metadata)
+        if by_day:
+            for dt in done.days_changed:
+                context.log_event(dg.AssetMaterialization(table_key(table.name), partition=dt))
+        else:
+            yield dg.MaterializeResult(
+                asset_key=table_key(table.name),
+                metadata=metadata,
+                data_version=dg.DataVersion(done.digest or ""),
+            )
 
     return extract

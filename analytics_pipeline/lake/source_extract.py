@@ -20,7 +20,11 @@ import pyarrow.parquet as pq
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.table_definition import TableDef
-from analytics_pipeline.lake.versioned_days import publish_partitions, write_partition
+from analytics_pipeline.lake.versioned_days import (
+    WrittenPartition,
+    publish_partitions,
+    write_partition,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,6 +53,9 @@ class Extracted:
     days_written: list[str] = field(default_factory=list)
     rows_deleted: int = 0
     cursor: datetime | None = None
+    # The days whose rows differ from their previous version: what downstream days rebuild.
+    days_changed: list[str] = field(default_factory=list)
+    digest: str | None = None  # a snapshot's content, the same for the same rows
 
 
 def cursor_path(source: str, table: str) -> str:
@@ -79,9 +86,12 @@ def extract_table(
         rows = pa.Table.from_batches(
             list(reader.read_changes(table, table_def.columns, None)), schema
         )
-        written = write_partition(store, name, SNAPSHOT_DT, rows, key=table.primary_key)
+        written = _write_by_key(store, table, SNAPSHOT_DT, rows)
         publish_partitions(store, catalog, table_def, {SNAPSHOT_DT: written.path})
-        return Extracted(name, rows.num_rows, [SNAPSHOT_DT])
+        changed = [] if written.unchanged else [SNAPSHOT_DT]
+        return Extracted(
+            name, rows.num_rows, [SNAPSHOT_DT], days_changed=changed, digest=written.digest
+        )
     return _merge_incremental(store, catalog, reader, spec, table, table_def, schema)
 
 
@@ -111,20 +121,34 @@ def _merge_incremental(
     changed_days = _event_days(changed, table)
     replaced = set(changed_keys) | deleted
     affected = set(changed_days) | {lake_days[k] for k in replaced if k in lake_days}
-    paths = {}
+    paths, changed_content = {}, []
     for dt in sorted(affected):
         kept = _read_day(store, days[dt], schema) if dt in days else schema.empty_table()
         keep_mask = [k not in replaced for k in _keys(kept, table.primary_key)]
         new_rows = changed.filter(pc.equal(pa.array(changed_days, pa.string()), dt))
         merged = pa.concat_tables([kept.filter(pa.array(keep_mask, pa.bool_())), new_rows])
-        paths[dt] = write_partition(store, table.name, dt, merged, key=table.primary_key).path
+        written = _write_by_key(store, table, dt, merged)
+        paths[dt] = written.path
+        if not written.unchanged:
+            changed_content.append(dt)
     if paths:
         publish_partitions(store, catalog, table_def, paths)
     newest = pc.max(changed.column(table.cursor)).as_py() if changed.num_rows else None
     new_cursor = max(c for c in (cursor, newest) if c is not None) if cursor or newest else None
     if new_cursor is not None:
         save_cursor(store, spec.name, table.name, new_cursor)
-    return Extracted(table.name, changed.num_rows, sorted(paths), len(deleted), new_cursor)
+    return Extracted(
+        table.name, changed.num_rows, sorted(paths), len(deleted), new_cursor, changed_content
+    )
+
+
+def _write_by_key(
+    store: LakeStore, table: SourceTable, dt: str, rows: pa.Table
+) -> WrittenPartition:
+    """Rows in primary-key order, so the same rows are the same version whatever order the
+    database returned them in, and re-reading the overlap changes no day."""
+    ordered = rows.sort_by([(column, "ascending") for column in table.primary_key])
+    return write_partition(store, table.name, dt, ordered, key=table.primary_key)
 
 
 def _keys(data: pa.Table, primary_key: tuple[str, ...]) -> list[Key]:
