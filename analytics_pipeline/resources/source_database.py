@@ -45,7 +45,7 @@ class SourceDatabase(dg.ConfigurableResource):
         if not found:
             raise SourceTableError(self._where(table, "no such table"))
         return tuple(
-            (c["name"], athena_type(self.source, table, c["name"], _generic(c["type"])))
+            (c["name"], athena_type(self.source, table, c["name"], generic_type_name(c["type"])))
             for c in found
         )
 
@@ -125,7 +125,7 @@ def _schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
 
 
-def _generic(kind: sa.types.TypeEngine[object]) -> str:
+def generic_type_name(kind: sa.types.TypeEngine[object]) -> str:
     try:
         return type(kind.as_generic()).__name__
     except NotImplementedError:
