@@ -33,7 +33,7 @@ def source_resource_key(source: str) -> str:
 
 
 def build_source_definitions(spec: SourceSpec, daily: dg.PartitionsDefinition) -> dg.Definitions:
-    extracts = [_extract_asset(spec, table) for table in spec.tables]
+    extracts = [_extract_asset(spec, table, daily) for table in spec.tables]
     day_tables = [
         _catalog_table(spec, t, daily) for t in spec.tables if t.kind is TableKind.INCREMENTAL
     ]
@@ -86,7 +86,9 @@ def _catalog_table(
     )
 
 
-def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
+def _extract_asset(
+    spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     database_key = source_resource_key(spec.name)
     by_day = table.kind is TableKind.INCREMENTAL
 
@@ -126,7 +128,9 @@ def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
         }
         yield dg.MaterializeResult(asset_key=parquet_key(table.name), metadata=metadata)
         if by_day:
-            for dt in done.days_changed:
+            # A day outside the partitions (before their start) is in the table, but no
+            # downstream day exists to rebuild for it.
+            for dt in filter(daily.has_partition_key, done.days_changed):
                 context.log_event(dg.AssetMaterialization(table_key(table.name), partition=dt))
         else:
             yield dg.MaterializeResult(

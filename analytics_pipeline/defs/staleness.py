@@ -10,6 +10,7 @@ under `dagster dev`, leaving alone the days a run is already rebuilding.
 """
 
 import functools
+import itertools
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
@@ -49,6 +50,11 @@ class AssetGraphLike(Protocol):
 
 
 STALE_ATTEMPTS = 3
+# How many materializations of a snapshot are read back to find its latest change: an hour
+# apart (the extract's schedule), two days of them; the race it closes lasts one tick.
+SNAPSHOT_WALK = 48
+DATA_VERSION_TAG = "dagster/data_version"
+USER_DATA_VERSION_TAG = "dagster/data_version_is_user_provided"
 ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
@@ -73,10 +79,48 @@ def stale_runs(
             for parent in node.parent_keys
             for day, storage_id in latest(parent).items()
             if storage_id > own.get(day, -1)
-        } - skip.get(key, set())
+        }
+        # An unpartitioned parent (a source's snapshot) whose content changed after a day
+        # was built: every day with rows in a partitioned parent reads it.
+        changed = [
+            at
+            for parent in node.parent_keys
+            if graph.get(parent).partitions_def is None
+            and (at := snapshot_changed_at(instance, parent)) is not None
+        ]
+        if changed:
+            days = set().union(*(latest(parent) for parent in node.parent_keys))
+            stale |= {day for day in days if own.get(day, -1) < max(changed)}
+        stale -= skip.get(key, set())
         if stale:
             by_days.setdefault(frozenset(stale), []).append(key)
     return as_runs(by_days)
+
+
+def snapshot_changed_at(
+    instance: dg.DagsterInstance, key: dg.AssetKey, walk: int = SNAPSHOT_WALK
+) -> int | None:
+    """The storage id of the materialization that brought an asset's current content, by
+    its own data version; None if the newest `walk` all carry it (an older change, whose
+    days were long since rebuilt) or the asset sets no data version of its own."""
+    records = instance.fetch_materializations(key, limit=walk).records
+    versions = [
+        (record.storage_id, _user_data_version(record.asset_materialization)) for record in records
+    ]
+    current = versions[0][1] if versions else None
+    if current is None:
+        return None
+    for (newer, _), (_, older_version) in itertools.pairwise(versions):
+        if older_version != current:
+            return newer
+    return None
+
+
+def _user_data_version(materialization: dg.AssetMaterialization | None) -> str | None:
+    tags = materialization.tags if materialization else None
+    if not tags or tags.get(USER_DATA_VERSION_TAG) != "true":
+        return None
+    return tags.get(DATA_VERSION_TAG)
 
 
 def days_in_progress(instance: dg.DagsterInstance) -> dict[dg.AssetKey, set[str]]:
