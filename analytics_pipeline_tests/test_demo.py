@@ -18,6 +18,7 @@ import pytest
 from analytics_pipeline.cli.demo import report
 from analytics_pipeline.cli.process import ProcessSummary, process_landing
 from analytics_pipeline.cli.sample_data import SampleSummary, generate
+from analytics_pipeline.cli.samples.movie_rental import CATEGORIES
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline_tests.lake_helpers import landing_files, quarantine_lines, query
@@ -114,6 +115,8 @@ def test_demo_report_passes_on_the_processed_lake(
     assert "MISMATCH" not in out
     assert "daily_product_counts for 2024-03-10" in out
     assert "client-acme" in out  # the client level of web_request_stats
+    revenue = out.split("daily_rental_revenue_by_category for 2024-03-10")[1]
+    assert any(name in revenue for name in CATEGORIES)  # rows of categories, not an empty table
 
 
 def test_demo_report_fails_when_a_table_is_short_of_the_sample(

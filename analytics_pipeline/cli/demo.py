@@ -154,6 +154,21 @@ def _print_analytics(con: duckdb.DuckDBPyConnection, tables: list[str], dt: str)
             ],
         )
 
+    if "daily_rental_revenue_by_category" in tables:
+        print(f"\ndaily_rental_revenue_by_category for {dt} (the movie_rental database)")
+        _print_table(
+            ("category", "payments", "revenue"),
+            [
+                (category or "(none)", payments, f"{revenue:.2f}")
+                for category, payments, revenue in _rows(
+                    con,
+                    "SELECT category, payments, revenue FROM daily_rental_revenue_by_category "
+                    "WHERE dt = ? ORDER BY revenue DESC, category",
+                    [dt],
+                )
+            ],
+        )
+
 
 def _table_rows(
     con: duckdb.DuckDBPyConnection, tables: list[str], table: str, days: list[str] | None = None
