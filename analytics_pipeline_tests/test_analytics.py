@@ -12,7 +12,7 @@ import sqlglot
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_pipeline.cli.samples import movie_rental
+from analytics_pipeline.cli.samples.movie_rental import sample_table_defs
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.spec import DUCKDB_TYPES
 from analytics_pipeline.datasets.table_def import table_def
@@ -22,7 +22,6 @@ from analytics_pipeline.defs.analytics import (
     athena_typed,
     canonical_order,
 )
-from analytics_pipeline.lake.database_types import athena_type
 from analytics_pipeline.lake.versioned_days import content_digest
 from analytics_pipeline.resources.local.engine import athena_to_duckdb
 
@@ -79,11 +78,7 @@ def _create_empty_tables(con: duckdb.DuckDBPyConnection) -> None:
     tables = {
         table.name: table_def(spec, table).columns for spec in DATASETS for table in spec.tables
     }
-    for source in movie_rental.metadata.sorted_tables:  # the sample source, as extracted
-        tables[source.name] = tuple(
-            (c.name, athena_type("movie_rental", source.name, c.name, type(c.type).__name__))
-            for c in source.columns
-        )
+    tables |= {t.name: t.columns for t in sample_table_defs()}  # the source, as extracted
     for name, definition in tables.items():
         columns = ", ".join(f'"{c}" {DUCKDB_TYPES[k]}' for c, k in definition)
         con.execute(f'CREATE TABLE "{name}" ({columns}, dt VARCHAR)')

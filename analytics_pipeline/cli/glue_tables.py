@@ -1,8 +1,10 @@
 """Every table the pipeline writes, as the JSON that Terraform reads to declare the Glue tables.
 
 Dataset tables come from their specs; analytics tables take the columns their SQL returns,
-found by running each query on an empty catalog of the dataset tables (the same engine and
-the same Athena type mapping the analytics assets use). Regenerate after a spec or SQL change:
+found by running each query on an empty catalog of the dataset tables and the sample
+movie_rental tables (the same engine and the same Athena type mapping the analytics assets
+use). The movie_rental tables themselves are not declared here: the extract creates them
+with the columns of the source database it reads. Regenerate after a spec or SQL change:
 
     python -m analytics_pipeline.cli.glue_tables > terraform/tables.json
 """
@@ -13,6 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from analytics_pipeline.cli.samples.movie_rental import sample_table_defs
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.defs.analytics import ANALYTICS, athena_typed
@@ -35,7 +38,7 @@ def analytics_tables(sources: list[TableDef]) -> list[TableDef]:
     """Each analytics query's output columns, typed as the analytics assets store them."""
     with tempfile.TemporaryDirectory(prefix="glue-tables-") as lake_dir:
         catalog = DuckDBCatalog(lake_dir=lake_dir)
-        for table in sources:
+        for table in [*sources, *sample_table_defs()]:
             catalog.ensure_table(table)
         engine = DuckDBEngine(lake_dir=lake_dir)
         tables = []

@@ -9,6 +9,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.lake.table_definition import TableDef
+
 metadata = sa.MetaData()
 
 
@@ -88,6 +91,22 @@ payment = sa.Table(
     sa.Column("payment_date", sa.DateTime, nullable=False),
     _last_update(),
 )
+
+
+def sample_table_defs() -> list[TableDef]:
+    """The sample's tables as the extract types them: the schema the movie-rental analytics
+    are typed against (a real source's tables are typed from its own database)."""
+    return [
+        TableDef(
+            table.name,
+            tuple(
+                (c.name, athena_type("movie_rental", table.name, c.name, type(c.type).__name__))
+                for c in table.columns
+            ),
+        )
+        for table in metadata.sorted_tables
+    ]
+
 
 CATEGORIES = [
     "Action",
