@@ -26,6 +26,9 @@ def refresh_recent_days_hourly() -> dg.AutomationCondition:
     ).with_label("refresh_recent_days_hourly")
 
 
-def analytics_automation(snapshots: tuple[dg.AssetKey, ...] = ()) -> dg.AutomationCondition:
-    """A day is rebuilt when its tables change, and the recent days hourly regardless."""
-    return rebuild_on_upstream_update(snapshots) | refresh_recent_days_hourly()
+def analytics_automation(
+    snapshots: tuple[dg.AssetKey, ...] = (), hourly: bool = True
+) -> dg.AutomationCondition:
+    """A day is rebuilt when its tables change, and (hourly) the recent days regardless."""
+    rebuild = rebuild_on_upstream_update(snapshots)
+    return rebuild | refresh_recent_days_hourly() if hourly else rebuild
