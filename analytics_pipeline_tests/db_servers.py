@@ -1,8 +1,11 @@
-"""Real PostgreSQL 15 and MariaDB servers for the source tests: own datadir, 127.0.0.1, free port.
+"""Real PostgreSQL 15 and MariaDB servers for the tests: own datadir, 127.0.0.1, free port.
 
 Started once per session and stopped by its PID; each test gets a fresh database on it.
-initdb refuses to run as root, so under root the servers run as `nobody`; MariaDB is installed
-with apt when missing (CI is a fresh machine).
+PostgreSQL asks for a password (md5), as a deployed one does: the same server holds the
+source tests' databases and the Dagster instances of the storage tests, which name it the
+way the production dagster.yaml does (`DAGSTER_PG_*`). initdb refuses to run as root, so
+under root the servers run as `nobody`; MariaDB is installed with apt when missing (CI is a
+fresh machine).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from analytics_pipeline_tests.apt import ensure_installed
 from analytics_pipeline_tests.dev_server import free_port, stop_process_group
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER, PG_PASSWORD = "analytics", "not-on-disk-7f3a"
 STARTUP_TIMEOUT = 60.0
 
 
@@ -33,9 +37,10 @@ class DatabaseServer:
 
     admin_url: str
     driver_url: str  # without a database name: append one
+    port: int
 
-    def fresh_database(self) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
+    def create_database(self) -> str:
+        """Create an empty database; its name."""
         name = f"t_{uuid.uuid4().hex[:12]}"
         engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         try:
@@ -43,7 +48,21 @@ class DatabaseServer:
                 connection.execute(sa.text(f"CREATE DATABASE {name}"))
         finally:
             engine.dispose()
-        return f"{self.driver_url}/{name}"
+        return name
+
+    def fresh_database(self) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        return f"{self.driver_url}/{self.create_database()}"
+
+    def dagster_env(self) -> dict[str, str]:
+        """The `DAGSTER_PG_*` variables of the production dagster.yaml, naming a fresh database."""
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_DB": self.create_database(),
+            "DAGSTER_PG_USER": PG_USER,
+            "DAGSTER_PG_PASSWORD": PG_PASSWORD,
+        }
 
 
 def _as_server_user() -> list[str]:
@@ -65,13 +84,15 @@ def postgres_server() -> Iterator[DatabaseServer]:
 
 
 def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
-    data = root / "data"
+    data, password_file = root / "data", root / "password"
     if os.getuid() == 0:
         shutil.chown(root, "nobody", "nogroup")
+    password_file.write_text(PG_PASSWORD)
+    password_file.chmod(0o644)
     prefix = _as_server_user()
     subprocess.run(
-        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "--no-sync", "-E", "UTF8"],
+        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=md5",
+         f"--pwfile={password_file}", "--no-sync", "-E", "UTF8"],
         check=True, capture_output=True,
     )  # fmt: skip
     port = free_port()
@@ -81,8 +102,8 @@ def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
          "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    base = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base)
+    base = f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}"
+    server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base, port=port)
     try:
         _wait_until_accepting(server.admin_url, process, root / "postgres.log")
         yield server
@@ -137,7 +158,7 @@ def _run_mariadb(root: Path) -> Iterator[DatabaseServer]:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     base = f"mysql+pymysql://root@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/mysql", driver_url=base)
+    server = DatabaseServer(admin_url=f"{base}/mysql", driver_url=base, port=port)
     try:
         _wait_until_accepting(server.admin_url, process, root / "mariadb.log")
         yield server
