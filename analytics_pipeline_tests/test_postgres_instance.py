@@ -1,0 +1,204 @@
+"""The production instance, proven locally: PostgreSQL storage, `dagster-daemon run` and
+`dagster-webserver` as separate processes on the rendered dagster.yaml (the default run
+launcher in place of ECS). Sample data dropped into landing reaches every table through the
+sensors and the automation alone (the movie-rental database, whose extract is an hourly
+schedule, is extracted by a run launched from the webserver); then a backfill launched as the
+UI launches it (GraphQL `launchPartitionBackfill`) rebuilds some days and nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from analytics_pipeline.cli.instance_config import write_instance_config
+from analytics_pipeline.cli.sample_data import SampleSummary, generate
+from analytics_pipeline.defs.analytics import ANALYTICS
+from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
+from analytics_pipeline.resources.local.catalog import CATALOG_FILE
+from analytics_pipeline.settings import MOVIE_RENTAL_FILE
+from analytics_pipeline_tests.db_servers import DatabaseServer
+from analytics_pipeline_tests.dev_server import DevServer, dagster_services
+from analytics_pipeline_tests.lake_helpers import landing_files
+
+END_DAY = date(2024, 6, 30)
+# Generous for a loaded 2-core CI machine: each run is a fresh Python process (~5 s here).
+DEADLINE_SECONDS = 420.0
+POLL_SECONDS = 4.0  # each poll reads every table of the catalog
+BACKFILL_DAYS = ["2024-06-29", "2024-06-30"]
+BACKFILL_ASSETS = [parquet_key("products"), table_key("products")]
+BACKFILL_ASSETS += [analytics_key("daily_product_counts")]
+
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { invalidOutputName }
+    ... on PartitionSetNotFoundError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status runs(limit: 100) { runId status tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+LOCATION = "analytics_pipeline.definitions"
+RUNS = """
+{ runsOrError(limit: 500) { ... on Runs { results { runId jobName status } } } }
+"""
+FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleSummary]:
+    lake_dir = tmp_path_factory.mktemp("pg") / "lake"
+    summary = generate(lake_dir, end_date=END_DAY, days=3, seed=5, scale=0.05)
+    assert (lake_dir / MOVIE_RENTAL_FILE).exists()
+    return lake_dir, summary
+
+
+@pytest.fixture(scope="module")
+def server(
+    lake: tuple[Path, SampleSummary],
+    postgres_server: DatabaseServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DevServer]:
+    home = tmp_path_factory.mktemp("pg") / "dagster_home"
+    pg_env = postgres_server.dagster_env()
+    write_instance_config(home / "dagster.yaml", pg_env)
+    with dagster_services(lake[0], home, pg_env) as running:
+        yield running
+
+
+def _wait_for(server: DevServer, what: str, condition: Callable[[], bool]) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < DEADLINE_SECONDS:
+        if condition():
+            return
+        time.sleep(POLL_SECONDS)
+    log = server.log_path.read_text()[-4000:]
+    pytest.fail(f"{what} did not happen within {DEADLINE_SECONDS}s; daemon log tail:\n{log}")
+
+
+def _served(lake_dir: Path, summary: SampleSummary) -> dict[str, Any]:
+    """Every table's rows per day: landing datasets, database tables and analytics."""
+    names = [*summary.table_days, *summary.database_rows, *(a.name for a in ANALYTICS)]
+    try:
+        con = duckdb.connect(str(lake_dir / CATALOG_FILE), read_only=True)
+    except duckdb.Error:  # no catalog yet, or a writer has it open right now
+        return dict.fromkeys(names)
+    try:
+        return {name: _days(con, name) for name in names}
+    finally:
+        con.close()
+
+
+def _days(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int] | None:
+    try:
+        return dict(con.execute(f"SELECT dt, count(*) FROM {table} GROUP BY dt").fetchall())
+    except duckdb.Error:  # the table does not exist yet
+        return None
+
+
+def _complete(lake_dir: Path, summary: SampleSummary) -> bool:
+    served = _served(lake_dir, summary)
+    if any(served[t] != days for t, days in summary.table_days.items()):
+        return False
+    if any(sum((served[t] or {}).values()) != n for t, n in summary.database_rows.items()):
+        return False
+    # Each analytics table has every sample day (its sources have records on each).
+    return all(served[a.name] and set(served[a.name]) >= set(BACKFILL_DAYS) for a in ANALYTICS)
+
+
+def _runs(server: DevServer) -> list[dict[str, str]]:
+    return server.graphql(RUNS)["data"]["runsOrError"]["results"]
+
+
+def test_sensors_and_automation_bring_every_dataset_to_its_tables(
+    server: DevServer, lake: tuple[Path, SampleSummary]
+) -> None:
+    lake_dir, summary = lake
+    selector = {
+        "repositoryLocationName": LOCATION,
+        "repositoryName": "__repository__",
+        "jobName": "extract_movie_rental",
+    }
+    launched = server.graphql(LAUNCH_RUN, {"params": {"selector": selector}})["data"]
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    _wait_for(server, "every table served", lambda: _complete(lake_dir, summary))
+    for name in summary.datasets:
+        assert landing_files(lake_dir, name) == [], name
+        quarantined = list((lake_dir / "quarantine" / name).rglob("*.jsonl"))
+        assert quarantined, f"{name}: its bad records were not quarantined"
+    runs = _runs(server)
+    assert runs, "the webserver reports no runs"
+    ingests = {f"ingest_{name}" for name in summary.datasets}
+    assert {r["jobName"] for r in runs} >= {*ingests, "extract_movie_rental", "__ASSET_JOB"}
+    _wait_for(server, "no run in progress", lambda: not _unfinished(server))
+    failed = [r for r in _runs(server) if r["status"] != "SUCCESS"]
+    assert failed == []
+
+
+def _unfinished(server: DevServer) -> list[dict[str, str]]:
+    return [r for r in _runs(server) if r["status"] in ("QUEUED", "STARTING", "STARTED")]
+
+
+def test_a_backfill_launched_as_the_ui_does_completes_and_doubles_nothing(
+    server: DevServer, lake: tuple[Path, SampleSummary]
+) -> None:
+    lake_dir, summary = lake
+    _wait_for(server, "every table served", lambda: _complete(lake_dir, summary))
+    before = _served(lake_dir, summary)
+    params = {
+        "partitionNames": BACKFILL_DAYS,
+        "assetSelection": [{"path": key.path} for key in BACKFILL_ASSETS],
+        "fromFailure": False,
+        "tags": [],
+    }
+    launched = server.graphql(LAUNCH_BACKFILL, {"params": params})["data"]
+    result = launched["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    backfill_id = result["backfillId"]
+    status: dict[str, Any] = {}
+
+    def finished() -> bool:
+        status.update(
+            server.graphql(BACKFILL_STATUS, {"id": backfill_id})["data"]["partitionBackfillOrError"]
+        )
+        return status.get("status") in FINISHED
+
+    _wait_for(server, f"backfill {backfill_id} finished", finished)
+    assert status["status"] == "COMPLETED_SUCCESS", status
+    runs = status["runs"]
+    assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
+    ranges = {
+        (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+        for tags in ({t["key"]: t["value"] for t in r["tags"]} for r in runs)
+    }
+    assert ranges == {(BACKFILL_DAYS[0], BACKFILL_DAYS[-1])}  # one ranged run per asset step
+    assert _served(lake_dir, summary) == before
