@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,38 +79,44 @@ def _as_server_user() -> list[str]:
 def postgres_server() -> Iterator[DatabaseServer]:
     if not (PG_BIN / "postgres").exists():
         pytest.fail(f"PostgreSQL 15 binaries missing from {PG_BIN}")
-    # Not pytest's tmp_path: its parents are private to root, and the server may run as nobody.
-    with tempfile.TemporaryDirectory(prefix="pg-source-") as directory:
-        yield from _run_postgres(Path(directory))
-
-
-def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
-    data, password_file = root / "data", root / "password"
-    if os.getuid() == 0:
-        shutil.chown(root, "nobody", "nogroup")
-    password_file.write_text(PG_PASSWORD)
-    password_file.chmod(0o644)
-    prefix = _as_server_user()
-    subprocess.run(
-        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=md5",
-         f"--pwfile={password_file}", "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    port = free_port()
-    log = open(root / "postgres.log", "wb")  # noqa: SIM115 - open for the server's lifetime
-    process = subprocess.Popen(
-        [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-         "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base, port=port)
-    try:
-        _wait_until_accepting(server.admin_url, process, root / "postgres.log")
+    with running_postgres() as server:
         yield server
-    finally:
-        stop_process_group(process)
-        log.close()
+
+
+@contextmanager
+def running_postgres(fsync: bool = False) -> Iterator[DatabaseServer]:
+    """A PostgreSQL of its own, stopped on exit; `fsync=False` (tests) trades durability for
+    speed, a benchmark keeps the server's default."""
+    # Not pytest's tmp_path (nor a TMPDIR under it): its parents are private to root, and under
+    # root the server runs as nobody.
+    with tempfile.TemporaryDirectory(prefix="pg-", dir="/tmp") as directory:
+        root = Path(directory)
+        data, password_file = root / "data", root / "password"
+        if os.getuid() == 0:
+            shutil.chown(root, "nobody", "nogroup")
+        password_file.write_text(PG_PASSWORD)
+        password_file.chmod(0o644)
+        prefix = _as_server_user()
+        subprocess.run(
+            [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=md5",
+             f"--pwfile={password_file}", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        port = free_port()
+        unsafe = [] if fsync else ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        with open(root / "postgres.log", "wb") as log:
+            process = subprocess.Popen(
+                [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                 "-p", str(port), "-k", str(root), *unsafe],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        base = f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}"
+        server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base, port=port)
+        try:
+            _wait_until_accepting(server.admin_url, process, root / "postgres.log")
+            yield server
+        finally:
+            stop_process_group(process)
 
 
 def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -> None:

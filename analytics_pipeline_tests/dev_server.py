@@ -130,13 +130,13 @@ def _wait_until_up(
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited early:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"{process.args!r} exited early:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{server.url}/server_info", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"{process.args[0]} not up after {STARTUP_TIMEOUT}s")
+    raise TimeoutError(f"{process.args!r} not up after {STARTUP_TIMEOUT}s")
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
