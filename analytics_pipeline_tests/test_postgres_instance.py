@@ -1,19 +1,26 @@
 """The production instance, proven locally: PostgreSQL storage, `dagster-daemon run` and
 `dagster-webserver` as separate processes on the rendered dagster.yaml (the default run
-launcher in place of ECS). Sample data dropped into landing reaches every table through the
-sensors and the automation alone (the movie-rental database, whose extract is an hourly
-schedule, is extracted by a run launched from the webserver); then a backfill launched as the
-UI launches it (GraphQL `launchPartitionBackfill`) rebuilds some days and nothing is doubled.
+launcher in place of ECS).
+
+Sample data dropped into landing reaches every table through the sensors and the automation
+alone (the movie-rental database, whose extract is an hourly schedule, is extracted by a run
+launched from the webserver). Then a backfill launched as the UI launches it (GraphQL
+`launchPartitionBackfill`) rebuilds some days, and nothing is doubled. Last, a run whose
+worker is killed, once failed as run monitoring fails it, is retried by the daemon.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -22,6 +29,7 @@ from analytics_pipeline.cli.sample_data import SampleSummary, generate
 from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import MOVIE_RENTAL_FILE
 from analytics_pipeline_tests.db_servers import DatabaseServer
 from analytics_pipeline_tests.dev_server import DevServer, dagster_services
@@ -83,13 +91,17 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleSummary]
 
 
 @pytest.fixture(scope="module")
+def pg_env(postgres_server: DatabaseServer) -> dict[str, str]:
+    return postgres_server.dagster_env()
+
+
+@pytest.fixture(scope="module")
 def server(
     lake: tuple[Path, SampleSummary],
-    postgres_server: DatabaseServer,
+    pg_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[DevServer]:
     home = tmp_path_factory.mktemp("pg") / "dagster_home"
-    pg_env = postgres_server.dagster_env()
     write_instance_config(home / "dagster.yaml", pg_env)
     with dagster_services(lake[0], home, pg_env) as running:
         yield running
@@ -135,6 +147,18 @@ def _complete(lake_dir: Path, summary: SampleSummary) -> bool:
     return all(served[a.name] and set(served[a.name]) >= set(BACKFILL_DAYS) for a in ANALYTICS)
 
 
+def _launch_extract(server: DevServer) -> str:
+    """Launch the movie-rental extract job from the webserver, as the UI's Launchpad does."""
+    selector = {
+        "repositoryLocationName": LOCATION,
+        "repositoryName": "__repository__",
+        "jobName": "extract_movie_rental",
+    }
+    launched = server.graphql(LAUNCH_RUN, {"params": {"selector": selector}})["data"]
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    return launched["launchRun"]["run"]["runId"]
+
+
 def _runs(server: DevServer) -> list[dict[str, str]]:
     return server.graphql(RUNS)["data"]["runsOrError"]["results"]
 
@@ -143,13 +167,7 @@ def test_sensors_and_automation_bring_every_dataset_to_its_tables(
     server: DevServer, lake: tuple[Path, SampleSummary]
 ) -> None:
     lake_dir, summary = lake
-    selector = {
-        "repositoryLocationName": LOCATION,
-        "repositoryName": "__repository__",
-        "jobName": "extract_movie_rental",
-    }
-    launched = server.graphql(LAUNCH_RUN, {"params": {"selector": selector}})["data"]
-    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    _launch_extract(server)
     _wait_for(server, "every table served", lambda: _complete(lake_dir, summary))
     for name in summary.datasets:
         assert landing_files(lake_dir, name) == [], name
@@ -202,3 +220,60 @@ def test_a_backfill_launched_as_the_ui_does_completes_and_doubles_nothing(
     }
     assert ranges == {(BACKFILL_DAYS[0], BACKFILL_DAYS[-1])}  # one ranged run per asset step
     assert _served(lake_dir, summary) == before
+
+
+@contextmanager
+def _instance(server: DevServer, pg_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
+    """The services' own instance, opened from this process."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in pg_env.items():
+            env.setenv(name, value)
+        with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
+            yield instance
+
+
+def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid the run's worker logged ("Executing steps in process (pid: N)")."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+        pid = data.metadata.get("pid") if data and data.metadata else None
+        if pid is not None:
+            return int(getattr(pid, "value", pid))
+    return None
+
+
+def test_a_killed_run_failed_by_run_monitoring_is_retried_by_the_daemon(
+    server: DevServer, lake: tuple[Path, SampleSummary], pg_env: dict[str, str]
+) -> None:
+    lake_dir, summary = lake
+    _wait_for(server, "every table served", lambda: _complete(lake_dir, summary))
+    before = _served(lake_dir, summary)
+    store = LocalLakeStore(lake_dir=str(lake_dir))
+    with _instance(server, pg_env) as instance:
+        # The extract's first table is held, so its run waits inside its step until killed.
+        with store.table_lock("category", owner="run test-holder"):
+            run_id = _launch_extract(server)
+            found: dict[str, int] = {}
+
+            def working() -> bool:
+                pid = _worker_pid(instance, run_id)
+                if pid is not None:
+                    found["pid"] = pid
+                return pid is not None
+
+            _wait_for(server, f"run {run_id} working", working)
+            os.kill(found["pid"], signal.SIGKILL)
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.status == dg.DagsterRunStatus.STARTED
+            # What run monitoring does once the ECS launcher reports the task gone (the default
+            # launcher here has no such health check: see test_abandoned_runs).
+            instance.report_run_failed(run, "run worker is gone (killed in the test)")
+        retry = dg.RunsFilter(tags={"dagster/parent_run_id": run_id})
+        _wait_for(
+            server,
+            f"a retry of run {run_id} succeeded",
+            lambda: any(r.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_runs(retry)),
+        )
+        [retried] = instance.get_runs(retry)
+        assert retried.tags["dagster/retry_number"] == "1"
+    assert _served(lake_dir, summary) == before  # extracted again, nothing doubled
