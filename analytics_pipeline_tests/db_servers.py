@@ -104,19 +104,28 @@ def running_postgres(fsync: bool = False) -> Iterator[DatabaseServer]:
         )  # fmt: skip
         port = free_port()
         unsafe = [] if fsync else ["-c", "fsync=off", "-c", "full_page_writes=off"]
-        with open(root / "postgres.log", "wb") as log:
-            process = subprocess.Popen(
-                [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                 "-p", str(port), "-k", str(root), *unsafe],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        command = [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                   "-p", str(port), "-k", str(root), *unsafe]  # fmt: skip
         base = f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}"
-        server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base, port=port)
-        try:
-            _wait_until_accepting(server.admin_url, process, root / "postgres.log")
+        with _serving(command, root / "postgres.log", base, "postgres", port) as server:
             yield server
-        finally:
-            stop_process_group(process)
+
+
+@contextmanager
+def _serving(
+    command: list[str], log_path: Path, base: str, admin_db: str, port: int
+) -> Iterator[DatabaseServer]:
+    """Run a server command in its own process group; the server once it takes connections."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = DatabaseServer(admin_url=f"{base}/{admin_db}", driver_url=base, port=port)
+    try:
+        _wait_until_accepting(server.admin_url, process, log_path)
+        yield server
+    finally:
+        stop_process_group(process)
 
 
 def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -156,19 +165,10 @@ def _run_mariadb(root: Path) -> Iterator[DatabaseServer]:
         check=True, capture_output=True,
     )  # fmt: skip
     port = free_port()
-    log = open(root / "mariadb.log", "wb")  # noqa: SIM115 - open for the server's lifetime
-    process = subprocess.Popen(
-        ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={user}",
-         f"--socket={root / 'mariadb.sock'}", "--bind-address=127.0.0.1", f"--port={port}",
-         f"--pid-file={root / 'mariadb.pid'}", "--skip-name-resolve",
-         "--innodb-flush-log-at-trx-commit=0"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    command = ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={user}",
+               f"--socket={root / 'mariadb.sock'}", "--bind-address=127.0.0.1", f"--port={port}",
+               f"--pid-file={root / 'mariadb.pid'}", "--skip-name-resolve",
+               "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     base = f"mysql+pymysql://root@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/mysql", driver_url=base, port=port)
-    try:
-        _wait_until_accepting(server.admin_url, process, root / "mariadb.log")
+    with _serving(command, root / "mariadb.log", base, "mysql", port) as server:
         yield server
-    finally:
-        stop_process_group(process)
-        log.close()
