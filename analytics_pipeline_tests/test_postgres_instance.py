@@ -276,4 +276,9 @@ def test_a_killed_run_failed_by_run_monitoring_is_retried_by_the_daemon(
         )
         [retried] = instance.get_runs(retry)
         assert retried.tags["dagster/retry_number"] == "1"
+        # The killed worker never got past its step, though the lock is long free: it is dead.
+        killed = instance.get_run_by_id(run_id)
+        assert killed is not None and killed.status == dg.DagsterRunStatus.FAILURE
+        steps_done = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+        assert steps_done == []
     assert _served(lake_dir, summary) == before  # extracted again, nothing doubled
