@@ -77,8 +77,9 @@ mutation($params: ExecutionParams!) {
 """
 LOCATION = "analytics_pipeline.definitions"
 RUNS = """
-{ runsOrError(limit: 500) { ... on Runs { results { runId jobName status } } } }
+{ runsOrError(limit: 500) { ... on Runs { results { runId jobName status tags { key value } } } } }
 """
+PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start")
 FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -178,8 +179,17 @@ def test_sensors_and_automation_bring_every_dataset_to_its_tables(
     ingests = {f"ingest_{name}" for name in summary.datasets}
     assert {r["jobName"] for r in runs} >= {*ingests, "extract_movie_rental", "__ASSET_JOB"}
     _wait_for(server, "no run in progress", lambda: not _unfinished(server))
-    failed = [r for r in _runs(server) if r["status"] != "SUCCESS"]
+    failed = [r for r in _runs(server) if r["status"] != "SUCCESS" and _for_the_sample(r)]
     assert failed == []
+
+
+def _for_the_sample(run: dict[str, Any]) -> bool:
+    """Whether the run works on the sample's days (or on no day: ingest, extract). Left out:
+    the automation's hourly refresh of today's days, which may tick while a dataset has not
+    arrived yet and then fails on its missing table."""
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    days = [tags[key] for key in PARTITION_TAGS if key in tags]
+    return not days or min(days) <= END_DAY.isoformat()
 
 
 def _unfinished(server: DevServer) -> list[dict[str, str]]:
@@ -255,13 +265,16 @@ def test_a_killed_run_failed_by_run_monitoring_is_retried_by_the_daemon(
             run_id = _launch_extract(server)
             found: dict[str, int] = {}
 
-            def working() -> bool:
+            def in_its_step() -> bool:
+                run = instance.get_run_by_id(run_id)
+                steps = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
                 pid = _worker_pid(instance, run_id)
                 if pid is not None:
                     found["pid"] = pid
-                return pid is not None
+                return bool(run and run.status == dg.DagsterRunStatus.STARTED and steps and pid)
 
-            _wait_for(server, f"run {run_id} working", working)
+            # Killed inside its step (waiting on the lock), not while it is still starting.
+            _wait_for(server, f"run {run_id} in its first step", in_its_step)
             os.kill(found["pid"], signal.SIGKILL)
             run = instance.get_run_by_id(run_id)
             assert run is not None and run.status == dg.DagsterRunStatus.STARTED
