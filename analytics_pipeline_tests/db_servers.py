@@ -1,8 +1,11 @@
-"""Real PostgreSQL 15 and MariaDB servers for the source tests: own datadir, 127.0.0.1, free port.
+"""Real PostgreSQL 15 and MariaDB servers for the tests: own datadir, 127.0.0.1, free port.
 
 Started once per session and stopped by its PID; each test gets a fresh database on it.
-initdb refuses to run as root, so under root the servers run as `nobody`; MariaDB is installed
-with apt when missing (CI is a fresh machine).
+PostgreSQL asks for a password (md5), as a deployed one does: the same server holds the
+source tests' databases and the Dagster instances of the storage tests, which name it the
+way the production dagster.yaml does (`DAGSTER_PG_*`). initdb refuses to run as root, so
+under root the servers run as `nobody`; MariaDB is installed with apt when missing (CI is a
+fresh machine).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from analytics_pipeline_tests.apt import ensure_installed
 from analytics_pipeline_tests.dev_server import free_port, stop_process_group
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER, PG_PASSWORD = "analytics", "not-on-disk-7f3a"
 STARTUP_TIMEOUT = 60.0
 
 
@@ -33,9 +38,10 @@ class DatabaseServer:
 
     admin_url: str
     driver_url: str  # without a database name: append one
+    port: int
 
-    def fresh_database(self) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
+    def create_database(self) -> str:
+        """Create an empty database; its name."""
         name = f"t_{uuid.uuid4().hex[:12]}"
         engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         try:
@@ -43,7 +49,21 @@ class DatabaseServer:
                 connection.execute(sa.text(f"CREATE DATABASE {name}"))
         finally:
             engine.dispose()
-        return f"{self.driver_url}/{name}"
+        return name
+
+    def fresh_database(self) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        return f"{self.driver_url}/{self.create_database()}"
+
+    def dagster_env(self) -> dict[str, str]:
+        """The `DAGSTER_PG_*` variables of the production dagster.yaml, naming a fresh database."""
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_DB": self.create_database(),
+            "DAGSTER_PG_USER": PG_USER,
+            "DAGSTER_PG_PASSWORD": PG_PASSWORD,
+        }
 
 
 def _as_server_user() -> list[str]:
@@ -59,36 +79,53 @@ def _as_server_user() -> list[str]:
 def postgres_server() -> Iterator[DatabaseServer]:
     if not (PG_BIN / "postgres").exists():
         pytest.fail(f"PostgreSQL 15 binaries missing from {PG_BIN}")
-    # Not pytest's tmp_path: its parents are private to root, and the server may run as nobody.
-    with tempfile.TemporaryDirectory(prefix="pg-source-") as directory:
-        yield from _run_postgres(Path(directory))
+    with running_postgres() as server:
+        yield server
 
 
-def _run_postgres(root: Path) -> Iterator[DatabaseServer]:
-    data = root / "data"
-    if os.getuid() == 0:
-        shutil.chown(root, "nobody", "nogroup")
-    prefix = _as_server_user()
-    subprocess.run(
-        [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    port = free_port()
-    log = open(root / "postgres.log", "wb")  # noqa: SIM115 - open for the server's lifetime
-    process = subprocess.Popen(
-        [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-         "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/postgres", driver_url=base)
+@contextmanager
+def running_postgres(fsync: bool = False) -> Iterator[DatabaseServer]:
+    """A PostgreSQL of its own, stopped on exit; `fsync=False` (tests) trades durability for
+    speed, a benchmark keeps the server's default."""
+    # Not pytest's tmp_path (nor a TMPDIR under it): its parents are private to root, and under
+    # root the server runs as nobody.
+    with tempfile.TemporaryDirectory(prefix="pg-", dir="/tmp") as directory:
+        root = Path(directory)
+        data, password_file = root / "data", root / "password"
+        if os.getuid() == 0:
+            shutil.chown(root, "nobody", "nogroup")
+        password_file.write_text(PG_PASSWORD)
+        password_file.chmod(0o644)
+        prefix = _as_server_user()
+        subprocess.run(
+            [*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=md5",
+             f"--pwfile={password_file}", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        port = free_port()
+        unsafe = [] if fsync else ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        command = [*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                   "-p", str(port), "-k", str(root), *unsafe]  # fmt: skip
+        base = f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}"
+        with _serving(command, root / "postgres.log", base, "postgres", port) as server:
+            yield server
+
+
+@contextmanager
+def _serving(
+    command: list[str], log_path: Path, base: str, admin_db: str, port: int
+) -> Iterator[DatabaseServer]:
+    """Run a server command in its own process group; the server once it takes connections."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = DatabaseServer(admin_url=f"{base}/{admin_db}", driver_url=base, port=port)
     try:
-        _wait_until_accepting(server.admin_url, process, root / "postgres.log")
+        _wait_until_accepting(server.admin_url, process, log_path)
         yield server
     finally:
         stop_process_group(process)
-        log.close()
 
 
 def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -> None:
@@ -128,19 +165,10 @@ def _run_mariadb(root: Path) -> Iterator[DatabaseServer]:
         check=True, capture_output=True,
     )  # fmt: skip
     port = free_port()
-    log = open(root / "mariadb.log", "wb")  # noqa: SIM115 - open for the server's lifetime
-    process = subprocess.Popen(
-        ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={user}",
-         f"--socket={root / 'mariadb.sock'}", "--bind-address=127.0.0.1", f"--port={port}",
-         f"--pid-file={root / 'mariadb.pid'}", "--skip-name-resolve",
-         "--innodb-flush-log-at-trx-commit=0"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    command = ["mariadbd", "--no-defaults", f"--datadir={data}", f"--user={user}",
+               f"--socket={root / 'mariadb.sock'}", "--bind-address=127.0.0.1", f"--port={port}",
+               f"--pid-file={root / 'mariadb.pid'}", "--skip-name-resolve",
+               "--innodb-flush-log-at-trx-commit=0"]  # fmt: skip
     base = f"mysql+pymysql://root@127.0.0.1:{port}"
-    server = DatabaseServer(admin_url=f"{base}/mysql", driver_url=base)
-    try:
-        _wait_until_accepting(server.admin_url, process, root / "mariadb.log")
+    with _serving(command, root / "mariadb.log", base, "mysql", port) as server:
         yield server
-    finally:
-        stop_process_group(process)
-        log.close()

@@ -1,4 +1,5 @@
-"""Start `dagster dev` (UI + daemon) on a free 127.0.0.1 port, and stop it by its process group."""
+"""Start `dagster dev` (UI + daemon), or the production pair `dagster-daemon run` +
+`dagster-webserver`, on a free 127.0.0.1 port; stop each by its process group."""
 
 from __future__ import annotations
 
@@ -78,17 +79,64 @@ def dagster_dev(
         stop_process_group(process)
 
 
-def _wait_until_up(server: DevServer, process: subprocess.Popen) -> None:
+@contextmanager
+def dagster_services(lake_dir: Path, dagster_home: Path, extra_env: dict) -> Iterator[DevServer]:
+    """The daemon and the webserver as a deployment runs them: two processes sharing the
+    instance that $DAGSTER_HOME/dagster.yaml (written by the caller) describes."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ANALYTICS_LAKE_DIR": str(lake_dir),
+        "DAGSTER_HOME": str(dagster_home),
+        **extra_env,
+    }
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        "webserver": [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                      "-w", "workspace.yaml"],
+    }  # fmt: skip
+    processes: list[subprocess.Popen] = []
+    try:
+        for name, command in commands.items():
+            with open(dagster_home / f"{name}.log", "wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=PROJECT_ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        daemon, webserver = processes
+        server = DevServer(
+            f"http://127.0.0.1:{port}", lake_dir, dagster_home, dagster_home / "daemon.log"
+        )
+        _wait_until_up(server, webserver, dagster_home / "webserver.log")
+        if daemon.poll() is not None:
+            raise RuntimeError(f"dagster-daemon exited early:\n{server.log_path.read_text()}")
+        yield server
+    finally:
+        for process in processes:
+            stop_process_group(process)
+
+
+def _wait_until_up(
+    server: DevServer, process: subprocess.Popen, log_path: Path | None = None
+) -> None:
+    log_path = log_path or server.log_path
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited early:\n{server.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"{process.args!r} exited early:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{server.url}/server_info", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"dagster dev not up after {STARTUP_TIMEOUT}s")
+    raise TimeoutError(f"{process.args!r} not up after {STARTUP_TIMEOUT}s")
 
 
 def stop_process_group(process: subprocess.Popen) -> None:

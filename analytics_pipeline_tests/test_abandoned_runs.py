@@ -1,4 +1,9 @@
-"""A run whose process died is marked failed; a run whose process lives is left alone."""
+"""A run whose process died is marked failed; a run whose process lives is left alone.
+
+The tests that depend on the instance storage run on SQLite and on PostgreSQL (the production
+dagster.yaml): on a shared database a pid means nothing, so there a killed run is left to the
+run launcher's health check (ECS) and run monitoring, while slots of ended runs are freed on both.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from analytics_pipeline.defs.abandoned_runs import (
     fail_abandoned_runs,
     owner_tags,
 )
+from analytics_pipeline_tests.instance_storage import STORAGES, dagster_home_on
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,11 +56,10 @@ POOL = "lake_write_dies"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    ensure_dagster_home(home)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """$DAGSTER_HOME on SQLite, or on the storage a test parametrizes it with."""
+    storage = getattr(request, "param", "sqlite")
+    return dagster_home_on(storage, tmp_path / "dagster_home", request, monkeypatch)
 
 
 def _killed_run(home: Path, tags: dict[str, str] | None = None) -> str:
@@ -100,6 +105,19 @@ def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
     return instance.event_log_storage.get_concurrency_run_ids()
 
 
+@pytest.mark.parametrize("home", ["postgres"], indirect=True)
+def test_on_a_shared_database_a_killed_run_is_not_judged_by_its_pid(home: Path) -> None:
+    run_id = _killed_run(home)
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert fail_abandoned_runs(instance) == []  # the pid may be another host's
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.STARTED
+        assert _slot_holders(instance) == {run_id}
+        # Left to run monitoring, which fails it once the launcher says its worker is gone.
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+
+
 def test_a_killed_run_marked_failed_frees_its_pool_slot_at_once(home: Path) -> None:
     run_id = _killed_run(home)
     with dg.DagsterInstance.get() as instance:
@@ -110,6 +128,7 @@ def test_a_killed_run_marked_failed_frees_its_pool_slot_at_once(home: Path) -> N
         assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
 
 
+@pytest.mark.parametrize("home", STORAGES, indirect=True)
 def test_a_slot_left_by_a_run_already_failed_is_freed(home: Path) -> None:
     run_id = _killed_run(home)
     with dg.DagsterInstance.get() as instance:

@@ -87,3 +87,13 @@ def test_the_api_latency_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 12  # 4 levels x 3 ranges
     assert all(line.endswith("x |") for line in rows), rows
+
+
+def test_the_instance_storage_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    result = run_benchmark(
+        tmp_path, "-m", "benchmarks.instance_storage", "--days", "2", "--repeat", "1"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| sqlite", "| postgres"], rows
+    assert rows[0].endswith("| 1.00x |")

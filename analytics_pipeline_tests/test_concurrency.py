@@ -1,12 +1,12 @@
 """Two runs for the same partition at once: the table's lake lock lets only one of them write.
 
-Two real processes share one Dagster instance ($DAGSTER_HOME, SQLite, no pool limit: its
-dagster.yaml only turns telemetry off) and one lake, and each materializes products/parquet
-for the same day. Inside its write, each run waits for the other to enter its write too (for
-a while once both are launched). Under the lock the other never can, and the writes take
-turns; with the lock made a no-op in both processes, the same two runs meet inside the
-write, which shows the test sees an overlap when there is one, however slowly the processes
-start.
+Two real processes share one Dagster instance ($DAGSTER_HOME with no pool limit: SQLite, and
+for the locked case also the production PostgreSQL storage) and one lake, and each
+materializes products/parquet for the same day. Inside its write, each run waits for the
+other to enter its write too (for a while once both are launched). Under the lock the other
+never can, and the writes take turns; with the lock made a no-op in both processes, the same
+two runs meet inside the write, which shows the test sees an overlap when there is one,
+however slowly the processes start.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.cli.dagster_home import TELEMETRY
 from analytics_pipeline.datasets import dataset
 from analytics_pipeline.lake.staging import stage_landing_files
 from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline_tests.instance_storage import STORAGES, dagster_home_on
 from analytics_pipeline_tests.lake_helpers import drop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -136,14 +136,16 @@ def staged_lake(lake_dir: Path) -> Path:
 
 
 @pytest.fixture
-def home_without_pools(tmp_path: Path) -> Path:
+def home_without_pools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
     """A Dagster home whose dagster.yaml sets no pool limit: pools are unlimited."""
+    storage = getattr(request, "param", "sqlite")
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(TELEMETRY)
-    return home
+    return dagster_home_on(storage, home, request, monkeypatch, pools=False)
 
 
+@pytest.mark.parametrize("home_without_pools", STORAGES, indirect=True)
 def test_the_lake_lock_makes_two_writes_of_one_table_take_turns_without_pools(
     tmp_path: Path, staged_lake: Path, home_without_pools: Path
 ) -> None:

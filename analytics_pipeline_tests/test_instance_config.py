@@ -1,12 +1,8 @@
 """The production instance config: rendered from env, loaded by Dagster on a real PostgreSQL."""
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -15,72 +11,13 @@ import yaml
 from dagster import DagsterInstance
 
 from analytics_pipeline.cli.instance_config import instance_config, write_instance_config
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PASSWORD = "not-on-disk-7f3a"
+from analytics_pipeline_tests.db_servers import PG_PASSWORD, DatabaseServer
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def postgres_env() -> Iterator[dict[str, str]]:
-    """A PostgreSQL 15 of this session's own on 127.0.0.1 (password auth), and the env naming it."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 binaries not found under {PG_BIN}")
-    # initdb refuses root: under root the server runs as nobody, in a directory nobody owns.
-    as_user = (
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-        if os.getuid() == 0
-        else []
-    )
-    with tempfile.TemporaryDirectory(prefix="pg-instance-") as directory:
-        root = Path(directory)
-        if os.getuid() == 0:
-            shutil.chown(root, "nobody", "nogroup")
-        yield from _run_postgres(root, as_user)
-
-
-def _run_postgres(root: Path, as_user: list[str]) -> Iterator[dict[str, str]]:
-    data, password_file = root / "data", root / "pw"
-    password_file.write_text(PASSWORD)
-    password_file.chmod(0o644)
-    subprocess.run(
-        [*as_user, PG_BIN / "initdb", "-D", data, "-U", "dagster", "-A", "md5",
-         "--pwfile", password_file, "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    port = _free_port()
-    server = subprocess.Popen(
-        [*as_user, PG_BIN / "postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
-         "-k", root, "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(300):
-            ready = subprocess.run(
-                [PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
-                capture_output=True,
-            )
-            if ready.returncode == 0:
-                break
-            if server.poll() is not None:
-                pytest.fail(f"postgres exited with {server.returncode}")
-        else:
-            pytest.fail("postgres did not accept connections")
-        yield {
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": str(port),
-            "DAGSTER_PG_DB": "postgres",
-            "DAGSTER_PG_USER": "dagster",
-            "DAGSTER_PG_PASSWORD": PASSWORD,
-        }
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+@pytest.fixture
+def postgres_env(postgres_server: DatabaseServer) -> dict[str, str]:
+    """The env naming a fresh database on the session's PostgreSQL (password auth)."""
+    return postgres_server.dagster_env()
 
 
 @dg.asset
@@ -92,7 +29,7 @@ def test_rendered_config_runs_on_postgres(
     postgres_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_path = write_instance_config(tmp_path / "dagster.yaml", postgres_env)
-    assert PASSWORD not in config_path.read_text()
+    assert PG_PASSWORD not in config_path.read_text()
     for name, value in postgres_env.items():
         monkeypatch.setenv(name, value)
     config = yaml.safe_load(config_path.read_text())
