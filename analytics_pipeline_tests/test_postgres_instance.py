@@ -79,7 +79,6 @@ LOCATION = "analytics_pipeline.definitions"
 RUNS = """
 { runsOrError(limit: 500) { ... on Runs { results { runId jobName status tags { key value } } } } }
 """
-PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start")
 FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -179,17 +178,9 @@ def test_sensors_and_automation_bring_every_dataset_to_its_tables(
     ingests = {f"ingest_{name}" for name in summary.datasets}
     assert {r["jobName"] for r in runs} >= {*ingests, "extract_movie_rental", "__ASSET_JOB"}
     _wait_for(server, "no run in progress", lambda: not _unfinished(server))
-    failed = [r for r in _runs(server) if r["status"] != "SUCCESS" and _for_the_sample(r)]
+    # Every run, the automation's hourly refresh included (it waits for a dataset's table).
+    failed = [r for r in _runs(server) if r["status"] != "SUCCESS"]
     assert failed == []
-
-
-def _for_the_sample(run: dict[str, Any]) -> bool:
-    """Whether the run works on the sample's days (or on no day: ingest, extract). Left out:
-    the automation's hourly refresh of today's days, which may tick while a dataset has not
-    arrived yet and then fails on its missing table."""
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    days = [tags[key] for key in PARTITION_TAGS if key in tags]
-    return not days or min(days) <= END_DAY.isoformat()
 
 
 def _unfinished(server: DevServer) -> list[dict[str, str]]:

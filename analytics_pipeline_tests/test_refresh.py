@@ -25,6 +25,20 @@ def refreshed_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
     return refreshed
 
 
+def seed_tables(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    days: list[str],
+    skip: frozenset = frozenset(),
+) -> None:
+    """The refreshed analytics' tables hold these days (as if their data had arrived)."""
+    graph = defs.resolve_asset_graph()
+    tables = {p for k in refreshed_keys(defs) for p in graph.get(k).parent_keys} - skip
+    for table in tables:
+        for day in days:
+            instance.report_runless_asset_event(dg.AssetMaterialization(table, partition=day))
+
+
 def requested(result, keys: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
     return {k: sorted(result.get_requested_partitions(k)) for k in keys}
 
@@ -54,6 +68,7 @@ def test_tick_past_the_cron_requests_yesterday_and_today(
     expected: list[str],
 ) -> None:
     keys = analytics_keys(defs)
+    seed_tables(defs, instance, expected)
     first = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=before.replace(tzinfo=UTC)
     )
@@ -67,6 +82,7 @@ def test_tick_past_the_cron_requests_yesterday_and_today(
 
 def test_refresh_is_once_per_hour(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     keys = analytics_keys(defs)
+    seed_tables(defs, instance, ["2024-03-04", "2024-03-05"])
     cursor = None
     counts = []
     # 10:00 (before the tick), 10:31, 10:50 (same hour: nothing new), 11:31 (the next tick).
@@ -81,3 +97,27 @@ def test_refresh_is_once_per_hour(defs: dg.Definitions, instance: dg.DagsterInst
         counts.append(sum(len(v) for v in requested(result, keys).values()))
     days = 2 * len(refreshed_keys(defs))  # yesterday and today of each refreshed asset
     assert counts == [0, days, 0, days]
+
+
+def test_no_refresh_of_a_day_one_of_its_tables_lacks(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    # A dataset that has not arrived has no table: its analytics would fail every hour.
+    # sign_in_events lacks both days, so daily_user_events (over both tables) waits; the
+    # others are refreshed; and with no table holding a day, nothing is.
+    graph = defs.resolve_asset_graph()
+    user_events = analytics_key("daily_user_events")
+    lacking = next(p for p in graph.get(user_events).parent_keys if "sign_in" in p.to_user_string())
+    seed_tables(defs, instance, ["2024-03-04"], skip=frozenset({lacking}))
+    keys = analytics_keys(defs)
+    first = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=datetime(2024, 3, 5, 10, tzinfo=UTC)
+    )
+    second = dg.evaluate_automation_conditions(
+        defs=defs,
+        instance=instance,
+        cursor=first.cursor,
+        evaluation_time=datetime(2024, 3, 5, 10, 31, tzinfo=UTC),
+    )
+    refreshed = refreshed_keys(defs) - {user_events}
+    assert requested(second, keys) == {k: ["2024-03-04"] if k in refreshed else [] for k in keys}

@@ -16,13 +16,24 @@ def refresh_recent_days_hourly() -> dg.AutomationCondition:
     which nothing arrived. The partitions reach a day ahead of now (records may be early),
     so the latest window is tomorrow: three days back from it, minus tomorrow, leaves
     yesterday and today.
+
+    Only days every table of the SQL holds: a dataset that has not arrived yet has no table,
+    and its analytics would fail every hour (a day without rows has nothing to refresh;
+    its arrival rebuilds it).
     """
     recent = dg.AutomationCondition.in_latest_time_window(timedelta(days=3))
     tomorrow = dg.AutomationCondition.in_latest_time_window(timedelta(days=1))
     # Typed as the general condition: dagster's stubs type cron_tick_passed for asset keys only.
     tick: dg.AutomationCondition = dg.AutomationCondition.cron_tick_passed(REFRESH_CRON, "UTC")
+    tables_hold_the_day = dg.AutomationCondition.all_deps_match(
+        ~dg.AutomationCondition.missing()
+    ).with_label("tables_hold_the_day")
     return (
-        recent & ~tomorrow & tick.since_last_handled() & ~dg.AutomationCondition.in_progress()
+        recent
+        & ~tomorrow
+        & tick.since_last_handled()
+        & ~dg.AutomationCondition.in_progress()
+        & tables_hold_the_day
     ).with_label("refresh_recent_days_hourly")
 
 
