@@ -98,6 +98,8 @@ def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
         metadata: dict[str, dg.RawMetadataValue] = {
             "rows_read": done.rows_read,
             "rows_deleted": done.rows_deleted,
+            "rows_untypable": done.rows_untypable,
+            "rows_quarantined": done.rows_quarantined,
             "days_written": len(done.days_written),
             "cursor": str(done.cursor),
         }

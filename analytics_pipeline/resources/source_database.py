@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from analytics_pipeline.datasets.source_spec import SourceTable
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.lake.source_rows import TypedRows, type_rows
 
 
 class SourceTableError(RuntimeError):
@@ -51,8 +52,9 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def read_changes(
         self, table: SourceTable, columns: tuple[tuple[str, str], ...], since: datetime | None
-    ) -> Iterator[pa.RecordBatch]:
-        """Rows whose cursor is at or after `since` or NULL (every row when since is None)."""
+    ) -> Iterator[TypedRows]:
+        """Rows whose cursor is at or after `since` or NULL (every row when since is None),
+        with the rows whose values do not fit their columns set apart."""
 
         def changes(source: sa.Table) -> sa.Select[Any]:
             query = sa.select(*(source.c[name] for name, _ in columns))
@@ -61,7 +63,7 @@ class SourceDatabase(dg.ConfigurableResource):
             cursor = source.c[table.cursor]
             return query.where(sa.or_(cursor >= since, cursor.is_(None)))
 
-        yield from self._batches(table.name, changes, columns)
+        yield from self._batches(table, changes, columns)
 
     def read_keys(self, table: SourceTable) -> pa.Table:
         """Only the primary key of every row: the cheap read that finds deletes."""
@@ -70,46 +72,34 @@ class SourceDatabase(dg.ConfigurableResource):
         def keys(source: sa.Table) -> sa.Select[Any]:
             return sa.select(*(source.c[name] for name in table.primary_key))
 
-        batches = list(self._batches(table.name, keys, columns))
+        batches = []
+        for typed in self._batches(table, keys, columns):
+            if typed.untypable:  # without its key a row cannot be placed, nor quarantined
+                raise SourceTableError(
+                    self._where(table.name, f"a primary key {typed.untypable[0].problems[0]}")
+                )
+            batches.append(typed.rows)
         return pa.Table.from_batches(batches, schema=_schema(columns))
 
     def _batches(
         self,
-        table: str,
+        table: SourceTable,
         query: Callable[[sa.Table], sa.Select[Any]],
         columns: tuple[tuple[str, str], ...],
-    ) -> Iterator[pa.RecordBatch]:
-        schema = _schema(columns)
-        with self._connect(table) as connection:
+    ) -> Iterator[TypedRows]:
+        with self._connect(table.name) as connection:
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
-                source = sa.Table(table, sa.MetaData(), autoload_with=connection)
+                source = sa.Table(table.name, sa.MetaData(), autoload_with=connection)
                 result = connection.execution_options(
                     stream_results=True, yield_per=self.batch_rows
                 ).execute(query(source))
             except sa.exc.NoSuchTableError:
-                raise SourceTableError(self._where(table, "no such table")) from None
+                raise SourceTableError(self._where(table.name, "no such table")) from None
             except sa.exc.DBAPIError as error:
-                raise SourceTableError(self._where(table, str(error.orig))) from error
+                raise SourceTableError(self._where(table.name, str(error.orig))) from error
             for rows in result.partitions():
-                yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
-
-    def _record_batch(
-        self, table: str, schema: pa.Schema, values: list[tuple[Any, ...]]
-    ) -> pa.RecordBatch:
-        """One batch, column by column, so a value that does not fit names its column."""
-        arrays = []
-        for index, field in enumerate(schema):
-            column = values[index] if values else ()
-            if field.type == pa.float64():  # NUMERIC columns arrive as Decimal
-                column = tuple(None if v is None else float(v) for v in column)
-            try:
-                arrays.append(pa.array(column, field.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
-                raise SourceTableError(
-                    self._where(table, f"column {field.name}: a value is not {field.type}: {error}")
-                ) from error
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+                yield type_rows(self.source, table.name, columns, table.primary_key, rows)
 
     def _connect(self, table: str) -> sa.Connection:
         try:
