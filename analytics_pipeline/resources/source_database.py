@@ -57,7 +57,7 @@ class SourceDatabase(dg.ConfigurableResource):
         with the rows whose values do not fit their columns set apart."""
 
         def changes(source: sa.Table) -> sa.Select[Any]:
-            query = sa.select(*(source.c[name] for name, _ in columns))
+            query = sa.select(*(_as_read(source.c[name]) for name, _ in columns))
             if since is None:
                 return query
             cursor = source.c[table.cursor]
@@ -109,6 +109,35 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def _where(self, table: str, problem: str) -> str:
         return f"source {self.source} table {table}: {problem}"
+
+
+class _RawWhenUnparsable(sa.types.TypeDecorator[Any]):
+    """A column's own result processing, except that a value it cannot parse (SQLite text
+    in a DATETIME column) comes back raw, so that one row is quarantined, not the table."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, kind: sa.types.TypeEngine[Any]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        process = self.kind.dialect_impl(dialect).result_processor(dialect, coltype)
+        if process is None:
+            return None
+
+        def raw_when_unparsable(value: Any) -> Any:
+            try:
+                return process(value)
+            except ValueError:
+                return value
+
+        return raw_when_unparsable
+
+
+def _as_read(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    return sa.type_coerce(column, _RawWhenUnparsable(column.type)).label(column.name)
 
 
 def _schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
