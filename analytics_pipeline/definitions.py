@@ -101,7 +101,7 @@ RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
-    settings.check_dataset_names(spec.name for spec in DATASETS)
+    settings.check_dataset_names((spec.name for spec in DATASETS), sources=[MOVIE_RENTAL.name])
     datasets = [build_dataset_definitions(spec, daily, settings) for spec in DATASETS]
     lake_wide = dg.Definitions(
         assets=[build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS],
@@ -131,7 +131,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # The log export runs where there is a log group to export: the aws deployment.
     exports = [web_log_export_definitions()] if settings.aws and settings.aws.web_log_group else []
     return dg.Definitions.merge(
-        *datasets, *exports, build_source_definitions(MOVIE_RENTAL), lake_wide
+        *datasets,
+        *exports,
+        build_source_definitions(MOVIE_RENTAL, settings),
+        lake_wide,
     )
 
 

@@ -2,6 +2,7 @@
 job (hourly, and in `make process`) that extracts every table of the source."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import dagster as dg
 
@@ -13,6 +14,7 @@ from analytics_pipeline.resources.catalog import Catalog
 from analytics_pipeline.resources.lake_lock import table_locks
 from analytics_pipeline.resources.source_database import SourceDatabase
 from analytics_pipeline.resources.store import LakeStore
+from analytics_pipeline.settings import Settings
 
 
 def source_key(source: str, table: str) -> dg.AssetKey:
@@ -27,8 +29,12 @@ def source_resource_key(source: str) -> str:
     return f"{source}_db"
 
 
-def build_source_definitions(spec: SourceSpec) -> dg.Definitions:
-    extracts = [_extract_asset(spec, table) for table in spec.tables]
+def build_source_definitions(spec: SourceSpec, settings: Settings) -> dg.Definitions:
+    """The source's assets, job and hourly schedule; its tables fail freshness after the
+    source's window (ANALYTICS_FRESHNESS_HOURS or the spec's) without an extract."""
+    hours = settings.freshness_window_hours(spec.name, spec.freshness_hours)
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=hours))
+    extracts = [_extract_asset(spec, table, freshness) for table in spec.tables]
     job = dg.define_asset_job(
         extract_job_name(spec.name),
         selection=dg.AssetSelection.assets(*extracts),
@@ -59,7 +65,9 @@ def build_source_definitions(spec: SourceSpec) -> dg.Definitions:
     )
 
 
-def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
+def _extract_asset(
+    spec: SourceSpec, table: SourceTable, freshness: dg.FreshnessPolicy
+) -> dg.AssetsDefinition:
     database_key = source_resource_key(spec.name)
 
     @dg.multi_asset(
@@ -82,6 +90,7 @@ def _extract_asset(spec: SourceSpec, table: SourceTable) -> dg.AssetsDefinition:
                 deps=[parquet_key(table.name)],
                 group_name=spec.name,
                 kinds={"table"},
+                freshness_policy=freshness,
                 description=f"The catalog table {table.name}, as named in {spec.name}.",
             ),
         ],
