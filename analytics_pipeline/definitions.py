@@ -35,6 +35,9 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     lake = str(settings.lake_dir)
     return {
+        source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
+            source=MOVIE_RENTAL.name, url=settings.movie_rental_url
+        ),
         "store": LocalLakeStore(lake_dir=lake),
         "catalog": DuckDBCatalog(lake_dir=lake),
         "engine": DuckDBEngine(lake_dir=lake),
@@ -51,6 +54,7 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
     from analytics_pipeline.resources.aws.s3_listing import S3ListingArrivals
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+    from analytics_pipeline.resources.aws.source_secret import SecretSourceDatabase
     from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
 
     aws = settings.aws
@@ -82,6 +86,15 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         if settings.athena_compaction
         else DayBuilder(),
         "arrivals": arrivals,
+        # A URL given wins; else the RDS secret, read by the run that first connects.
+        source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
+            source=MOVIE_RENTAL.name, url=settings.movie_rental_db_url
+        )
+        if settings.movie_rental_db_url
+        else SecretSourceDatabase(
+            source=MOVIE_RENTAL.name,
+            secret_id=settings.movie_rental_db_secret or "",
+        ),
     }
     if settings.alerts_topic_arn:
         from analytics_pipeline.resources.aws.sns_alerts import SnsAlertSink
@@ -119,12 +132,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "yesterday's analytics every hour at :30 UTC.",
             ),
         ],
-        resources={
-            **RESOURCES_BY_DEPLOYMENT[settings.env](settings),
-            source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
-                source=MOVIE_RENTAL.name, url=settings.movie_rental_url
-            ),
-        },
+        resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )

@@ -96,6 +96,8 @@ class Settings:
     alerts_topic_arn: str | None = None
     # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
     movie_rental_db_url: str | None = None
+    # On AWS, without that URL: the Secrets Manager secret (name or ARN, RDS format) holding it.
+    movie_rental_db_secret: str | None = None
 
     @property
     def movie_rental_url(self) -> str:
@@ -164,6 +166,8 @@ class Settings:
             freshness_hours=_hours_by_dataset(environ.get("ANALYTICS_FRESHNESS_HOURS", "")),
             alerts_topic_arn=environ.get("ANALYTICS_ALERTS_TOPIC_ARN") or None,
             movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
+            movie_rental_db_secret=environ.get("ANALYTICS_MOVIE_RENTAL_DB_SECRET", "").strip()
+            or None,
         )
 
     def freshness_window_hours(self, dataset: str, default: int) -> int:

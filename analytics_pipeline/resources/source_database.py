@@ -28,10 +28,14 @@ class SourceDatabase(dg.ConfigurableResource):
     url: str
     batch_rows: int = 50_000
 
+    def connection_url(self) -> str:
+        """The SQLAlchemy URL to connect with (the AWS deployment's comes from a secret)."""
+        return self.url
+
     def exists(self) -> bool:
         """False only for a SQLite file not created yet (the demo's, before sample data):
         SQLite would create an empty database on connect."""
-        url = sa.make_url(self.url)
+        url = sa.make_url(self.connection_url())
         if url.get_backend_name() != "sqlite" or not url.database:
             return True
         return Path(url.database).exists()
@@ -103,7 +107,7 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def _connect(self, table: str) -> sa.Connection:
         try:
-            return sa.create_engine(self.url).connect()
+            return sa.create_engine(self.connection_url()).connect()
         except sa.exc.DBAPIError as error:
             raise SourceTableError(self._where(table, f"cannot connect: {error.orig}")) from error
 
