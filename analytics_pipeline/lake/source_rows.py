@@ -71,11 +71,14 @@ def type_rows(
     """Rows (tuples in `columns` order) as one Arrow batch; a row with a value that does not
     fit its column (text in an integer, a zero date, an out-of-range number) is set apart."""
     schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
-    values = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    arrays: list[pa.Array | None] = []
     problems: dict[int, list[str]] = {}
     for index, (name, kind) in enumerate(columns):
-        values[index] = [_plain(v) for v in values[index]]
-        if _fits(values[index], schema.field(index).type):
+        if kind == "double":  # NUMERIC columns arrive as Decimal (the catalogs have no decimal)
+            values[index] = [float(v) if isinstance(v, Decimal) else v for v in values[index]]
+        arrays.append(_as_array(values[index], schema.field(index).type))
+        if arrays[-1] is not None:
             continue
         for row, value in enumerate(values[index]):
             problem = _value_problem(value, schema.field(index).type)
@@ -84,6 +87,8 @@ def type_rows(
                 problems.setdefault(row, []).append(
                     f"column {name}: value {shown} is not {kind} ({problem})"
                 )
+    if not problems:
+        return TypedRows(pa.RecordBatch.from_arrays(arrays, schema=schema))
     names = [name for name, _ in columns]
     untypable = [
         UntypableRow(
@@ -96,27 +101,22 @@ def type_rows(
         for row, found in sorted(problems.items())
     ]
     keep = [row for row in range(len(rows)) if row not in problems]
-    arrays = [
-        pa.array([column[row] for row in keep] if problems else column, field.type)
+    kept = [
+        pa.array([column[row] for row in keep], field.type)
         for column, field in zip(values, schema, strict=True)
     ]
-    return TypedRows(pa.RecordBatch.from_arrays(arrays, schema=schema), untypable)
+    return TypedRows(pa.RecordBatch.from_arrays(kept, schema=schema), untypable)
 
 
-def _plain(value: Any) -> Any:
-    # NUMERIC columns arrive as Decimal and are read as double (the catalogs have no decimal).
-    return float(value) if isinstance(value, Decimal) else value
-
-
-def _fits(column: list[Any], kind: pa.DataType) -> bool:
+def _as_array(column: Sequence[Any], kind: pa.DataType) -> pa.Array | None:
+    """The column as Arrow, or None if a value does not fit."""
     # Arrow truncates 1.5 into an integer column silently; a fraction must not fit.
-    if pa.types.is_integer(kind) and any(isinstance(v, float) for v in column):
-        return False
+    if pa.types.is_integer(kind) and float in set(map(type, column)):
+        return None
     try:
-        pa.array(column, kind)
+        return pa.array(column, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        return False
-    return True
+        return None
 
 
 def _value_problem(value: Any, kind: pa.DataType) -> str | None:
