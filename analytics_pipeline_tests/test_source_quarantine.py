@@ -17,12 +17,11 @@ from analytics_pipeline.lake.source_extract import extract_table
 from analytics_pipeline.lake.source_rows import type_rows
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
-from analytics_pipeline.resources.source_database import SourceDatabase
+from analytics_pipeline.resources.source_database import SourceDatabase, SourceTableError
 from analytics_pipeline_tests.db_servers import DatabaseServer
 from analytics_pipeline_tests.test_database_source import (
     END,
     execute,
-    extract_all,
     lake_rows,
     source_rows,
 )
@@ -55,7 +54,7 @@ def source(sqlite_url: str) -> SourceDatabase:
 def test_a_text_in_an_integer_column_is_quarantined_and_the_rest_loads(
     sqlite_url: str, store: LocalLakeStore, catalog: DuckDBCatalog, source: SourceDatabase
 ) -> None:
-    extract_all(store, catalog, source)
+    extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
     execute(  # SQLite keeps text in an INTEGER column; the lake cannot type it
         sqlite_url,
         "INSERT INTO rental VALUES (9200, :day, 'not a number', 1, NULL, 1, :now)",
@@ -138,6 +137,28 @@ def test_a_rental_without_its_event_date_is_quarantined(
     assert line["source_key"] == "movie_rental/rental/rental_id=2"
     assert line["reason"].endswith("rental_date: no value, so no day to partition the row by")
     assert lake_rows(catalog, "rental") == without(source_rows(sqlite_url, "rental"), 2)
+
+
+def test_an_untypable_primary_key_stops_the_table_naming_it(
+    sqlite_url: str, store: LocalLakeStore, catalog: DuckDBCatalog, source: SourceDatabase
+) -> None:
+    """Without its key a row cannot be merged, nor told from a deleted one: no quarantine."""
+    execute(sqlite_url, "DROP TABLE rental")  # INT, not INTEGER: no rowid, so any text fits
+    execute(
+        sqlite_url,
+        "CREATE TABLE rental (rental_id INT PRIMARY KEY, rental_date DATETIME NOT NULL,"
+        " inventory_id INTEGER, customer_id INTEGER, return_date DATETIME, staff_id SMALLINT,"
+        " last_update DATETIME)",
+    )
+    execute(
+        sqlite_url,
+        "INSERT INTO rental VALUES (1, :day, 1, 1, NULL, 1, :day),"
+        " ('r2', :day, 1, 1, NULL, 1, :day)",
+        day=datetime(2026, 11, 29, 12),
+    )
+    with pytest.raises(SourceTableError, match="a primary key column rental_id: value 'r2'"):
+        extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    assert store.list_files("parquet/rental/") == [] and store.list_files("quarantine/") == []
 
 
 def test_typing_keeps_every_row_once_in_one_place() -> None:
