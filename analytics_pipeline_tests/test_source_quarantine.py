@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +163,23 @@ def test_an_untypable_primary_key_stops_the_table_naming_it(
 
 
 def test_typing_keeps_every_row_once_in_one_place() -> None:
-    columns = (("id", "int"), ("n", "smallint"), ("when", "timestamp"))
-    rows = [(1, 5, datetime(2026, 1, 1)), (2, 70000, None), (3, None, "0000-00-00"), (4, 2.0, None)]
-    typed = type_rows("s", "t", columns, ("id",), rows)
-    assert typed.rows.column("id").to_pylist() == [1, 4]
-    assert typed.rows.column("n").to_pylist() == [5, 2]
-    assert [(row.key, row.problems[0].split(":")[0]) for row in typed.untypable] == [
-        ({"id": 2}, "column n"),
-        ({"id": 3}, "column when"),
+    columns = (("id", "int"), ("n", "smallint"), ("when", "timestamp"), ("amount", "double"))
+    rows = [
+        (1, 5, datetime(2026, 1, 1), Decimal("2.99")),
+        (2, 70000, None, None),
+        (3, None, "0000-00-00", Decimal("-Infinity")),
+        (4, 2.0, None, Decimal("1e400")),  # a NUMERIC beyond double: not silently infinite
+        (5, None, None, Decimal("NaN")),
     ]
+    typed = type_rows("s", "t", columns, ("id",), rows)
+    assert typed.rows.column("id").to_pylist() == [1, 5]
+    assert typed.rows.column("amount").to_pylist()[0] == 2.99
+    assert [(row.key, [p.split(":")[0] for p in row.problems]) for row in typed.untypable] == [
+        ({"id": 2}, ["column n"]),
+        ({"id": 3}, ["column when"]),
+        ({"id": 4}, ["column amount"]),
+    ]
+    assert typed.untypable[2].problems[0].endswith("(beyond the range of a double)")
 
 
 def test_mariadb_zero_dates_are_quarantined_and_the_rest_loads(
@@ -193,3 +202,19 @@ def test_mariadb_zero_dates_are_quarantined_and_the_rest_loads(
     assert "column return_date: value '0000-00-00 00:00:00" in line["reason"]
     assert "is not timestamp (text that is no valid date or time)" in line["reason"]
     assert lake_rows(catalog, "rental") == without(source_rows(url, "rental"), 4)
+
+
+def test_postgresql_numeric_beyond_a_double_is_quarantined(
+    postgres_server: DatabaseServer, store: LocalLakeStore, catalog: DuckDBCatalog
+) -> None:
+    url = postgres_server.fresh_database()
+    create_movie_rental(url, end_date=END, days=2, scale=0.2)
+    execute(url, "ALTER TABLE payment ALTER COLUMN amount TYPE NUMERIC")  # still a double here
+    execute(url, "UPDATE payment SET amount = 1e400 WHERE payment_id = 3")
+    extract_table(store, catalog, SourceDatabase(source="movie_rental", url=url), MOVIE_RENTAL,
+                  "payment")  # fmt: skip
+    [line] = quarantined(store, "payment")
+    assert line["source_key"] == "movie_rental/payment/payment_id=3"
+    assert "column amount: value Decimal('1000000" in line["reason"]
+    assert line["reason"].endswith("is not double (beyond the range of a double)")
+    assert len(lake_rows(catalog, "payment")) == len(source_rows(url, "payment")) - 1

@@ -4,6 +4,7 @@ fit are kept, each row that does not is set apart with its reason, for quarantin
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ def type_rows(
     problems: dict[int, list[str]] = {}
     for index, (name, kind) in enumerate(columns):
         if kind == "double":  # NUMERIC columns arrive as Decimal (the catalogs have no decimal)
-            values[index] = [float(v) if isinstance(v, Decimal) else v for v in values[index]]
+            values[index] = [_as_double(v) for v in values[index]]
         arrays.append(_as_array(values[index], schema.field(index).type))
         if arrays[-1] is not None:
             continue
@@ -108,6 +109,15 @@ def type_rows(
     return TypedRows(pa.RecordBatch.from_arrays(kept, schema=schema), untypable)
 
 
+def _as_double(value: Any) -> Any:
+    """A Decimal as float; one beyond double's range stays a Decimal, which no column takes
+    (float() would make it infinity without a word)."""
+    if not isinstance(value, Decimal):
+        return value
+    number = float(value)
+    return value if math.isinf(number) and value.is_finite() else number
+
+
 def _as_array(column: Sequence[Any], kind: pa.DataType) -> pa.Array | None:
     """The column as Arrow, or None if a value does not fit."""
     # Arrow truncates 1.5 into an integer column silently; a fraction must not fit.
@@ -123,6 +133,8 @@ def _value_problem(value: Any, kind: pa.DataType) -> str | None:
     """Why one value does not fit `kind`, or None if it does."""
     if pa.types.is_integer(kind) and isinstance(value, float) and not value.is_integer():
         return "has a fraction"
+    if isinstance(value, Decimal):
+        return "beyond the range of a double"
     if pa.types.is_temporal(kind) and isinstance(value, str):
         # MySQL's zero dates ('0000-00-00') reach Python as the driver's text.
         return "text that is no valid date or time"

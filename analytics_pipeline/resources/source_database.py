@@ -107,7 +107,10 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def _connect(self, table: str) -> sa.Connection:
         try:
-            return sa.create_engine(self.connection_url()).connect()
+            # No pool: an engine per read, and a pooled connection would outlive it (a server
+            # then waits for it to close).
+            engine = sa.create_engine(self.connection_url(), poolclass=sa.pool.NullPool)
+            return engine.connect()
         except sa.exc.DBAPIError as error:
             raise SourceTableError(self._where(table, f"cannot connect: {error.orig}")) from error
 
