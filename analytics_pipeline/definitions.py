@@ -35,6 +35,9 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 def local_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     lake = str(settings.lake_dir)
     return {
+        source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
+            source=MOVIE_RENTAL.name, url=settings.movie_rental_url
+        ),
         "store": LocalLakeStore(lake_dir=lake),
         "catalog": DuckDBCatalog(lake_dir=lake),
         "engine": DuckDBEngine(lake_dir=lake),
@@ -51,6 +54,7 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
     from analytics_pipeline.resources.aws.s3_listing import S3ListingArrivals
     from analytics_pipeline.resources.aws.s3_store import S3LakeStore
+    from analytics_pipeline.resources.aws.source_secret import SecretSourceDatabase
     from analytics_pipeline.resources.aws.sqs_arrivals import SqsArrivals
 
     aws = settings.aws
@@ -82,6 +86,15 @@ def aws_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         if settings.athena_compaction
         else DayBuilder(),
         "arrivals": arrivals,
+        # A URL given wins; else the RDS secret, read by the run that first connects.
+        source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
+            source=MOVIE_RENTAL.name, url=settings.movie_rental_db_url
+        )
+        if settings.movie_rental_db_url
+        else SecretSourceDatabase(
+            source=MOVIE_RENTAL.name,
+            secret_id=settings.movie_rental_db_secret or "",
+        ),
     }
     if settings.alerts_topic_arn:
         from analytics_pipeline.resources.aws.sns_alerts import SnsAlertSink
@@ -101,7 +114,7 @@ RESOURCES_BY_DEPLOYMENT = {"local": local_resources, "aws": aws_resources}
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_partitions(settings)
-    settings.check_dataset_names(spec.name for spec in DATASETS)
+    settings.check_dataset_names((spec.name for spec in DATASETS), sources=[MOVIE_RENTAL.name])
     datasets = [build_dataset_definitions(spec, daily, settings) for spec in DATASETS]
     lake_wide = dg.Definitions(
         assets=[build_analytics_asset(spec, daily, settings.env) for spec in ANALYTICS],
@@ -119,19 +132,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "yesterday's analytics every hour at :30 UTC.",
             ),
         ],
-        resources={
-            **RESOURCES_BY_DEPLOYMENT[settings.env](settings),
-            source_resource_key(MOVIE_RENTAL.name): SourceDatabase(
-                source=MOVIE_RENTAL.name, url=settings.movie_rental_url
-            ),
-        },
+        resources=RESOURCES_BY_DEPLOYMENT[settings.env](settings),
         # A step's work is small next to starting a Python process for it (~4 s here).
         executor=dg.in_process_executor,
     )
     # The log export runs where there is a log group to export: the aws deployment.
     exports = [web_log_export_definitions()] if settings.aws and settings.aws.web_log_group else []
     return dg.Definitions.merge(
-        *datasets, *exports, build_source_definitions(MOVIE_RENTAL, daily), lake_wide
+        *datasets,
+        *exports,
+        build_source_definitions(MOVIE_RENTAL, settings, daily),
+        lake_wide,
     )
 
 

@@ -89,32 +89,34 @@ class Settings:
     # The API's keys (hashed): a local JSON file, or on AWS a Secrets Manager secret.
     api_keys_file: Path = Path(".api_keys.json")
     api_keys_secret: str | None = None
-    # Dataset -> hours after which its tables fail freshness (ANALYTICS_FRESHNESS_HOURS,
-    # "products=48,iot_sensor_data=2"); a dataset not named keeps its spec's window.
+    # Dataset or source -> hours after which its tables fail freshness (ANALYTICS_FRESHNESS_HOURS,
+    # "products=48,movie_rental=6"); a dataset not named keeps its spec's window.
     freshness_hours: dict[str, int] = field(default_factory=dict)
     # Where alerts go on AWS (ANALYTICS_ALERTS_TOPIC_ARN); locally, and when unset, the log.
     alerts_topic_arn: str | None = None
     # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
     movie_rental_db_url: str | None = None
+    # On AWS, without that URL: the Secrets Manager secret (name or ARN, RDS format) holding it.
+    movie_rental_db_secret: str | None = None
 
     @property
     def movie_rental_url(self) -> str:
         """ANALYTICS_MOVIE_RENTAL_DB_URL, or the SQLite file that make sample-data writes."""
         return self.movie_rental_db_url or sqlite_url(self.lake_dir / MOVIE_RENTAL_FILE)
 
-    def check_dataset_names(self, names: Iterable[str]) -> None:
-        """The per-dataset switches may only name datasets that exist."""
+    def check_dataset_names(self, names: Iterable[str], sources: Iterable[str] = ()) -> None:
+        """The per-dataset switches may only name datasets that exist (freshness: or sources)."""
         known = set(names)
-        for variable, chosen in (
-            ("ANALYTICS_LANDING_KEYS_TIME_ORDERED", self.landing_keys_time_ordered),
-            ("ANALYTICS_ATHENA_COMPACTION", self.athena_compaction),
-            ("ANALYTICS_FRESHNESS_HOURS", tuple(self.freshness_hours)),
+        for variable, chosen, allowed in (
+            ("ANALYTICS_LANDING_KEYS_TIME_ORDERED", self.landing_keys_time_ordered, known),
+            ("ANALYTICS_ATHENA_COMPACTION", self.athena_compaction, known),
+            ("ANALYTICS_FRESHNESS_HOURS", tuple(self.freshness_hours), known | set(sources)),
         ):
-            unknown = sorted(set(chosen) - {"*", *known})
+            unknown = sorted(set(chosen) - {"*", *allowed})
             if unknown:
                 raise ValueError(
                     f"{variable} names unknown datasets {unknown}; "
-                    f"known: {sorted(known)} (or 1 for all)"
+                    f"known: {sorted(allowed)} (or 1 for all)"
                 )
 
     def keys_time_ordered(self, dataset: str) -> bool:
@@ -164,6 +166,8 @@ class Settings:
             freshness_hours=_hours_by_dataset(environ.get("ANALYTICS_FRESHNESS_HOURS", "")),
             alerts_topic_arn=environ.get("ANALYTICS_ALERTS_TOPIC_ARN") or None,
             movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
+            movie_rental_db_secret=environ.get("ANALYTICS_MOVIE_RENTAL_DB_SECRET", "").strip()
+            or None,
         )
 
     def freshness_window_hours(self, dataset: str, default: int) -> int:

@@ -146,3 +146,26 @@ def test_a_check_failing_again_is_alerted_again_and_a_pass_is_not(caplog):
         alerts = [r.getMessage() for r in caplog.records if r.name == "analytics_pipeline.alerts"]
 
     assert len(alerts) == 2 and all("check_failure" in a for a in alerts), alerts
+
+
+def test_a_stale_source_table_is_alerted(caplog, settings):
+    """The database source's tables carry a freshness policy too, so the sensor watches them."""
+    from analytics_pipeline.definitions import build_definitions
+
+    repository = build_definitions(settings).get_repository_def()
+    rental = dg.AssetKey(["table", "rental"])
+    with dg.instance_for_test() as instance, caplog.at_level(logging.WARNING):
+        instance.report_runless_asset_event(
+            FreshnessStateChange(
+                key=rental,
+                new_state=FreshnessState.FAIL,
+                previous_state=FreshnessState.PASS,
+                state_change_timestamp=time.time(),
+            )
+        )
+        context = dg.build_sensor_context(
+            instance=instance, repository_def=repository, resources={"alerts": LogAlertSink()}
+        )
+        build_lake_alerts().evaluate_tick(context)
+    [message] = [r.getMessage() for r in caplog.records if "freshness_miss" in r.getMessage()]
+    assert "freshness_miss: table/rental" in message and "is stale" in message

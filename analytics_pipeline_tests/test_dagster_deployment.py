@@ -27,6 +27,9 @@ moto_endpoint = terraform_fixtures.moto_endpoint
 WEBSERVER_COMMAND = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]
 
 
+SOURCE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:movie-rental-db-AbCdEf"
+
+
 @pytest.fixture(scope="module")
 def deployed(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
@@ -46,6 +49,7 @@ def deployed(
         f"-var=dagster_subnet_ids={json.dumps(subnets)}",
         "-var=dagster_deletion_protection=false",
         "-var=alert_email=data-team@example.com",
+        f"-var=movie_rental_db_secret_arn={SOURCE_SECRET}",
     )
     yield applied
     if not applied.destroyed:
@@ -139,6 +143,8 @@ def test_containers_run_the_images_commands_with_the_password_from_secrets_manag
         assert environment["ANALYTICS_ALERTS_TOPIC_ARN"] == _dagster(deployed)["alerts_topic_arn"]
         assert environment["ANALYTICS_LAKE_BUCKET"] == deployed.outputs["lake_bucket"]
         assert environment["DAGSTER_COMPUTE_LOGS_BUCKET"] == deployed.outputs["lake_bucket"]
+        # the source database's URL: read by the runs (task role) from its RDS secret
+        assert environment["ANALYTICS_MOVIE_RENTAL_DB_SECRET"] == SOURCE_SECRET
         log_options = container["logConfiguration"]["options"]
         assert log_options["awslogs-group"].endswith(f"-dagster/{name}")
     assert commands == {

@@ -157,3 +157,21 @@ def test_a_datasets_freshness_window_is_set_from_the_environment(tmp_path: Path)
     for bad, named in (("products=0", "products=0"), ("products", "products"), ("nope=3", "nope")):
         with pytest.raises(ValueError, match=named):
             build_definitions(Settings.from_env({**env, "ANALYTICS_FRESHNESS_HOURS": bad}))
+
+
+def test_the_source_tables_freshness_window_is_the_sources(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    TABLES = ("rental", "film")
+
+    def windows(environ: dict[str, str]) -> dict[str, timedelta]:
+        graph = build_definitions(Settings.from_env(environ)).resolve_asset_graph()
+        policies = {t: graph.get(dg.AssetKey(["table", t])).freshness_policy for t in TABLES}
+        return {t: policy.fail_window.to_timedelta() for t, policy in policies.items()}
+
+    env = {"ANALYTICS_LAKE_DIR": str(tmp_path)}
+    assert windows(env) == {"rental": timedelta(hours=3), "film": timedelta(hours=3)}
+    six = windows({**env, "ANALYTICS_FRESHNESS_HOURS": "movie_rental=6"})
+    assert six == {"rental": timedelta(hours=6), "film": timedelta(hours=6)}
+    with pytest.raises(ValueError, match="ANALYTICS_ATHENA_COMPACTION names unknown datasets"):
+        build_definitions(Settings.from_env({**env, "ANALYTICS_ATHENA_COMPACTION": "movie_rental"}))

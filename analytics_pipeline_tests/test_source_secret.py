@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import boto3
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from moto import mock_aws
 
+from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
+from analytics_pipeline.definitions import build_definitions
+from analytics_pipeline.defs.keys import parquet_key, table_key
+from analytics_pipeline.defs.source_tables import extract_job_name, source_resource_key
 from analytics_pipeline.resources.aws.source_secret import (
-    MOVIE_RENTAL_SECRET_ENV,
     SourceSecretError,
-    movie_rental_url_from_environment,
     source_url_from_secret,
 )
+from analytics_pipeline.resources.source_database import SourceDatabase
+from analytics_pipeline.settings import Settings
+from analytics_pipeline_tests.db_servers import DatabaseServer
+from analytics_pipeline_tests.lake_helpers import DATABASE, provisioned_aws_settings
 
 PASSWORD = "s3cr/t:p@ss"
 RDS_SECRET = {
@@ -83,9 +93,66 @@ def test_missing_secret_is_named(secrets: Any) -> None:
         source_url_from_secret(secrets, "nowhere")
 
 
-def test_environment_variable_names_the_secret(secrets: Any) -> None:
-    arn = _secret(secrets, "movie-rental-db", RDS_SECRET)
-    url = movie_rental_url_from_environment(secrets, {MOVIE_RENTAL_SECRET_ENV: arn})
-    assert sa.make_url(url).database == "movie_rental"
-    with pytest.raises(SourceSecretError, match=f"{MOVIE_RENTAL_SECRET_ENV} is not set"):
-        movie_rental_url_from_environment(secrets, {})
+@pytest.fixture
+def aws_lake(aws: None, tmp_path: Path) -> Settings:
+    return provisioned_aws_settings(tmp_path)
+
+
+def aws_definitions(settings: Settings, **source: str) -> dg.Definitions:
+    """The aws deployment's definitions (moto), with its movie_rental source configured."""
+    return build_definitions(dataclasses.replace(settings, **source))
+
+
+def the_source(defs: dg.Definitions) -> SourceDatabase:
+    return (defs.resources or {})[source_resource_key("movie_rental")]
+
+
+def test_aws_extract_job_reads_its_url_from_the_secret_and_logs_no_password(
+    aws_lake: Settings, postgres_server: DatabaseServer
+) -> None:
+    url = sa.make_url(postgres_server.fresh_database())  # trust auth: any password is let in
+    create_movie_rental(url.render_as_string(), end_date=date(2026, 11, 30), days=1, scale=0.1)
+    secrets = boto3.client("secretsmanager")
+    arn = _secret(
+        secrets,
+        "movie-rental-db",
+        {**RDS_SECRET, "host": url.host, "port": url.port, "username": url.username,
+         "dbname": url.database},
+    )  # fmt: skip
+    defs = aws_definitions(aws_lake, movie_rental_db_secret=arn)
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def(extract_job_name("movie_rental"))
+        rental = [parquet_key("rental"), table_key("rental")]  # one table is enough here
+        result = job.execute_in_process(instance=instance, asset_selection=rental)
+        logged = [str(entry.dagster_event or entry.user_message) for entry in
+                  instance.all_logs(result.run_id)]  # fmt: skip
+    assert result.success
+    glue = boto3.client("glue").get_tables(DatabaseName=DATABASE)["TableList"]
+    assert [t["Name"] for t in glue] == ["rental"]
+    assert logged and not [line for line in logged if PASSWORD in line]
+
+
+def test_aws_source_from_a_missing_secret_fails_naming_it(aws_lake: Settings) -> None:
+    database = the_source(aws_definitions(aws_lake, movie_rental_db_secret="movie-rental-gone"))
+    assert database.exists()
+    with pytest.raises(SourceSecretError, match="'movie-rental-gone'.*ResourceNotFoundException"):
+        database.connection_url()
+
+
+def test_aws_source_url_wins_over_the_secret_and_none_is_a_clear_error(
+    aws_lake: Settings,
+) -> None:
+    given = "postgresql+psycopg://reader@db.internal/movie_rental"
+    chosen = the_source(
+        aws_definitions(aws_lake, movie_rental_db_url=given, movie_rental_db_secret="s")
+    )
+    assert chosen.connection_url() == given
+    unset = the_source(aws_definitions(aws_lake))
+    assert not unset.exists()  # make process skips it, as the demo's file before sample data
+    with pytest.raises(SourceSecretError, match="ANALYTICS_MOVIE_RENTAL_DB_SECRET"):
+        unset.connection_url()
+
+
+def test_the_secret_is_named_by_its_environment_variable(tmp_path: Path) -> None:
+    environ = {"ANALYTICS_LAKE_DIR": str(tmp_path), "ANALYTICS_MOVIE_RENTAL_DB_SECRET": " db "}
+    assert Settings.from_env(environ).movie_rental_db_secret == "db"

@@ -32,5 +32,7 @@ module "dagster" {
     ANALYTICS_GLUE_DATABASE     = aws_glue_catalog_database.lake.name
     ANALYTICS_ATHENA_WORKGROUP  = aws_athena_workgroup.analytics.name
     ANALYTICS_LANDING_QUEUE_URL = aws_sqs_queue.landing.id
+    # The movie_rental source's RDS secret (empty: no source on AWS); the pipeline role reads it.
+    ANALYTICS_MOVIE_RENTAL_DB_SECRET = var.movie_rental_db_secret_arn
   }
 }

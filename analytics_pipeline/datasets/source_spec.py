@@ -36,6 +36,9 @@ class SourceSpec:
     # How far before the cursor a change is re-read: a transaction that commits late
     # carries a last_update older than rows already read.
     overlap_seconds: int = 3600
+    # Its tables are extracted hourly: one not rebuilt for this long missed two extracts and
+    # fails its freshness policy; ANALYTICS_FRESHNESS_HOURS overrides it by the source's name.
+    freshness_hours: int = 3
 
     def table(self, name: str) -> SourceTable:
         for table in self.tables:

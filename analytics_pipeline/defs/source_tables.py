@@ -7,6 +7,7 @@ table's catalog asset is daily-partitioned: the extract reports a materializatio
 day whose rows changed, so downstream days rebuild exactly the days that changed."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import dagster as dg
 
@@ -18,6 +19,7 @@ from analytics_pipeline.resources.catalog import Catalog
 from analytics_pipeline.resources.lake_lock import table_locks
 from analytics_pipeline.resources.source_database import SourceDatabase
 from analytics_pipeline.resources.store import LakeStore
+from analytics_pipeline.settings import Settings
 
 
 def source_key(source: str, table: str) -> dg.AssetKey:
@@ -32,10 +34,18 @@ def source_resource_key(source: str) -> str:
     return f"{source}_db"
 
 
-def build_source_definitions(spec: SourceSpec, daily: dg.PartitionsDefinition) -> dg.Definitions:
-    extracts = [_extract_asset(spec, table, daily) for table in spec.tables]
+def build_source_definitions(
+    spec: SourceSpec, settings: Settings, daily: dg.PartitionsDefinition
+) -> dg.Definitions:
+    """The source's assets, job and hourly schedule; its tables fail freshness after the
+    source's window (ANALYTICS_FRESHNESS_HOURS or the spec's) without an extract."""
+    hours = settings.freshness_window_hours(spec.name, spec.freshness_hours)
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=hours))
+    extracts = [_extract_asset(spec, table, daily, freshness) for table in spec.tables]
     day_tables = [
-        _catalog_table(spec, t, daily) for t in spec.tables if t.kind is TableKind.INCREMENTAL
+        _catalog_table(spec, t, freshness, daily)
+        for t in spec.tables
+        if t.kind is TableKind.INCREMENTAL
     ]
     job = dg.define_asset_job(
         extract_job_name(spec.name),
@@ -69,7 +79,10 @@ def build_source_definitions(spec: SourceSpec, daily: dg.PartitionsDefinition) -
 
 
 def _catalog_table(
-    spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition | None = None
+    spec: SourceSpec,
+    table: SourceTable,
+    freshness: dg.FreshnessPolicy,
+    daily: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetSpec:
     by_day = (
         f", by day of {table.event_date}: the extract reports each day whose rows changed"
@@ -82,12 +95,16 @@ def _catalog_table(
         partitions_def=daily,
         group_name=spec.name,
         kinds={"table"},
+        freshness_policy=freshness,
         description=f"The catalog table {table.name}, as named in {spec.name}{by_day}.",
     )
 
 
 def _extract_asset(
-    spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition
+    spec: SourceSpec,
+    table: SourceTable,
+    daily: dg.PartitionsDefinition,
+    freshness: dg.FreshnessPolicy,
 ) -> dg.AssetsDefinition:
     database_key = source_resource_key(spec.name)
     by_day = table.kind is TableKind.INCREMENTAL
@@ -107,7 +124,7 @@ def _extract_asset(
                     else f"days of {table.event_date}, merged by {', '.join(table.primary_key)}"
                 ),
             ),
-            *([] if by_day else [_catalog_table(spec, table)]),
+            *([] if by_day else [_catalog_table(spec, table, freshness)]),
         ],
         pool=lake_pool(table.name),
         required_resource_keys={database_key, "store", "catalog"},
@@ -122,6 +139,8 @@ def _extract_asset(
         metadata: dict[str, dg.RawMetadataValue] = {
             "rows_read": done.rows_read,
             "rows_deleted": done.rows_deleted,
+            "rows_untypable": done.rows_untypable,
+            "rows_quarantined": done.rows_quarantined,
             "days_written": len(done.days_written),
             "days_changed": len(done.days_changed),
             "cursor": str(done.cursor),

@@ -1,9 +1,11 @@
 """A source table into the lake: snapshots replaced whole, incremental tables merged by key.
 
 The catalog's table is checked (ensure_table) before anything is written, so a retyped
-column stops the table with the lake untouched. An incremental table's cursor is saved only
-after its days are published: a crash in between re-reads the overlap, and the merge by
-primary key makes that re-read change nothing.
+column stops the table with the lake untouched. A row whose values do not fit their columns
+(or with no event date) goes to quarantine, one file per row version, and the rest load; its
+older version leaves the lake, as for any changed row. An incremental table's cursor is saved
+only after its quarantine and days are written: a crash in between re-reads the overlap, and
+the merge by primary key (and the quarantine file's name) makes that re-read change nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
     WrittenPartition,
@@ -42,7 +45,7 @@ class SourceReader(Protocol):
     def columns(self, table: str) -> tuple[tuple[str, str], ...]: ...
     def read_changes(
         self, table: SourceTable, columns: tuple[tuple[str, str], ...], since: datetime | None
-    ) -> Iterator[pa.RecordBatch]: ...
+    ) -> Iterator[TypedRows]: ...
     def read_keys(self, table: SourceTable) -> pa.Table: ...
 
 
@@ -56,6 +59,9 @@ class Extracted:
     # The days whose rows differ from their previous version: what downstream days rebuild.
     days_changed: list[str] = field(default_factory=list)
     digest: str | None = None  # a snapshot's content, the same for the same rows
+    # Rows set apart as untypable this run, and of them those not quarantined before.
+    rows_untypable: int = 0
+    rows_quarantined: int = 0
 
 
 def cursor_path(source: str, table: str) -> str:
@@ -83,16 +89,45 @@ def extract_table(
     catalog.ensure_table(table_def)
     schema = pa.schema([(c, ARROW_TYPES[kind]) for c, kind in table_def.columns])
     if table.kind is TableKind.SNAPSHOT:
-        rows = pa.Table.from_batches(
-            list(reader.read_changes(table, table_def.columns, None)), schema
-        )
+        rows, untypable = _read_changes(reader, table, table_def, schema, None)
+        quarantined = quarantine_rows(store, untypable)
         written = _write_by_key(store, table, SNAPSHOT_DT, rows)
         publish_partitions(store, catalog, table_def, {SNAPSHOT_DT: written.path})
-        changed = [] if written.unchanged else [SNAPSHOT_DT]
         return Extracted(
-            name, rows.num_rows, [SNAPSHOT_DT], days_changed=changed, digest=written.digest
+            name,
+            rows.num_rows + len(untypable),
+            [SNAPSHOT_DT],
+            days_changed=[] if written.unchanged else [SNAPSHOT_DT],
+            digest=written.digest,
+            rows_untypable=len(untypable),
+            rows_quarantined=quarantined,
         )
     return _merge_incremental(store, catalog, reader, spec, table, table_def, schema)
+
+
+def quarantine_rows(store: LakeStore, rows: list[UntypableRow]) -> int:
+    """Writes each row's quarantine file unless it is there already; returns how many were new."""
+    new = 0
+    for row in rows:
+        path = row.quarantine_path()
+        if not store.exists(path):
+            store.write_bytes(path, (json.dumps(row.quarantine_line()) + "\n").encode())
+            new += 1
+    return new
+
+
+def _read_changes(
+    reader: SourceReader,
+    table: SourceTable,
+    table_def: TableDef,
+    schema: pa.Schema,
+    since: datetime | None,
+) -> tuple[pa.Table, list[UntypableRow]]:
+    batches, untypable = [], []
+    for typed in reader.read_changes(table, table_def.columns, since):
+        batches.append(typed.rows)
+        untypable += typed.untypable
+    return pa.Table.from_batches(batches, schema), untypable
 
 
 def _merge_incremental(
@@ -106,9 +141,9 @@ def _merge_incremental(
 ) -> Extracted:
     cursor = load_cursor(store, spec.name, table.name)
     since = cursor - timedelta(seconds=spec.overlap_seconds) if cursor else None
-    changed = pa.Table.from_batches(
-        list(reader.read_changes(table, table_def.columns, since)), schema
-    )
+    changed, untypable = _read_changes(reader, table, table_def, schema, since)
+    changed, undated = _split_undated(changed, table, spec.name)
+    untypable += undated
     source_keys = set(_keys(reader.read_keys(table), table.primary_key))
     days = {dt: _lake_path(table.name, loc) for dt, loc in catalog.partitions(table.name).items()}
     lake_days = {
@@ -119,7 +154,8 @@ def _merge_incremental(
     changed_keys = _keys(changed, table.primary_key)
     deleted = {key for key in lake_days if key not in source_keys}
     changed_days = _event_days(changed, table)
-    replaced = set(changed_keys) | deleted
+    unplaced = {tuple(row.key[c] for c in table.primary_key) for row in untypable}
+    replaced = set(changed_keys) | deleted | unplaced
     affected = set(changed_days) | {lake_days[k] for k in replaced if k in lake_days}
     paths, changed_content = {}, []
     for dt in sorted(affected):
@@ -131,6 +167,7 @@ def _merge_incremental(
         paths[dt] = written.path
         if not written.unchanged:
             changed_content.append(dt)
+    quarantined = quarantine_rows(store, untypable)
     if paths:
         publish_partitions(store, catalog, table_def, paths)
     newest = pc.max(changed.column(table.cursor)).as_py() if changed.num_rows else None
@@ -138,7 +175,14 @@ def _merge_incremental(
     if new_cursor is not None:
         save_cursor(store, spec.name, table.name, new_cursor)
     return Extracted(
-        table.name, changed.num_rows, sorted(paths), len(deleted), new_cursor, changed_content
+        table.name,
+        changed.num_rows + len(untypable),
+        sorted(paths),
+        len(deleted),
+        new_cursor,
+        changed_content,
+        rows_untypable=len(untypable),
+        rows_quarantined=quarantined,
     )
 
 
@@ -155,15 +199,28 @@ def _keys(data: pa.Table, primary_key: tuple[str, ...]) -> list[Key]:
     return list(zip(*(data.column(c).to_pylist() for c in primary_key), strict=True))
 
 
+def _split_undated(
+    changed: pa.Table, table: SourceTable, source: str
+) -> tuple[pa.Table, list[UntypableRow]]:
+    """The rows with an event date, and those without (no day to partition them by)."""
+    assert table.event_date is not None
+    dated = pc.is_valid(changed.column(table.event_date))
+    undated = [
+        UntypableRow(
+            source,
+            table.name,
+            key={c: row[c] for c in table.primary_key},
+            values=row,
+            problems=(f"column {table.event_date}: no value, so no day to partition the row by",),
+        )
+        for row in changed.filter(pc.invert(dated)).to_pylist()
+    ]
+    return changed.filter(dated), undated
+
+
 def _event_days(changed: pa.Table, table: SourceTable) -> list[str]:
     assert table.event_date is not None
-    column = changed.column(table.event_date)
-    if column.null_count:
-        raise ValueError(
-            f"table {table.name}: {column.null_count} changed rows have no {table.event_date}, "
-            "so no day to partition them by"
-        )
-    return pc.strftime(column, "%Y-%m-%d").to_pylist()
+    return pc.strftime(changed.column(table.event_date), "%Y-%m-%d").to_pylist()
 
 
 def _lake_path(table: str, location: str) -> str:

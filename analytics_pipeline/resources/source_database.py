@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from analytics_pipeline.datasets.source_spec import SourceTable
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.lake.source_rows import TypedRows, type_rows
 
 
 class SourceTableError(RuntimeError):
@@ -27,10 +28,14 @@ class SourceDatabase(dg.ConfigurableResource):
     url: str
     batch_rows: int = 50_000
 
+    def connection_url(self) -> str:
+        """The SQLAlchemy URL to connect with (the AWS deployment's comes from a secret)."""
+        return self.url
+
     def exists(self) -> bool:
         """False only for a SQLite file not created yet (the demo's, before sample data):
         SQLite would create an empty database on connect."""
-        url = sa.make_url(self.url)
+        url = sa.make_url(self.connection_url())
         if url.get_backend_name() != "sqlite" or not url.database:
             return True
         return Path(url.database).exists()
@@ -51,17 +56,18 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def read_changes(
         self, table: SourceTable, columns: tuple[tuple[str, str], ...], since: datetime | None
-    ) -> Iterator[pa.RecordBatch]:
-        """Rows whose cursor is at or after `since` or NULL (every row when since is None)."""
+    ) -> Iterator[TypedRows]:
+        """Rows whose cursor is at or after `since` or NULL (every row when since is None),
+        with the rows whose values do not fit their columns set apart."""
 
         def changes(source: sa.Table) -> sa.Select[Any]:
-            query = sa.select(*(source.c[name] for name, _ in columns))
+            query = sa.select(*(_as_read(source.c[name]) for name, _ in columns))
             if since is None:
                 return query
             cursor = source.c[table.cursor]
             return query.where(sa.or_(cursor >= since, cursor.is_(None)))
 
-        yield from self._batches(table.name, changes, columns)
+        yield from self._batches(table, changes, columns)
 
     def read_keys(self, table: SourceTable) -> pa.Table:
         """Only the primary key of every row: the cheap read that finds deletes."""
@@ -70,55 +76,75 @@ class SourceDatabase(dg.ConfigurableResource):
         def keys(source: sa.Table) -> sa.Select[Any]:
             return sa.select(*(source.c[name] for name in table.primary_key))
 
-        batches = list(self._batches(table.name, keys, columns))
+        batches = []
+        for typed in self._batches(table, keys, columns):
+            if typed.untypable:  # without its key a row cannot be placed, nor quarantined
+                raise SourceTableError(
+                    self._where(table.name, f"a primary key {typed.untypable[0].problems[0]}")
+                )
+            batches.append(typed.rows)
         return pa.Table.from_batches(batches, schema=_schema(columns))
 
     def _batches(
         self,
-        table: str,
+        table: SourceTable,
         query: Callable[[sa.Table], sa.Select[Any]],
         columns: tuple[tuple[str, str], ...],
-    ) -> Iterator[pa.RecordBatch]:
-        schema = _schema(columns)
-        with self._connect(table) as connection:
+    ) -> Iterator[TypedRows]:
+        with self._connect(table.name) as connection:
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
-                source = sa.Table(table, sa.MetaData(), autoload_with=connection)
+                source = sa.Table(table.name, sa.MetaData(), autoload_with=connection)
                 result = connection.execution_options(
                     stream_results=True, yield_per=self.batch_rows
                 ).execute(query(source))
             except sa.exc.NoSuchTableError:
-                raise SourceTableError(self._where(table, "no such table")) from None
+                raise SourceTableError(self._where(table.name, "no such table")) from None
             except sa.exc.DBAPIError as error:
-                raise SourceTableError(self._where(table, str(error.orig))) from error
+                raise SourceTableError(self._where(table.name, str(error.orig))) from error
             for rows in result.partitions():
-                yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
-
-    def _record_batch(
-        self, table: str, schema: pa.Schema, values: list[tuple[Any, ...]]
-    ) -> pa.RecordBatch:
-        """One batch, column by column, so a value that does not fit names its column."""
-        arrays = []
-        for index, field in enumerate(schema):
-            column = values[index] if values else ()
-            if field.type == pa.float64():  # NUMERIC columns arrive as Decimal
-                column = tuple(None if v is None else float(v) for v in column)
-            try:
-                arrays.append(pa.array(column, field.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
-                raise SourceTableError(
-                    self._where(table, f"column {field.name}: a value is not {field.type}: {error}")
-                ) from error
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+                yield type_rows(self.source, table.name, columns, table.primary_key, rows)
 
     def _connect(self, table: str) -> sa.Connection:
         try:
-            return sa.create_engine(self.url).connect()
+            # No pool: an engine per read, and a pooled connection would outlive it (a server
+            # then waits for it to close).
+            engine = sa.create_engine(self.connection_url(), poolclass=sa.pool.NullPool)
+            return engine.connect()
         except sa.exc.DBAPIError as error:
             raise SourceTableError(self._where(table, f"cannot connect: {error.orig}")) from error
 
     def _where(self, table: str, problem: str) -> str:
         return f"source {self.source} table {table}: {problem}"
+
+
+class _RawWhenUnparsable(sa.types.TypeDecorator[Any]):
+    """A column's own result processing, except that a value it cannot parse (SQLite text
+    in a DATETIME column) comes back raw, so that one row is quarantined, not the table."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, kind: sa.types.TypeEngine[Any]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        process = self.kind.dialect_impl(dialect).result_processor(dialect, coltype)
+        if process is None:
+            return None
+
+        def raw_when_unparsable(value: Any) -> Any:
+            try:
+                return process(value)
+            except ValueError:
+                return value
+
+        return raw_when_unparsable
+
+
+def _as_read(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    return sa.type_coerce(column, _RawWhenUnparsable(column.type)).label(column.name)
 
 
 def _schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:

@@ -7,13 +7,15 @@ the URL, never into an error message or log.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
+from dagster_aws.secretsmanager import SecretsManagerResource
+from pydantic import PrivateAttr
 
 from analytics_pipeline.resources.aws.errors import error_code
+from analytics_pipeline.resources.source_database import SourceDatabase
 
 REQUIRED_KEYS = ("engine", "host", "port", "username", "password", "dbname")
 DRIVERS = {
@@ -70,12 +72,30 @@ def source_url_from_secret(secrets_client: Any, secret_id: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-MOVIE_RENTAL_SECRET_ENV = "ANALYTICS_MOVIE_RENTAL_DB_SECRET"
+class SecretSourceDatabase(SourceDatabase):
+    """A source database whose URL is in a Secrets Manager secret (name or ARN), read on first
+    connect: loading the definitions makes no AWS call, and no config the UI shows holds the
+    password. An empty secret_id is a deployment that configured no source."""
 
+    url: str = ""
+    secret_id: str
 
-def movie_rental_url_from_environment(secrets_client: Any, environ: Mapping[str, str]) -> str:
-    """The movie_rental source URL from the secret named (or ARN'd) by its environment variable."""
-    secret_id = environ.get(MOVIE_RENTAL_SECRET_ENV, "").strip()
-    if not secret_id:
-        raise SourceSecretError(f"{MOVIE_RENTAL_SECRET_ENV} is not set: no source database secret")
-    return source_url_from_secret(secrets_client, secret_id)
+    _url: str | None = PrivateAttr(default=None)
+
+    def connection_url(self) -> str:
+        if not self.secret_id:
+            name = self.source.upper()
+            raise SourceSecretError(
+                f"source {self.source}: no database configured "
+                f"(set ANALYTICS_{name}_DB_URL, or ANALYTICS_{name}_DB_SECRET to an RDS secret)"
+            )
+        if self._url is None:
+            # dagster-aws's client (region and endpoint from the standard chain, retries); not a
+            # nested resource, which sensors given these resources outside a context refuse.
+            client = SecretsManagerResource().get_client()
+            self._url = source_url_from_secret(client, self.secret_id)
+        return self._url
+
+    def exists(self) -> bool:
+        """A server, not a file: there is a database exactly when a secret is named."""
+        return bool(self.secret_id)
