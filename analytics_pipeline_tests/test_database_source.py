@@ -234,3 +234,26 @@ def test_the_extract_job_materializes_parquet_and_table_of_every_source_table(
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {k(t) for t in TABLES for k in (parquet_key, table_key)}
     assert_lake_equals_source(url, catalog)
+
+
+def test_the_hourly_extract_skips_with_its_reason_until_the_database_exists(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    # A lake before make sample-data: each hour would otherwise add a failed run and an alert.
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def(f"{extract_job_name('movie_rental')}_hourly")
+    key = next(iter(schedule.required_resource_keys))
+
+    def tick() -> Any:
+        context = dg.build_schedule_context(instance=instance, resources={key: defs.resources[key]})
+        return list(schedule.evaluate_tick(context).run_requests or [])
+
+    context = dg.build_schedule_context(instance=instance, resources={key: defs.resources[key]})
+    skipped = schedule.evaluate_tick(context)
+    assert not skipped.run_requests
+    assert "no movie_rental database" in (skipped.skip_message or "")
+    assert not Path(sa.make_url(settings.movie_rental_url).database or "").exists()
+
+    Path(sa.make_url(settings.movie_rental_url).database or "").parent.mkdir(parents=True)
+    create_movie_rental(settings.movie_rental_url, end_date=END, days=1, scale=0.05)
+    assert len(tick()) == 1
