@@ -40,7 +40,8 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 TERRAFORM_TIMEOUT_SECONDS = 300
 
 # Throwaway buckets: destroy may empty them.
-APPLY_ARGS = ("-auto-approve", "-input=false", "-no-color", "-var=force_destroy_buckets=true")
+THROWAWAY_VARIABLES = ("-var=force_destroy_buckets=true",)
+APPLY_ARGS = ("-auto-approve", "-input=false", "-no-color", *THROWAWAY_VARIABLES)
 
 requires_terraform = pytest.mark.skipif(
     TERRAFORM is None,
@@ -254,6 +255,20 @@ class AppliedTerraform:
             "AWS_ENDPOINT_URL": self.endpoint_url,
             **FAKE_CREDENTIALS,
         }
+
+    def plan(self) -> subprocess.CompletedProcess[str]:
+        """`terraform plan -detailed-exitcode` with the applied variables: 0 means no change."""
+        return run_terraform(
+            self.workdir,
+            self.env,
+            "plan",
+            "-detailed-exitcode",
+            "-input=false",
+            "-no-color",
+            *THROWAWAY_VARIABLES,
+            *self.variables,
+            check=False,
+        )
 
     def destroy(self) -> subprocess.CompletedProcess[str]:
         result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS, *self.variables)

@@ -22,7 +22,6 @@ from analytics_pipeline_tests.terraform_fixtures import (
     AppliedTerraform,
     apply_configuration,
     requires_terraform,
-    run_terraform,
 )
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
@@ -96,6 +95,9 @@ def test_function_environment_is_the_aws_apps_settings(deployed: AppliedTerrafor
     assert settings.aws.glue_database == out["glue_database"]
     assert settings.aws.athena_output == out["athena_output"]
     assert settings.api_keys_secret == _api(deployed)["keys_secret_name"]
+    # `make aws-env` gives the key CLI the same secret.
+    rendered = deployed.pipeline_environment()
+    assert rendered["ANALYTICS_API_KEYS_SECRET"] == _api(deployed)["keys_secret_name"]
 
 
 def test_keys_secret_starts_empty_and_takes_keys_from_the_cli_store(
@@ -218,17 +220,7 @@ def test_only_lambda_for_this_function_may_pull_the_image(deployed: AppliedTerra
 
 
 def test_a_second_plan_changes_nothing(deployed: AppliedTerraform) -> None:
-    result = run_terraform(
-        deployed.workdir,
-        deployed.env,
-        "plan",
-        "-detailed-exitcode",
-        "-input=false",
-        "-no-color",
-        "-var=force_destroy_buckets=true",
-        *API_VARIABLES,
-        check=False,
-    )
+    result = deployed.plan()
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
