@@ -27,6 +27,9 @@ data "aws_iam_policy_document" "trust" {
 }
 
 data "aws_iam_policy_document" "api" {
+  # ListResults, WriteResults: the workgroup's results prefix, as for every querier.
+  source_policy_documents = [var.query_results_policy_json]
+
   statement {
     sid = "QueryThroughWorkgroup"
     actions = [
@@ -75,28 +78,6 @@ data "aws_iam_policy_document" "api" {
     sid       = "ReadApiTablesParquet"
     actions   = ["s3:GetObject"]
     resources = [for p in local.parquet_prefixes : "${var.lake_bucket_arn}/${p}*"]
-  }
-
-  statement {
-    sid       = "ListResults"
-    actions   = ["s3:ListBucket"]
-    resources = [var.results_bucket_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.results_prefix}*"]
-    }
-  }
-
-  statement {
-    sid = "WriteResults"
-    actions = [
-      "s3:GetObject",
-      "s3:PutObject",
-      "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
-    ]
-    resources = ["${var.results_bucket_arn}/${var.results_prefix}*"]
   }
 
   statement {

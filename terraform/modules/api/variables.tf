@@ -38,8 +38,8 @@ variable "results_bucket_arn" {
   type        = string
 }
 
-variable "results_prefix" {
-  description = "Key prefix of the workgroup's results in that bucket (e.g. athena/)."
+variable "query_results_policy_json" {
+  description = "IAM policy (JSON) that lets an Athena querier list, read and write the workgroup's results prefix."
   type        = string
 }
 
