@@ -7,22 +7,26 @@ HTTP API, its stage and logs, the image repository and the keys secret are read 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from analytics_pipeline.serving import queries
+from analytics_pipeline.serving import aws_lambda, queries
 from analytics_pipeline.serving.api_keys import SecretsManagerKeyStore
 from analytics_pipeline.serving.scopes import Scope
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests import terraform_fixtures
+from analytics_pipeline_tests.lake_helpers import queue_athena_rows
 from analytics_pipeline_tests.terraform_fixtures import (
+    FAKE_CREDENTIALS,
     REGION,
     AppliedTerraform,
     apply_configuration,
     requires_terraform,
 )
+from analytics_pipeline_tests.test_api_lambda import http_api_event
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
@@ -31,6 +35,7 @@ moto_endpoint = terraform_fixtures.moto_endpoint
 
 API_VARIABLES = ("-var=api_enabled=true", "-var=api_image_tag=v1")
 ACCOUNT = "123456789012"
+STATS = "/v1/web-requests/stats"
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +222,39 @@ def test_only_lambda_for_this_function_may_pull_the_image(deployed: AppliedTerra
     assert _listed(statement["Action"]) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     function_arn = _function(deployed)["Configuration"]["FunctionArn"]
     assert statement["Condition"] == {"StringLike": {"aws:sourceArn": function_arn}}
+
+
+def test_the_handler_in_the_functions_environment_answers_from_the_deployed_resources(
+    deployed: AppliedTerraform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the function would do, run here: its environment as deployed, its key from the
+    deployed secret, its query in the deployed workgroup (moto's Athena answers canned rows)."""
+    for name in [n for n in os.environ if n.startswith(("ANALYTICS_", "AWS_"))]:
+        monkeypatch.delenv(name)
+    environment = _function(deployed)["Configuration"]["Environment"]["Variables"]
+    # Lambda's own variables (both region names), and moto for AWS.
+    lambda_sets = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
+    lambda_sets["AWS_ENDPOINT_URL"] = deployed.endpoint_url
+    for name, value in {**environment, **lambda_sets, **FAKE_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    secrets = deployed.client("secretsmanager")
+    token = SecretsManagerKeyStore(_api(deployed)["keys_secret_name"], secrets).add_key(
+        Scope.parse("client=c-1")
+    )
+    columns = [("client_id", "varchar"), ("unique_sessions", "bigint"), ("requests", "bigint")]
+    columns += [("requests_per_session", "double"), ("products_per_request", "double")]
+    queue_athena_rows(columns, [["c-1", "3", "4", "1.3333", "0.75"]], deployed.endpoint_url)
+    monkeypatch.setattr(aws_lambda, "_adapter", None)
+
+    query = "level=client&from=2024-01-01&to=2024-01-31"
+    response = aws_lambda.handler(http_api_event(STATS, query, token), None)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert response["headers"]["x-query-engine"] == "athena"
+    [row] = json.loads(response["body"])["rows"]
+    assert (row["client_id"], row["unique_sessions"], row["requests"]) == ("c-1", 3, 4)
+    wrong = aws_lambda.handler(http_api_event(STATS, query, "ak_wrong"), None)
+    assert wrong["statusCode"] == 401
 
 
 def test_a_second_plan_changes_nothing(deployed: AppliedTerraform) -> None:
