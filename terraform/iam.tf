@@ -262,7 +262,6 @@ data "aws_iam_policy_document" "analyst" {
     actions   = ["s3:GetObject"]
     resources = ["${local.lake_arn}/parquet/*"]
   }
-
 }
 
 resource "aws_iam_role" "analyst" {
