@@ -1,5 +1,6 @@
 # One image for every Dagster process of the aws deployment: the webserver, the daemon and
-# the run workers the ECS run launcher starts (each run is a Fargate task of this image).
+# the run workers the ECS run launcher starts (each run is a Fargate task of this image);
+# and, as the `lambda` target, the analytics API's Lambda function.
 #   webserver: dagster-webserver -h 0.0.0.0 -p 3000 -w workspace.yaml
 #   daemon:    dagster-daemon run -w workspace.yaml
 # deploy/entrypoint.sh renders $DAGSTER_HOME/dagster.yaml from the environment first.
@@ -18,9 +19,28 @@ RUN uv sync --frozen --no-dev --no-install-project --compile-bytecode
 COPY analytics_pipeline ./analytics_pipeline
 RUN uv sync --frozen --no-dev --no-editable --compile-bytecode
 
-# Final stage: the interpreter, the virtual environment and the few files read at run time;
-# no uv, no compilers, no caches.
-FROM python:3.11.7-slim-bookworm
+# The analytics API as a Lambda function (`docker build --target lambda`, pushed to the API's
+# ECR repository): the same virtual environment, started by the AWS Lambda Runtime Interface
+# Client (awslambdaric) with the Mangum handler. Lambda's file system is read-only but /tmp.
+FROM python:3.11.7-slim-bookworm AS lambda
+RUN groupadd --system --gid 10001 api \
+    && useradd --system --uid 10001 --gid api --home-dir /tmp --no-create-home api
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    ANALYTICS_PIPELINE_ENV=aws
+WORKDIR /app
+COPY --from=build --chown=root:root /app/.venv /app/.venv
+USER 10001:10001
+# Lambda invokes the function through its runtime API, not a port, and checks its health itself.
+# checkov:skip=CKV_DOCKER_2:a Lambda function has no container health check; Lambda restarts failed environments
+ENTRYPOINT ["/app/.venv/bin/python", "-m", "awslambdaric"]
+CMD ["analytics_pipeline.serving.aws_lambda.handler"]
+
+# Final stage (the default target): the Dagster image. The interpreter, the virtual
+# environment and the few files read at run time; no uv, no compilers, no caches.
+FROM python:3.11.7-slim-bookworm AS dagster
 RUN groupadd --system --gid 10001 dagster \
     && useradd --system --uid 10001 --gid dagster --home-dir /app --no-create-home dagster \
     && mkdir -p /opt/dagster/home \

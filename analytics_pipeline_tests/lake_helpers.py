@@ -115,8 +115,12 @@ def provisioned_aws_settings(tmp_path: Path) -> Settings:
     )
 
 
-def queue_athena_rows(columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
-    """The next Athena query's result, as moto serves it."""
+def queue_athena_rows(
+    columns: list[tuple[str, str]],
+    rows: list[list[str]],
+    moto_api: str = "http://motoapi.amazonaws.com",
+) -> None:
+    """The next Athena query's result, as moto serves it (in-process, or the server at moto_api)."""
     header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
     canned = {
         "results": [
@@ -131,7 +135,7 @@ def queue_athena_rows(columns: list[tuple[str, str]], rows: list[list[str]]) -> 
         "region": "us-east-1",
     }
     response = requests.post(
-        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results",
+        f"{moto_api}/moto-api/static/athena/query-results",
         data=json.dumps(canned),
         timeout=5,
     )

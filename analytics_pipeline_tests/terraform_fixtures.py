@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.awslambda.models import LambdaFunction
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
@@ -39,7 +40,8 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 TERRAFORM_TIMEOUT_SECONDS = 300
 
 # Throwaway buckets: destroy may empty them.
-APPLY_ARGS = ("-auto-approve", "-input=false", "-no-color", "-var=force_destroy_buckets=true")
+THROWAWAY_VARIABLES = ("-var=force_destroy_buckets=true",)
+APPLY_ARGS = ("-auto-approve", "-input=false", "-no-color", *THROWAWAY_VARIABLES)
 
 requires_terraform = pytest.mark.skipif(
     TERRAFORM is None,
@@ -51,6 +53,8 @@ _ENDPOINT_SERVICES = (
     *("athena", "glue", "iam", "s3", "sqs", "sts"),
     # Dagster on ECS (terraform/modules/dagster), when dagster_vpc_id is set.
     *("ec2", "ecr", "ecs", "elbv2", "kms", "logs", "rds", "sns"),
+    # The analytics API (terraform/modules/api), when api_enabled is set.
+    *("apigatewayv2", "lambda", "secretsmanager"),
 )
 
 _MOTO_OVERRIDE = """\
@@ -172,6 +176,21 @@ def _bucket_permission_over_tls(self: FakeBucket, action: str, resource: str) ->
     )
 
 
+def _configuration_without_empty_image_config(
+    self: LambdaFunction, on_create: bool = False
+) -> dict[str, Any]:
+    """Lambda answers ImageConfigResponse only for a function that overrides its image's
+    command or entry point; moto answers it with empty lists for every image function."""
+    config: dict[str, Any] = _MOTO_LAMBDA_CONFIGURATION(self, on_create)
+    image_config = config.get("ImageConfigResponse", {}).get("ImageConfig", {})
+    if not any(image_config.values()):
+        config.pop("ImageConfigResponse", None)
+    return config
+
+
+_MOTO_LAMBDA_CONFIGURATION = LambdaFunction.get_configuration
+
+
 @pytest.fixture(scope="module")
 def moto_gaps_patched() -> Iterator[None]:
     """Test-only fixes of the in-process moto server, for what the real configuration sets.
@@ -179,6 +198,8 @@ def moto_gaps_patched() -> Iterator[None]:
     - SQS: moto 5.2 stores a queue's RedriveAllowPolicy but neither returns it nor accepts
       its name in GetQueueAttributes, so the provider waits forever to read it back; and it
       returns RedrivePolicy with spaces, which every later plan shows as a change.
+    - Lambda: moto answers an image function's ImageConfig with empty Command and
+      EntryPoint lists where Lambda omits them, which every later plan shows as a change.
     - S3: moto evaluates bucket-policy conditions it does not support (Bool) as true, and a
       Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
       object request. Requests here are taken as made over TLS: the statement is dropped.
@@ -188,6 +209,9 @@ def moto_gaps_patched() -> Iterator[None]:
         patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
         patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
         patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
+        patch.setattr(
+            LambdaFunction, "get_configuration", _configuration_without_empty_image_config
+        )
         yield
 
 
@@ -231,6 +255,20 @@ class AppliedTerraform:
             "AWS_ENDPOINT_URL": self.endpoint_url,
             **FAKE_CREDENTIALS,
         }
+
+    def plan(self) -> subprocess.CompletedProcess[str]:
+        """`terraform plan -detailed-exitcode` with the applied variables: 0 means no change."""
+        return run_terraform(
+            self.workdir,
+            self.env,
+            "plan",
+            "-detailed-exitcode",
+            "-input=false",
+            "-no-color",
+            *THROWAWAY_VARIABLES,
+            *self.variables,
+            check=False,
+        )
 
     def destroy(self) -> subprocess.CompletedProcess[str]:
         result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS, *self.variables)

@@ -1,9 +1,20 @@
 """The API's Lambda handler invoked with synthetic API Gateway HTTP API (v2) events, over a
-real local lake: the same answers and errors as the app served directly."""
+real local lake: the same answers and errors as the app served directly; and the image's
+entry (awslambdaric, as the Dockerfile's lambda target starts it) answering one through a
+local stand-in for Lambda's runtime API."""
 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +23,7 @@ import pytest
 from analytics_pipeline.serving import aws_lambda
 from analytics_pipeline.serving.api_keys import KeyFile
 from analytics_pipeline.serving.scopes import Scope
+from analytics_pipeline.settings import PROJECT_ROOT
 from analytics_pipeline_tests.local_lake import fresh_lake
 from analytics_pipeline_tests.web_requests_lake import (
     LINES,
@@ -96,3 +108,102 @@ def test_errors_keep_their_status_through_the_handler(keys: dict[str, str]) -> N
     bad = invoke(STATS, "level=global&from=2024-02-30&to=2024-03-01", keys["global"])
     assert bad["statusCode"] == 400
     assert "2024-02-30" in json.loads(bad["body"])["detail"]
+
+
+# The image's entry, through the Lambda runtime API
+
+
+class RuntimeApi(ThreadingHTTPServer):
+    """Lambda's runtime API, as much as a function process uses: it hands out the queued
+    events (`next` waits for one) and collects what the function posts back."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RuntimeApiHandler)
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.posts: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+
+class RuntimeApiHandler(BaseHTTPRequestHandler):
+    server: RuntimeApi
+
+    def do_GET(self) -> None:
+        assert self.path == "/2018-06-01/runtime/invocation/next", self.path
+        event = self.server.events.get()
+        if event is None:  # the test is over
+            self.send_error(503)
+            return
+        body = json.dumps(event).encode()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", "invocation-1")
+        self.send_header("Lambda-Runtime-Deadline-Ms", "4102444800000")
+        arn = "arn:aws:lambda:us-east-1:123456789012:function:analytics-dev-api"
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", arn)
+        # Always sent by Lambda; awslambdaric 4.2's native client crashes without it.
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000001")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.server.posts.put((self.path, self.rfile.read(length)))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def lambda_target_command() -> list[str]:
+    """ENTRYPOINT + CMD of the Dockerfile's lambda stage, with this interpreter for its venv's."""
+    stage = (PROJECT_ROOT / "Dockerfile").read_text().split(" AS lambda\n", 1)[1]
+    stage = stage.split("\nFROM ", 1)[0]
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", stage, re.M).group(1))  # type: ignore[union-attr]
+    command = json.loads(re.search(r"^CMD (.*)$", stage, re.M).group(1))  # type: ignore[union-attr]
+    assert entrypoint[0] == "/app/.venv/bin/python"
+    return [sys.executable, *entrypoint[1:], *command]
+
+
+@pytest.fixture
+def runtime_api() -> Iterator[RuntimeApi]:
+    server = RuntimeApi()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.events.put(None)
+        server.shutdown()
+
+
+def test_the_images_entry_answers_an_http_api_event_through_the_runtime_api(
+    keys: dict[str, str], runtime_api: RuntimeApi, tmp_path: Path
+) -> None:
+    host, port = runtime_api.server_address[:2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_LAMBDA_RUNTIME_API"] = f"{host}:{port}"
+    runtime_api.events.put(http_api_event(STATS, f"level=client&{PERIOD}", keys["client=c-2"]))
+    process = subprocess.Popen(
+        lambda_target_command(),
+        cwd=tmp_path,
+        env=env,  # the keys fixture's ANALYTICS_* variables: the local lake
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        path, body = runtime_api.posts.get(timeout=120)
+    except queue.Empty:  # it died or hangs: its output says why
+        path, body = "", b""
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode(errors="replace")
+    assert path == "/2018-06-01/runtime/invocation/invocation-1/response", output[-2000:]
+    response = json.loads(body)
+    assert response["statusCode"] == 200, response
+    rows = json.loads(response["body"])["rows"]
+    assert [row["client_id"] for row in rows] == ["c-2"]

@@ -145,6 +145,7 @@ def test_containers_run_the_images_commands_with_the_password_from_secrets_manag
         assert environment["DAGSTER_COMPUTE_LOGS_BUCKET"] == deployed.outputs["lake_bucket"]
         # the source database's URL: read by the runs (task role) from its RDS secret
         assert environment["ANALYTICS_MOVIE_RENTAL_DB_SECRET"] == SOURCE_SECRET
+        assert environment["AWS_DEFAULT_REGION"] == environment["AWS_REGION"]
         log_options = container["logConfiguration"]["options"]
         assert log_options["awslogs-group"].endswith(f"-dagster/{name}")
     assert commands == {

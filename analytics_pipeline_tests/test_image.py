@@ -100,6 +100,27 @@ def test_final_stage_runs_as_a_numeric_non_root_user_without_uv() -> None:
     assert f"CMD {json.dumps(WEBSERVER)}" in final_stage
 
 
+def test_lambda_stage_starts_the_api_handler_through_awslambdaric_as_non_root() -> None:
+    text = DOCKERFILE.read_text()
+    lambda_stage = text.split(" AS lambda\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY --from=build --chown=root:root /app/.venv /app/.venv" in lambda_stage
+    assert re.search(r"^USER 10001:10001$", lambda_stage, re.M)
+    assert 'ENTRYPOINT ["/app/.venv/bin/python", "-m", "awslambdaric"]' in lambda_stage
+    assert 'CMD ["analytics_pipeline.serving.aws_lambda.handler"]' in lambda_stage
+
+
+def test_production_venv_has_the_lambda_runtime_client_and_handler(production_venv: Path) -> None:
+    result = _run(
+        production_venv,
+        ".venv/bin/python",
+        "-c",
+        "import awslambdaric.bootstrap; from analytics_pipeline.serving import aws_lambda as m; "
+        "print(m.handler)",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "function handler" in result.stdout
+
+
 def test_production_venv_has_no_dev_tools(production_venv: Path) -> None:
     bin_dir = production_venv / ".venv" / "bin"
     assert (bin_dir / "dagster-webserver").exists()

@@ -465,16 +465,7 @@ def _assert_pipeline_output(
 
 @requires_terraform
 def test_a_second_plan_changes_nothing(applied_terraform: AppliedTerraform) -> None:
-    result = run_terraform(
-        applied_terraform.workdir,
-        applied_terraform.env,
-        "plan",
-        "-detailed-exitcode",
-        "-input=false",
-        "-no-color",
-        "-var=force_destroy_buckets=true",
-        check=False,
-    )
+    result = applied_terraform.plan()
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -629,6 +620,14 @@ def test_outputs_render_the_environment_the_aws_deployment_reads(
         web_log_group=out["web_log_group"],
     )
     assert env["AWS_REGION"] == REGION
+    assert "ANALYTICS_API_KEYS_SECRET" not in env  # no API deployed by default
+
+
+@requires_terraform
+def test_the_api_is_not_deployed_by_default(applied_terraform: AppliedTerraform) -> None:
+    assert applied_terraform.outputs.get("api") is None  # a null output is left out
+    assert applied_terraform.client("lambda").list_functions()["Functions"] == []
+    assert applied_terraform.client("apigatewayv2").get_apis()["Items"] == []
 
 
 @requires_terraform

@@ -42,6 +42,9 @@ def environment(outputs: Mapping[str, Any]) -> dict[str, str]:
             "run `terraform apply` in terraform/ first"
         )
     env = {name: str(outputs[output]) for name, output in ENV_OUTPUTS.items()}
+    api = outputs.get("api")  # null unless api_enabled; then api_key writes its secret
+    if api:
+        env["ANALYTICS_API_KEYS_SECRET"] = str(api["keys_secret_name"])
     if not env["ANALYTICS_ATHENA_OUTPUT"].startswith("s3://"):
         raise ValueError(f"athena_output is not an s3:// URI: {env['ANALYTICS_ATHENA_OUTPUT']!r}")
     return env

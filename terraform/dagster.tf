@@ -23,16 +23,11 @@ module "dagster" {
   force_destroy            = var.force_destroy_buckets
   compute_logs_bucket      = module.lake_bucket.id
   compute_logs_prefix      = "dagster/compute-logs"
-  environment = {
-    ANALYTICS_PIPELINE_ENV      = "aws"
+  environment = merge(local.deployment_environment, {
     AWS_REGION                  = var.region
-    ANALYTICS_LANDING_BUCKET    = module.landing_bucket.id
-    ANALYTICS_LAKE_BUCKET       = module.lake_bucket.id
-    ANALYTICS_ATHENA_OUTPUT     = aws_athena_workgroup.analytics.configuration[0].result_configuration[0].output_location
-    ANALYTICS_GLUE_DATABASE     = aws_glue_catalog_database.lake.name
-    ANALYTICS_ATHENA_WORKGROUP  = aws_athena_workgroup.analytics.name
+    AWS_DEFAULT_REGION          = var.region # what boto3 reads; Fargate may set only AWS_REGION
     ANALYTICS_LANDING_QUEUE_URL = aws_sqs_queue.landing.id
     # The movie_rental source's RDS secret (empty: no source on AWS); the pipeline role reads it.
     ANALYTICS_MOVIE_RENTAL_DB_SECRET = var.movie_rental_db_secret_arn
-  }
+  })
 }

@@ -183,7 +183,35 @@ resource "aws_iam_role_policy" "pipeline" {
 
 # Analyst
 
+# What every Athena querier (the analyst role, the API function) needs of the workgroup's
+# results: list and read them, and write new ones, under the results prefix only.
+data "aws_iam_policy_document" "query_results" {
+  statement {
+    sid       = "ListResults"
+    actions   = ["s3:ListBucket"]
+    resources = [local.results_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.athena_results}*"]
+    }
+  }
+
+  statement {
+    sid = "WriteResults"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
+    ]
+    resources = ["${local.results_arn}/${local.athena_results}*"]
+  }
+}
+
 data "aws_iam_policy_document" "analyst" {
+  source_policy_documents = [data.aws_iam_policy_document.query_results.json]
+
   statement {
     sid = "QueryThroughWorkgroup"
     actions = [
@@ -233,28 +261,6 @@ data "aws_iam_policy_document" "analyst" {
     sid       = "ReadParquet"
     actions   = ["s3:GetObject"]
     resources = ["${local.lake_arn}/parquet/*"]
-  }
-
-  statement {
-    sid       = "ListResults"
-    actions   = ["s3:ListBucket"]
-    resources = [local.results_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.athena_results}*"]
-    }
-  }
-
-  statement {
-    sid = "WriteResults"
-    actions = [
-      "s3:GetObject",
-      "s3:PutObject",
-      "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
-    ]
-    resources = ["${local.results_arn}/${local.athena_results}*"]
   }
 }
 

@@ -84,3 +84,8 @@ output "dagster" {
   description = "Dagster on ECS (null unless dagster_vpc_id is set): image repository, cluster, UI URL, alerts topic, database."
   value       = one(module.dagster[*])
 }
+
+output "api" {
+  description = "The analytics API (null unless api_enabled): URL, function, image repository, keys secret."
+  value       = one(module.api[*])
+}

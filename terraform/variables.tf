@@ -270,3 +270,57 @@ variable "movie_rental_db_secret_arn" {
     error_message = "movie_rental_db_secret_arn must be empty or a Secrets Manager secret ARN."
   }
 }
+
+# The analytics API on AWS (api.tf)
+
+variable "api_enabled" {
+  description = "Deploy the analytics API: a Lambda from the API image behind an API Gateway HTTP API, its ECR repository and keys secret."
+  type        = bool
+  default     = false
+}
+
+variable "api_image_tag" {
+  description = "Tag of the API image (Dockerfile target lambda) in the API's ECR repository; required with api_enabled (tags are immutable: a new tag per release)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = !var.api_enabled || var.api_image_tag != null
+    error_message = "api_image_tag must be set when api_enabled is true (push the lambda image to the API repository first)."
+  }
+}
+
+variable "api_memory_mb" {
+  description = "Memory of the API function in MB (CPU grows with it)."
+  type        = number
+  default     = 1024
+}
+
+variable "api_reserved_concurrency" {
+  description = "Concurrent executions reserved for the API function; also its ceiling, so a burst cannot exhaust the account's Lambda concurrency."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.api_reserved_concurrency >= 1
+    error_message = "api_reserved_concurrency must be at least 1 (0 would stop the function)."
+  }
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady requests per second the API stage accepts before answering 429."
+  type        = number
+  default     = 20
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Requests the API stage accepts in a burst before answering 429."
+  type        = number
+  default     = 40
+}
+
+variable "api_log_retention_days" {
+  description = "Days the API function's log and the API's access log are kept."
+  type        = number
+  default     = 365
+}

@@ -49,11 +49,13 @@ class ExportCursor:
 
 @dataclass(frozen=True)
 class WindowExport:
-    """What one window writes: landing NDJSON, quarantine lines, and the cursor after it."""
+    """What one window writes: landing NDJSON, quarantine lines, and the cursor after it;
+    event_ids are the events written (records and quarantine), in file order."""
 
     landing: bytes
     quarantine: list[dict[str, object]]
     cursor: ExportCursor
+    event_ids: tuple[str, ...] = ()
 
 
 def first_cursor(now_ms: int, window_ms: int = WINDOW_MS) -> ExportCursor:
@@ -131,4 +133,5 @@ def export_window(
     seen = {i: t for i, t in cursor.seen.items() if t >= horizon}
     seen.update({e.event_id: e.timestamp_ms for e in ordered if e.timestamp_ms >= horizon})
     landing = "".join(line + "\n" for line in lines).encode()
-    return WindowExport(landing, quarantine, ExportCursor(end, seen))
+    event_ids = tuple(e.event_id for e in ordered)
+    return WindowExport(landing, quarantine, ExportCursor(end, seen), event_ids)

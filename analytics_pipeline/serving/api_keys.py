@@ -24,6 +24,8 @@ from typing import Any
 from analytics_pipeline.serving.scopes import Scope
 
 TOKEN_PREFIX = "ak_"
+# Shortest id prefix --revoke takes: fewer characters would too easily name a key by accident.
+MIN_ID_PREFIX = 4
 
 
 def key_digest(token: str) -> str:
@@ -50,6 +52,8 @@ def parse_key_document(text: str, source: str) -> dict[str, Scope]:
 class KeyStore:
     """Finds a presented token's scope; None for a key it does not hold."""
 
+    name = "the key store"
+
     def load(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -70,13 +74,42 @@ class KeyStore:
         self.save(document)
         return token
 
+    def entries(self) -> list[dict[str, str]]:
+        """The stored keys' ids, scopes and creation times (never a key)."""
+        keys: list[dict[str, str]] = self.load().get("keys", [])
+        return [{name: entry[name] for name in ("id", "scope", "created")} for entry in keys]
+
+    def revoke(self, selector: str) -> dict[str, str]:
+        """Remove the one key the selector names: its id, a unique prefix of the id, or the
+        key itself. Returns the removed entry; names no key or several -> ValueError."""
+        document = self.load()
+        keys: list[dict[str, str]] = document.get("keys", [])
+        if selector.startswith(TOKEN_PREFIX):
+            matches = [e for e in keys if e["sha256"] == key_digest(selector)]
+        elif len(selector) < MIN_ID_PREFIX:
+            raise ValueError(f"give at least {MIN_ID_PREFIX} characters of the key id")
+        else:
+            matches = [e for e in keys if e["id"].startswith(selector)]
+        if not matches:
+            shown = "that key" if selector.startswith(TOKEN_PREFIX) else f"id {selector!r}"
+            raise ValueError(f"no API key with {shown} in {self.name}")
+        if len(matches) > 1:
+            ids = ", ".join(e["id"] for e in matches)
+            raise ValueError(
+                f"{selector!r} is the start of {len(matches)} key ids ({ids}): give more"
+            )
+        document["keys"] = [e for e in keys if e is not matches[0]]
+        self.save(document)
+        return matches[0]
+
 
 class KeyFile(KeyStore):
     """A local JSON file, re-read when it changes (keys added while the API runs count)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cached: tuple[tuple[int, int], dict[str, Scope]] | None = None
+        self.name = str(path)
+        self._cached: tuple[tuple[int, int, int], dict[str, Scope]] | None = None
 
     def load(self) -> dict[str, Any]:
         if not self.path.exists():
@@ -98,7 +131,9 @@ class KeyFile(KeyStore):
             stat = self.path.stat()
         except FileNotFoundError:
             return {}
-        version = (stat.st_mtime_ns, stat.st_size)
+        # The inode too: every save replaces the file, so even a rewrite of the same size
+        # within the clock's resolution is seen (a revoked key must stop working at once).
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cached is None or self._cached[0] != version:
             self._cached = (version, parse_key_document(self.path.read_text(), str(self.path)))
         return self._cached[1]
@@ -110,6 +145,7 @@ class SecretsManagerKeyStore(KeyStore):
 
     def __init__(self, secret_id: str, client: Any, cache_seconds: float = 60.0) -> None:
         self.secret_id = secret_id
+        self.name = f"secret {secret_id}"
         self.client = client
         self.cache_seconds = cache_seconds
         self._cached: tuple[float, dict[str, Scope]] | None = None
@@ -140,6 +176,6 @@ class SecretsManagerKeyStore(KeyStore):
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > self.cache_seconds:
                 text = self._secret_text()
-                scopes = parse_key_document(text, f"secret {self.secret_id}") if text else {}
+                scopes = parse_key_document(text, self.name) if text else {}
                 self._cached = (now, scopes)
             return self._cached[1]
