@@ -179,7 +179,11 @@ def test_sensors_and_automation_bring_every_dataset_to_its_tables(
     assert {r["jobName"] for r in runs} >= {*ingests, "extract_movie_rental", "__ASSET_JOB"}
     _wait_for(server, "no run in progress", lambda: not _unfinished(server))
     # Every run, the automation's hourly refresh included (it waits for a dataset's table).
-    failed = [r for r in _runs(server) if r["status"] != "SUCCESS"]
+    failed = [
+        (r["jobName"], {t["key"]: t["value"] for t in r["tags"] if "partition" in t["key"]})
+        for r in _runs(server)
+        if r["status"] != "SUCCESS"
+    ]
     assert failed == []
 
 
