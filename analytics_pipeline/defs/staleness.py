@@ -6,26 +6,22 @@ handled. Under load a tick can span a rebuild and a late file for the same day, 
 late file is then never served. Here the rule is by order instead: a day whose latest
 materialization is older than the latest of a parent day is stale. `make process` checks
 for it whenever the automation asks for nothing more; `stale_days_sensor` does the same
-under `dagster dev`, leaving alone the days a run is already rebuilding.
+under `dagster dev`, leaving alone the days a run is already rebuilding. Each check starts
+where the last one stopped (`stale_check`), so a tick reads what changed, not the history.
 """
 
-import functools
-from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Protocol
 
 import dagster as dg
 
 from analytics_pipeline.defs.ranges import DAYS_PER_RUN
+from analytics_pipeline.defs.stale_check import AssetGraphLike, StaleCheck, check_stale
 
 # A run: (first day, last day), or None for unpartitioned assets, and the assets it builds.
 Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-LatestByDay = Callable[[dg.AssetKey], Mapping[str, int]]
 # Runs that will still write what they selected: queued, launching or running.
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -36,18 +32,6 @@ IN_PROGRESS = [
 # The sensor's rebuild of one stale state is tried this many times: a killed run is retried,
 # a day whose build keeps failing is left to a person (the failed runs say why).
 STALE_KEY_TAG = "analytics_pipeline/stale_key"
-
-
-class AssetGraphLike(Protocol):
-    """What this module reads of an asset graph: `Definitions.resolve_asset_graph()` and
-    `context.repository_def.asset_graph` both give one, under a type dagster keeps private."""
-
-    @property
-    def materializable_asset_keys(self) -> AbstractSet[dg.AssetKey]: ...
-
-    def get(self, key: dg.AssetKey) -> Any: ...
-
-
 STALE_ATTEMPTS = 3
 ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -55,27 +39,18 @@ ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 def stale_runs(
     graph: AssetGraphLike,
     instance: dg.DagsterInstance,
-    latest: LatestByDay | None = None,
     skip: Mapping[dg.AssetKey, set[str]] | None = None,
+    check: StaleCheck | None = None,
 ) -> list[Run]:
-    """Days of each automated asset materialized before a day they are built from, except
-    the days `skip` names (a run is building them, or failed on them just now)."""
-    latest = latest or latest_reader(instance)
+    """Runs rebuilding the stale days `check` found (by default, a check of every day),
+    except the days `skip` names (a run is building them, or failed on them just now)."""
+    check = check or check_stale(graph, instance)
     skip = skip or {}
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
-    for key in sorted(graph.materializable_asset_keys):
-        node = graph.get(key)
-        if node.partitions_def is None or node.automation_condition is None:
-            continue
-        own = latest(key)
-        stale = {
-            day
-            for parent in node.parent_keys
-            for day, storage_id in latest(parent).items()
-            if storage_id > own.get(day, -1)
-        } - skip.get(key, set())
-        if stale:
-            by_days.setdefault(frozenset(stale), []).append(key)
+    for key, days in check.stale.items():
+        wanted = set(days) - skip.get(key, set())
+        if wanted:
+            by_days.setdefault(frozenset(wanted), []).append(key)
     return as_runs(by_days)
 
 
@@ -105,17 +80,6 @@ def range_days(day_range: tuple[str, str] | None) -> set[str]:
         return set()
     first, last = map(date.fromisoformat, day_range)
     return {(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)}
-
-
-def latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
-    return instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
-
-
-def latest_reader(instance: dg.DagsterInstance) -> LatestByDay:
-    """latest_by_day, each asset read once: one tick's consistent view of the event log."""
-    return functools.cache(lambda key: latest_by_day(instance, key))
 
 
 def as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
@@ -162,16 +126,18 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
     )
     def stale_days_sensor(context: dg.SensorEvaluationContext):
         graph = context.repository_def.asset_graph  # type: ignore[union-attr]
+        # From where the last tick stopped: only parent days updated since are compared.
+        check = check_stale(graph, context.instance, StaleCheck.from_json(context.cursor))
+        context.update_cursor(check.to_json())
         requests = []
-        latest = latest_reader(context.instance)
         building = days_in_progress(context.instance)
-        for day_range, asset_keys in stale_runs(graph, context.instance, latest, building):
+        for day_range, asset_keys in stale_runs(graph, context.instance, building, check):
             partition_key, tags = run_target(day_range)
             # The same stale state is requested once: the key names the newest parent event.
+            days = range_days(day_range)
             newest = max(
-                max(latest(p).values(), default=0)
-                for key in asset_keys
-                for p in graph.get(key).parent_keys
+                (sid for key in asset_keys for day, sid in check.stale[key].items() if day in days),
+                default=0,
             )
             names = ",".join(k.to_user_string() for k in asset_keys)
             stale_key = f"stale:{day_range}:{names}:{newest}"
