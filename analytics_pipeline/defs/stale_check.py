@@ -75,6 +75,8 @@ def check_stale(
     parent days updated after `since` and the days `since` found stale."""
     since = since or StaleCheck()
     updated: dict[dg.AssetKey, Mapping[str, int]] = {}
+    # Assets read whole by this check (never read before, or many days changed): read once.
+    whole: dict[dg.AssetKey, Mapping[str, int]] = {}
     stale: dict[dg.AssetKey, dict[str, int]] = {}
     compared = 0
     for key in sorted(graph.materializable_asset_keys):
@@ -85,18 +87,21 @@ def check_stale(
         days = set(since.stale.get(key, {}))
         for parent in parents:
             if parent not in updated:
+                after = since.read_up_to.get(parent)
                 updated[parent] = instance.get_latest_storage_id_by_partition(
-                    parent, MATERIALIZATION, after_cursor=since.read_up_to.get(parent)
+                    parent, MATERIALIZATION, after_cursor=after
                 )
+                if after is None:
+                    whole[parent] = updated[parent]
             days |= updated[parent].keys()
         if not days:
             continue
         compared += len(days)
         newest: dict[str, int] = {}
         for parent in parents:
-            for day, storage_id in latest_on_days(instance, parent, days).items():
+            for day, storage_id in latest_on_days(instance, parent, days, whole).items():
                 newest[day] = max(storage_id, newest.get(day, -1))
-        own = latest_on_days(instance, key, days)
+        own = latest_on_days(instance, key, days, whole)
         found = {day: sid for day, sid in newest.items() if sid > own.get(day, -1)}
         if found:
             stale[key] = found
@@ -108,10 +113,17 @@ def check_stale(
 
 
 def latest_on_days(
-    instance: dg.DagsterInstance, key: dg.AssetKey, days: AbstractSet[str]
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    days: AbstractSet[str],
+    whole: dict[dg.AssetKey, Mapping[str, int]],
 ) -> Mapping[str, int]:
-    """The latest materialization of `key` on each of these days that has one."""
-    if len(days) > MAX_LISTED_DAYS:
-        every_day = instance.get_latest_storage_id_by_partition(key, MATERIALIZATION)
-        return {day: sid for day, sid in every_day.items() if day in days}
-    return instance.get_latest_storage_id_by_partition(key, MATERIALIZATION, partitions=set(days))
+    """The latest materialization of `key` on each of these days that has one; `whole` holds
+    the assets already read whole, and gets those this reads whole."""
+    if key not in whole and len(days) <= MAX_LISTED_DAYS:
+        return instance.get_latest_storage_id_by_partition(
+            key, MATERIALIZATION, partitions=set(days)
+        )
+    if key not in whole:
+        whole[key] = instance.get_latest_storage_id_by_partition(key, MATERIALIZATION)
+    return {day: sid for day, sid in whole[key].items() if day in days}
