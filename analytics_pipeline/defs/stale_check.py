@@ -74,23 +74,31 @@ def check_stale(
     """The automated days materialized before a day they are built from, comparing only the
     parent days updated after `since` and the days `since` found stale."""
     since = since or StaleCheck()
+    automated = [
+        graph.get(key)
+        for key in sorted(graph.materializable_asset_keys)
+        if graph.get(key).partitions_def is not None
+        and graph.get(key).automation_condition is not None
+    ]
+    newest_of = newest_materializations(instance, {p for n in automated for p in n.parent_keys})
     updated: dict[dg.AssetKey, Mapping[str, int]] = {}
     # Assets read whole by this check (never read before, or many days changed): read once.
     whole: dict[dg.AssetKey, Mapping[str, int]] = {}
     stale: dict[dg.AssetKey, dict[str, int]] = {}
     compared = 0
-    for key in sorted(graph.materializable_asset_keys):
-        node = graph.get(key)
-        if node.partitions_def is None or node.automation_condition is None:
-            continue
+    for node in automated:
+        key = node.key
         parents = sorted(node.parent_keys)
         days = set(since.stale.get(key, {}))
         for parent in parents:
             if parent not in updated:
                 after = since.read_up_to.get(parent)
-                updated[parent] = instance.get_latest_storage_id_by_partition(
-                    parent, MATERIALIZATION, after_cursor=after
-                )
+                if newest_of.get(parent, -1) <= (-1 if after is None else after):
+                    updated[parent] = {}  # nothing new: no need to ask for its days
+                else:
+                    updated[parent] = instance.get_latest_storage_id_by_partition(
+                        parent, MATERIALIZATION, after_cursor=after
+                    )
                 if after is None:
                     whole[parent] = updated[parent]
             days |= updated[parent].keys()
@@ -110,6 +118,17 @@ def check_stale(
         if by_day:
             read_up_to[parent] = max(read_up_to.get(parent, -1), *by_day.values())
     return StaleCheck(read_up_to, stale, compared)
+
+
+def newest_materializations(
+    instance: dg.DagsterInstance, keys: AbstractSet[dg.AssetKey]
+) -> dict[dg.AssetKey, int]:
+    """Each asset's newest materialization, from one read of the asset records."""
+    return {
+        record.asset_entry.asset_key: record.asset_entry.last_materialization_storage_id
+        for record in instance.get_asset_records(sorted(keys))
+        if record.asset_entry.last_materialization_storage_id is not None
+    }
 
 
 def latest_on_days(
