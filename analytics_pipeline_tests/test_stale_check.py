@@ -4,9 +4,12 @@ and finds exactly what a check of every day finds."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
+import pytest
 
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, staged_key, table_key
 from analytics_pipeline.defs.stale_check import StaleCheck, check_stale
@@ -73,16 +76,38 @@ def test_a_late_day_is_found_by_comparing_that_day_alone(
     assert settled.days_compared == 0
 
 
-def test_the_work_of_a_check_does_not_grow_with_history(defs: dg.Definitions) -> None:
+def _rows_read(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The days each read of latest materializations returns, from here on."""
+    rows: list[int] = []
+    real_read = instance.get_latest_storage_id_by_partition
+
+    def counted(*args: Any, **kwargs: Any) -> Mapping[str, int]:
+        result = real_read(*args, **kwargs)
+        rows.append(len(result))
+        return result
+
+    monkeypatch.setattr(instance, "get_latest_storage_id_by_partition", counted)
+    return rows
+
+
+def test_the_work_of_a_check_does_not_grow_with_history(
+    defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     graph = defs.resolve_asset_graph()
-    compared = []
+    work = []
     for history in (5, 30):
-        with dg.instance_for_test() as fresh:
+        with dg.instance_for_test() as fresh, monkeypatch.context() as patch:
             days = _history(fresh, history)
             check = check_stale(graph, fresh)
+            rows = _rows_read(fresh, patch)
+            quiet = check_stale(graph, fresh, check)
+            quiet_rows = list(rows)
             _materialize(fresh, staged_key("products"), days[0], days[-1])
-            compared.append(check_stale(graph, fresh, check).days_compared)
-    assert compared == [2, 2]
+            changed = check_stale(graph, fresh, quiet)
+            work.append((quiet.days_compared, quiet_rows, changed.days_compared, rows))
+    # Nothing new: no day is read. Two days changed: staged's two days since the last
+    # check, then those two days of staged and of parquet; the same at 5 and 30 days.
+    assert work == [(0, [], 2, [2, 2, 2])] * 2
 
 
 def test_checks_from_a_cursor_find_what_a_check_of_every_day_finds(
