@@ -74,11 +74,9 @@ def check_stale(
     """The automated days materialized before a day they are built from, comparing only the
     parent days updated after `since` and the days `since` found stale."""
     since = since or StaleCheck()
+    nodes = [graph.get(key) for key in sorted(graph.materializable_asset_keys)]
     automated = [
-        graph.get(key)
-        for key in sorted(graph.materializable_asset_keys)
-        if graph.get(key).partitions_def is not None
-        and graph.get(key).automation_condition is not None
+        n for n in nodes if n.partitions_def is not None and n.automation_condition is not None
     ]
     newest_of = newest_materializations(instance, {p for n in automated for p in n.parent_keys})
     updated: dict[dg.AssetKey, Mapping[str, int]] = {}
