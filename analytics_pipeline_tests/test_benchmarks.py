@@ -74,7 +74,7 @@ def test_the_startup_and_automation_tick_benchmarks_run_at_a_tiny_size(tmp_path:
         tmp_path, "-m", "benchmarks.automation_tick", "--years", "0.02", "--ticks", "1"
     )
     assert tick.returncode == 0, tick.stderr[-3000:]
-    assert "| 0.02 years of products days |" in tick.stdout
+    assert "| 0.02 years of products days (7 x 4 assets) |" in tick.stdout
 
 
 def test_the_api_latency_benchmark_runs_at_a_tiny_size(tmp_path: Path):

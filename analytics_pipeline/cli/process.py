@@ -23,6 +23,7 @@ from analytics_pipeline.defs.abandoned_runs import (
 )
 from analytics_pipeline.defs.sensors import is_landing_sensor
 from analytics_pipeline.defs.source_tables import extract_job_name, source_resource_key
+from analytics_pipeline.defs.stale_check import StaleCheck, check_stale
 from analytics_pipeline.defs.staleness import (
     IN_PROGRESS,
     Run,
@@ -78,6 +79,9 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
     sensor_cursors: dict[str, str | None] = {}
     # Days whose run failed here are reported, not rebuilt again round after round.
     failed: dict[dg.AssetKey, set[str]] = {}
+    graph = defs.resolve_asset_graph()
+    # The first stale-day check reads every day; later ones what changed since the last.
+    stale_check: StaleCheck | None = None
     for _ in range(MAX_ROUNDS):
         requested = _run_landing_sensors(defs, instance, summary, sensor_cursors)
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
@@ -86,7 +90,8 @@ def process_landing(defs: dg.Definitions, instance: dg.DagsterInstance) -> Proce
         if not requested and not requests:
             # The automation can miss a parent update (a rebuild in the same tick, or more
             # updated days than it reads one by one), so quiet is checked by order, too.
-            requests = stale_runs(defs.resolve_asset_graph(), instance, skip=failed)
+            stale_check = check_stale(graph, instance, stale_check)
+            requests = stale_runs(graph, instance, failed, stale_check)
             if not requests:
                 if not failed:  # with a failure, a day may be waiting for its version
                     summary.swept_versions = _sweep(defs, instance)

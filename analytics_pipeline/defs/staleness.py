@@ -6,27 +6,22 @@ handled. Under load a tick can span a rebuild and a late file for the same day, 
 late file is then never served. Here the rule is by order instead: a day whose latest
 materialization is older than the latest of a parent day is stale. `make process` checks
 for it whenever the automation asks for nothing more; `stale_days_sensor` does the same
-under `dagster dev`, leaving alone the days a run is already rebuilding.
+under `dagster dev`, leaving alone the days a run is already rebuilding. Each check starts
+where the last one stopped (`stale_check`), so a tick reads what changed, not the history.
 """
 
-import functools
-import itertools
-from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Protocol
 
 import dagster as dg
 
 from analytics_pipeline.defs.ranges import DAYS_PER_RUN
+from analytics_pipeline.defs.stale_check import AssetGraphLike, StaleCheck, check_stale
 
 # A run: (first day, last day), or None for unpartitioned assets, and the assets it builds.
 Run = tuple[tuple[str, str] | None, list[dg.AssetKey]]
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-LatestByDay = Callable[[dg.AssetKey], Mapping[str, int]]
 # Runs that will still write what they selected: queued, launching or running.
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -37,90 +32,26 @@ IN_PROGRESS = [
 # The sensor's rebuild of one stale state is tried this many times: a killed run is retried,
 # a day whose build keeps failing is left to a person (the failed runs say why).
 STALE_KEY_TAG = "analytics_pipeline/stale_key"
-
-
-class AssetGraphLike(Protocol):
-    """What this module reads of an asset graph: `Definitions.resolve_asset_graph()` and
-    `context.repository_def.asset_graph` both give one, under a type dagster keeps private."""
-
-    @property
-    def materializable_asset_keys(self) -> AbstractSet[dg.AssetKey]: ...
-
-    def get(self, key: dg.AssetKey) -> Any: ...
-
-
 STALE_ATTEMPTS = 3
-# How many materializations of a snapshot are read back to find its latest change: an hour
-# apart (the extract's schedule), two days of them; the race it closes lasts one tick.
-SNAPSHOT_WALK = 48
-DATA_VERSION_TAG = "dagster/data_version"
-USER_DATA_VERSION_TAG = "dagster/data_version_is_user_provided"
 ENDED_UNBUILT = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def stale_runs(
     graph: AssetGraphLike,
     instance: dg.DagsterInstance,
-    latest: LatestByDay | None = None,
     skip: Mapping[dg.AssetKey, set[str]] | None = None,
+    check: StaleCheck | None = None,
 ) -> list[Run]:
-    """Days of each automated asset materialized before a day they are built from, except
-    the days `skip` names (a run is building them, or failed on them just now)."""
-    latest = latest or latest_reader(instance)
+    """Runs rebuilding the stale days `check` found (by default, a check of every day),
+    except the days `skip` names (a run is building them, or failed on them just now)."""
+    check = check or check_stale(graph, instance)
     skip = skip or {}
     by_days: dict[frozenset[str | None], list[dg.AssetKey]] = {}
-    for key in sorted(graph.materializable_asset_keys):
-        node = graph.get(key)
-        if node.partitions_def is None or node.automation_condition is None:
-            continue
-        own = latest(key)
-        stale = {
-            day
-            for parent in node.parent_keys
-            for day, storage_id in latest(parent).items()
-            if storage_id > own.get(day, -1)
-        }
-        # An unpartitioned parent (a source's snapshot) whose content changed after a day
-        # was built: every day with rows in a partitioned parent reads it.
-        changed = [
-            at
-            for parent in node.parent_keys
-            if graph.get(parent).partitions_def is None
-            and (at := snapshot_changed_at(instance, parent)) is not None
-        ]
-        if changed:
-            days = set().union(*(latest(parent) for parent in node.parent_keys))
-            stale |= {day for day in days if own.get(day, -1) < max(changed)}
-        stale -= skip.get(key, set())
-        if stale:
-            by_days.setdefault(frozenset(stale), []).append(key)
+    for key, days in check.stale.items():
+        wanted = set(days) - skip.get(key, set())
+        if wanted:
+            by_days.setdefault(frozenset(wanted), []).append(key)
     return as_runs(by_days)
-
-
-def snapshot_changed_at(
-    instance: dg.DagsterInstance, key: dg.AssetKey, walk: int = SNAPSHOT_WALK
-) -> int | None:
-    """The storage id of the materialization that brought an asset's current content, by
-    its own data version; None if the newest `walk` all carry it (an older change, whose
-    days were long since rebuilt) or the asset sets no data version of its own."""
-    records = instance.fetch_materializations(key, limit=walk).records
-    versions = [
-        (record.storage_id, _user_data_version(record.asset_materialization)) for record in records
-    ]
-    current = versions[0][1] if versions else None
-    if current is None:
-        return None
-    for (newer, _), (_, older_version) in itertools.pairwise(versions):
-        if older_version != current:
-            return newer
-    return None
-
-
-def _user_data_version(materialization: dg.AssetMaterialization | None) -> str | None:
-    tags = materialization.tags if materialization else None
-    if not tags or tags.get(USER_DATA_VERSION_TAG) != "true":
-        return None
-    return tags.get(DATA_VERSION_TAG)
 
 
 def days_in_progress(instance: dg.DagsterInstance) -> dict[dg.AssetKey, set[str]]:
@@ -149,17 +80,6 @@ def range_days(day_range: tuple[str, str] | None) -> set[str]:
         return set()
     first, last = map(date.fromisoformat, day_range)
     return {(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)}
-
-
-def latest_by_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[str, int]:
-    return instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
-
-
-def latest_reader(instance: dg.DagsterInstance) -> LatestByDay:
-    """latest_by_day, each asset read once: one tick's consistent view of the event log."""
-    return functools.cache(lambda key: latest_by_day(instance, key))
 
 
 def as_runs(by_days: dict[frozenset[str | None], list[dg.AssetKey]]) -> list[Run]:
@@ -206,16 +126,18 @@ def build_stale_days_sensor() -> dg.SensorDefinition:
     )
     def stale_days_sensor(context: dg.SensorEvaluationContext):
         graph = context.repository_def.asset_graph  # type: ignore[union-attr]
+        # From where the last tick stopped: only parent days updated since are compared.
+        check = check_stale(graph, context.instance, StaleCheck.from_json(context.cursor))
+        context.update_cursor(check.to_json())
         requests = []
-        latest = latest_reader(context.instance)
         building = days_in_progress(context.instance)
-        for day_range, asset_keys in stale_runs(graph, context.instance, latest, building):
+        for day_range, asset_keys in stale_runs(graph, context.instance, building, check):
             partition_key, tags = run_target(day_range)
             # The same stale state is requested once: the key names the newest parent event.
+            days = range_days(day_range)
             newest = max(
-                max(latest(p).values(), default=0)
-                for key in asset_keys
-                for p in graph.get(key).parent_keys
+                (sid for key in asset_keys for day, sid in check.stale[key].items() if day in days),
+                default=0,
             )
             names = ",".join(k.to_user_string() for k in asset_keys)
             stale_key = f"stale:{day_range}:{names}:{newest}"
