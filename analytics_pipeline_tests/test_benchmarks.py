@@ -97,3 +97,11 @@ def test_the_instance_storage_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     assert [row.split(" | ")[0] for row in rows] == ["| sqlite", "| postgres"], rows
     assert rows[0].endswith("| 1.00x |")
+
+
+def test_the_source_extract_benchmark_runs_at_a_tiny_size(tmp_path: Path):
+    result = run_benchmark(tmp_path, "-m", "benchmarks.source_extract", "--rows", "2000")
+    assert result.returncode == 0, result.stderr[-3000:]  # it checks the lake's rows itself
+    assert "| 2,000 rentals over 365 days: initial extract |" in result.stdout
+    assert "| the hourly run (recent) after " in result.stdout
+    assert "| the hourly run (spread) after " in result.stdout
