@@ -65,6 +65,7 @@ test: install lint typecheck
 bench: install dagster-home
 	$(RUN) python -m benchmarks.spread $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.startup --repeat 3
+	$(RUN) python -m benchmarks.dev_latency
 	$(RUN) python -m benchmarks.run $(RUN_BENCH_ARGS)
 
 aws-env:  # `make -s aws-env > .env.aws` after terraform apply

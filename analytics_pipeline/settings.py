@@ -67,6 +67,10 @@ class AwsSettings:
 # retry redoes its whole batch. Bytes bound a run's duration.
 DEFAULT_INGEST_BATCH_FILES = 50_000
 DEFAULT_INGEST_BATCH_BYTES = 1 << 30
+# A dropped file reaches its table in its ingest run, not after an automation tick and a second
+# run worker's start (~15-25 s in `make dev`); a bigger spread of days is a backfill's shape,
+# which the ranged runs build in one go.
+DEFAULT_INGEST_BUILD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class Settings:
     alerts_topic_arn: str | None = None
     # The movie-rental database (a SQLAlchemy URL); the demo's SQLite file under the lake.
     movie_rental_db_url: str | None = None
+    # An ingest run that staged at most this many days builds their Parquet and table itself
+    # (ANALYTICS_INGEST_BUILD_DAYS; 0: never); more days go to the automation's ranged runs.
+    ingest_build_days: int = DEFAULT_INGEST_BUILD_DAYS
 
     @property
     def movie_rental_url(self) -> str:
@@ -164,6 +171,9 @@ class Settings:
             freshness_hours=_hours_by_dataset(environ.get("ANALYTICS_FRESHNESS_HOURS", "")),
             alerts_topic_arn=environ.get("ANALYTICS_ALERTS_TOPIC_ARN") or None,
             movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
+            ingest_build_days=int(
+                environ.get("ANALYTICS_INGEST_BUILD_DAYS", str(DEFAULT_INGEST_BUILD_DAYS))
+            ),
         )
 
     def freshness_window_hours(self, dataset: str, default: int) -> int:
