@@ -19,6 +19,7 @@ from analytics_pipeline.defs.keys import (
 )
 from analytics_pipeline.defs.sensors import ingest_run_config
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, query
 
@@ -112,4 +113,22 @@ def test_a_build_that_fails_leaves_the_staged_days_to_the_automation(
     assert process_landing(defs, instance).failed_runs == []
     records = materializations(instance, table_key("products"))
     assert sorted(r.partition_key for r in records) == DAYS
+    assert query(lake_dir, "SELECT count(*) FROM products") == [(4,)]
+
+
+def test_a_table_another_run_is_writing_is_left_to_the_automation_without_waiting(
+    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    drop_products(lake_dir)
+    with LocalLakeStore(lake_dir=str(lake_dir)).table_lock("products", "a backfill"):
+        result = defs.resolve_job_def(ingest_job_name("products")).execute_in_process(
+            run_config=ingest_run_config("products", [f"{n}.json" for n in range(4)]),
+            instance=instance,
+        )
+    assert result.success
+    assert landing_files(lake_dir, "products") == []
+    assert materializations(instance, parquet_key("products")) == []
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("products is being written by a backfill" in m for m in logged), logged
+    assert process_landing(defs, instance).failed_runs == []
     assert query(lake_dir, "SELECT count(*) FROM products") == [(4,)]

@@ -3,10 +3,11 @@
 Left to the automation, a dropped file waits for its tick and for a second run worker to
 start (~15-25 s of `make dev`'s file -> table). Here the run that staged the days builds them
 with the same code as the parquet and table assets, under the same table lock (one writer
-per table), and reports each day as those assets' materializations and check evaluations:
-the lineage staged -> parquet -> table reads as before, each event naming this run. They are
-recorded after the staged days', so the automation sees the days as handled and does not
-rebuild them; the analytics downstream follow on its next tick.
+per table; a table another run is writing is left to the automation), and reports each day as
+those assets' materializations and check evaluations: the lineage staged -> parquet -> table
+reads as before, each event naming this run. They are recorded after the staged days', so
+the automation sees the days as handled and does not rebuild them; the analytics downstream
+follow on its next tick.
 """
 
 from collections.abc import Mapping
@@ -21,7 +22,6 @@ from analytics_pipeline.defs.tables import served_days
 from analytics_pipeline.resources.catalog import Catalog
 from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.resources.engine import QueryEngine
-from analytics_pipeline.resources.lake_lock import table_locks
 from analytics_pipeline.resources.store import LakeStore
 
 AssetEvent = dg.AssetMaterialization | dg.AssetCheckEvaluation
@@ -40,7 +40,9 @@ def build_staged_days(
     events: list[AssetEvent] = []
     for table in spec.tables:
         owner = f"run {context.run.run_id} ingest of {spec.name}"
-        with table_locks(store, [table.name], owner):
+        # Not waiting: a table another run is writing is left to the automation, which
+        # builds the day after that run (a backfill may hold the lock for minutes).
+        with store.table_lock(table.name, owner, wait_seconds=0):
             build = day_builder.build_parquet(store, catalog, engine, spec, table, days)
             parquet = map_days(build.day, days, build.workers)
             published = day_builder.publish_days(
