@@ -72,19 +72,20 @@ def dagster_dev(
         )
     server = DevServer(f"http://127.0.0.1:{port}", lake_dir, dagster_home, log_path)
     try:
-        _wait_until_up(server, process)
+        wait_until_up(server.url, process, server.log_path)
         yield server
     finally:
         stop_process_group(process)
 
 
-def _wait_until_up(server: DevServer, process: subprocess.Popen) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Until the server at url answers /server_info; its log's tail if it exits first."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited early:\n{server.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"dagster dev exited early:\n{log_path.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}/server_info", timeout=2):
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)

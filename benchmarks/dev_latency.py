@@ -20,13 +20,10 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,17 +31,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from analytics_pipeline_tests.dev_server import free_port, stop_process_group, wait_until_up
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STARTUP_TIMEOUT = 180.0
 DROP_TIMEOUT = 300.0
 POLL_SECONDS = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_tree(root: int) -> list[int]:
@@ -103,19 +95,6 @@ def idle_cpu(root: int, seconds: float) -> dict[str, float]:
         usage[role(pid)] += max(0.0, cpu_seconds(pid) - before[pid]) / seconds * 100
     usage["total"] = sum(usage.values())
     return dict(usage)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"make dev exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"make dev not up after {STARTUP_TIMEOUT}s")
 
 
 def record_in_table(lake: Path, record_id: int) -> bool:
@@ -260,13 +239,7 @@ def main() -> None:
                 f"{max(latencies):.1f}); target <= 15 s"
             )
         finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    server.wait(timeout=10)
+            stop_process_group(server)
 
 
 if __name__ == "__main__":
