@@ -66,6 +66,7 @@ bench: install dagster-home
 	$(RUN) python -m benchmarks.spread $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.startup --repeat 3
 	$(RUN) python -m benchmarks.instance_storage
+	$(RUN) python -m benchmarks.dev_latency
 	$(RUN) python -m benchmarks.run $(RUN_BENCH_ARGS)
 	$(RUN) python -m benchmarks.source_extract $(SOURCE_BENCH_ARGS)
 

@@ -67,6 +67,10 @@ class AwsSettings:
 # retry redoes its whole batch. Bytes bound a run's duration.
 DEFAULT_INGEST_BATCH_FILES = 50_000
 DEFAULT_INGEST_BATCH_BYTES = 1 << 30
+# A dropped file reaches its table in its ingest run, not after an automation tick and a second
+# run worker's start (~15-25 s in `make dev`); a bigger spread of days is a backfill's shape,
+# which the ranged runs build in one go.
+DEFAULT_INGEST_BUILD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class Settings:
     movie_rental_db_url: str | None = None
     # On AWS, without that URL: the Secrets Manager secret (name or ARN, RDS format) holding it.
     movie_rental_db_secret: str | None = None
+    # An ingest run that staged at most this many days builds their Parquet and table itself
+    # (ANALYTICS_INGEST_BUILD_DAYS; 0: never); more days go to the automation's ranged runs.
+    ingest_build_days: int = DEFAULT_INGEST_BUILD_DAYS
 
     @property
     def movie_rental_url(self) -> str:
@@ -168,6 +175,9 @@ class Settings:
             movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
             movie_rental_db_secret=environ.get("ANALYTICS_MOVIE_RENTAL_DB_SECRET", "").strip()
             or None,
+            ingest_build_days=int(
+                environ.get("ANALYTICS_INGEST_BUILD_DAYS", str(DEFAULT_INGEST_BUILD_DAYS))
+            ),
         )
 
     def freshness_window_hours(self, dataset: str, default: int) -> int:

@@ -73,7 +73,7 @@ def dagster_dev(
         )
     server = DevServer(f"http://127.0.0.1:{port}", lake_dir, dagster_home, log_path)
     try:
-        _wait_until_up(server, process)
+        wait_until_up(server.url, process, server.log_path)
         yield server
     finally:
         stop_process_group(process)
@@ -114,7 +114,7 @@ def dagster_services(lake_dir: Path, dagster_home: Path, extra_env: dict) -> Ite
         server = DevServer(
             f"http://127.0.0.1:{port}", lake_dir, dagster_home, dagster_home / "daemon.log"
         )
-        _wait_until_up(server, webserver, dagster_home / "webserver.log")
+        wait_until_up(server.url, webserver, dagster_home / "webserver.log")
         if daemon.poll() is not None:
             raise RuntimeError(f"dagster-daemon exited early:\n{server.log_path.read_text()}")
         yield server
@@ -123,16 +123,14 @@ def dagster_services(lake_dir: Path, dagster_home: Path, extra_env: dict) -> Ite
             stop_process_group(process)
 
 
-def _wait_until_up(
-    server: DevServer, process: subprocess.Popen, log_path: Path | None = None
-) -> None:
-    log_path = log_path or server.log_path
+def wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Until the server at url answers /server_info; its log's tail if it exits first."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited early:\n{log_path.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}/server_info", timeout=2):
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)

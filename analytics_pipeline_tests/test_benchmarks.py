@@ -77,6 +77,16 @@ def test_the_startup_and_automation_tick_benchmarks_run_at_a_tiny_size(tmp_path:
     assert "| 0.02 years of products days (7 x 4 assets) |" in tick.stdout
 
 
+def test_the_dev_latency_benchmark_runs_make_dev_and_times_a_drop(tmp_path: Path):
+    args = ["--drops", "1", "--idle-seconds", "2", "--warm-up-seconds", "0"]
+    result = run_benchmark(tmp_path, "-m", "benchmarks.dev_latency", *args)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "file -> table over 1 drops: median" in result.stdout
+    assert "runs: ingest_products (created" in result.stdout
+    idle = [line for line in result.stdout.splitlines() if line.startswith("idle CPU")]
+    assert len(idle) == 2 and all("daemon" in line for line in idle), idle
+
+
 def test_the_api_latency_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     args = ["--days", "2", "--requests-per-day", "400", "--repeat", "2"]
     result = run_benchmark(

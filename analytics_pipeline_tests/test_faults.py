@@ -9,6 +9,7 @@ our code, never by replacing it).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -134,12 +135,15 @@ class LocalLake:
 def local_lake(
     lake_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> LocalLake:
-    """A lake and an on-disk DAGSTER_HOME, shared by this process and a child run."""
+    """A lake and an on-disk DAGSTER_HOME, shared by this process and a child run. Ingest
+    runs leave their days to the asset runs these tests kill (ingest_build_days=0)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("ANALYTICS_LAKE_DIR", str(lake_dir))
+    monkeypatch.setenv("ANALYTICS_INGEST_BUILD_DAYS", "0")
+    settings = dataclasses.replace(settings, ingest_build_days=0)
     return LocalLake(
         lake_dir,
         home,
@@ -326,7 +330,8 @@ def test_a_run_killed_after_repointing_before_clean_up_serves_the_new_day_once(
 
 @pytest.fixture
 def aws_settings(aws: None, tmp_path: Path) -> Settings:
-    return provisioned_aws_settings(tmp_path)
+    """Ingest runs leave their days to the asset runs these tests fault."""
+    return dataclasses.replace(provisioned_aws_settings(tmp_path), ingest_build_days=0)
 
 
 def put_landing(key: str, body: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import date, timedelta
@@ -16,10 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_pipeline.cli.process import process_landing
+from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import parquet_key, table_key
 from analytics_pipeline.defs.ranges import map_days
 from analytics_pipeline.defs.staleness import day_ranges
 from analytics_pipeline.resources.local.engine import DuckDBEngine
+from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-05"]
@@ -44,8 +47,10 @@ def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[st
 
 
 def test_contiguous_days_build_in_one_run_each_with_its_own_metadata(
-    lake_dir: Path, defs: dg.Definitions, instance: dg.DagsterInstance
+    lake_dir: Path, settings: Settings, instance: dg.DagsterInstance
 ) -> None:
+    # The automation's ranged runs: ingest runs that leave their days to it.
+    defs = build_definitions(dataclasses.replace(settings, ingest_build_days=0))
     _drop_products(lake_dir)
     summary = process_landing(defs, instance)
     assert summary.failed_runs == []

@@ -3,6 +3,7 @@ rebuilt, whatever the automation's ticks saw."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from analytics_pipeline.cli import process
 from analytics_pipeline.cli.process import process_landing
+from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.defs.staleness import (
     RANGE_END_TAG,
@@ -22,9 +24,17 @@ from analytics_pipeline.defs.staleness import (
     stale_runs,
 )
 from analytics_pipeline.resources import day_builder
+from analytics_pipeline.settings import Settings
 from analytics_pipeline_tests.lake_helpers import drop, query
 
 DAY = "2024-03-02"
+
+
+@pytest.fixture
+def defs(settings: Settings) -> dg.Definitions:
+    """Ingest runs that leave their days to the automation (as one does with more days than
+    ANALYTICS_INGEST_BUILD_DAYS, or when its table is busy): the days this net is for."""
+    return build_definitions(dataclasses.replace(settings, ingest_build_days=0))
 
 
 def _product(lake_dir: Path, id_: int, day: str = DAY) -> None:

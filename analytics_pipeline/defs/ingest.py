@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from analytics_pipeline.datasets.spec import DatasetSpec
+from analytics_pipeline.defs.ingest_build import AssetEvent, build_staged_days
 from analytics_pipeline.defs.keys import (
     ingest_job_name,
     landing_key,
@@ -21,6 +22,9 @@ from analytics_pipeline.lake.reconciliation import (
     reconcile_files,
 )
 from analytics_pipeline.lake.staging import StageReport, stage_landing_files
+from analytics_pipeline.resources.catalog import Catalog
+from analytics_pipeline.resources.day_builder import DayBuilder
+from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore
 from analytics_pipeline.settings import Settings
 
@@ -192,16 +196,32 @@ def _staged_materializations(
 def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
     def stage_op(
-        context: dg.OpExecutionContext, config: IngestConfig, store: LakeStore
+        context: dg.OpExecutionContext,
+        config: IngestConfig,
+        store: LakeStore,
+        catalog: Catalog,
+        engine: QueryEngine,
+        day_builder: DayBuilder,
     ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC).replace(tzinfo=None)
+
+        def build_in_this_run(days: list[str]) -> list[AssetEvent]:
+            if not days or len(days) > settings.ingest_build_days:
+                return []
+            try:
+                return build_staged_days(context, spec, days, store, catalog, engine, day_builder)
+            except Exception as error:  # the staged days stand; the automation builds them
+                context.log.warning(f"{spec.name}: building {days} in the ingest run: {error}")
+                return []
 
         def record_staged_days(report: StageReport) -> None:
             # Before any landing file is archived: a run killed while archiving has already
             # said which days it staged, so they are built; a file left in landing is staged
-            # again, once (staging is idempotent).
-            for materialization in _staged_materializations(spec, report):
-                context.log_event(materialization)
+            # again, once (staging is idempotent). The days this run built are recorded after
+            # their staged days, so the automation sees them handled.
+            built = build_in_this_run(sorted(report.staged_rows_by_dt))
+            for event in [*_staged_materializations(spec, report), *built]:
+                context.log_event(event)  # type: ignore[arg-type]
 
         report = stage_landing_files(
             store,
@@ -266,7 +286,8 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
 
     @dg.job(
         name=ingest_job_name(spec.name),
-        description=f"Stage landing/{spec.name}/ files into staged/ and quarantine/, then archive.",
+        description=f"Stage landing/{spec.name}/ files into staged/ and quarantine/, build the "
+        "Parquet and table of the staged days when they are few, then archive.",
         tags={"dataset": spec.name},
     )
     def ingest_job() -> None:

@@ -89,7 +89,7 @@ def build_days(
         context.add_asset_metadata(results[dt].metadata, partition_key=dt)
     if len(days) == 1:
         return dg.MaterializeResult(
-            metadata=dict(run_metadata or {}), check_results=results[days[0]].checks
+            metadata=dict(run_metadata or {}), check_results=run_check_results(results, days)
         )
     metadata: dict[str, Any] = {
         **(run_metadata or {}),
@@ -100,7 +100,16 @@ def build_days(
         values = [results[dt].metadata.get(day_key) for dt in days]
         if all(isinstance(v, int | float) for v in values):
             metadata[total_key] = sum(v for v in values if isinstance(v, int | float))
-    return dg.MaterializeResult(metadata=metadata, check_results=_fold_checks(results, days))
+    return dg.MaterializeResult(metadata=metadata, check_results=run_check_results(results, days))
+
+
+def run_check_results(
+    results: Mapping[str, DayResult], days: list[str]
+) -> list[dg.AssetCheckResult]:
+    """The run's check results: a single day's own, or each check folded over the days."""
+    if len(days) == 1:
+        return results[days[0]].checks
+    return _fold_checks(results, days)
 
 
 def _fold_checks(results: Mapping[str, DayResult], days: list[str]) -> list[dg.AssetCheckResult]:

@@ -80,13 +80,13 @@ def table_asset(
         days = sorted(validate_dt(dt) for dt in context.partition_keys)
         with writing_tables(context, store, table.name):
             built = day_builder.publish_days(context.instance, store, catalog, spec, table, days)
-        served = _served_days(engine, table, built)
+        served = served_days(engine, table, built)
         return build_days(context, served.__getitem__)
 
     return table_days
 
 
-def _served_days(
+def served_days(
     engine: QueryEngine, table: TableSpec, built: dict[str, BuiltDay]
 ) -> dict[str, DayResult]:
     """The run's days as the catalog serves them, checked against the rows their Parquet

@@ -83,7 +83,9 @@ class TableLockLost(RuntimeError):
 
 
 class TableLocks(Protocol):
-    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]: ...
+    def table_lock(
+        self, table: str, owner: str = "", wait_seconds: float | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 @contextlib.contextmanager

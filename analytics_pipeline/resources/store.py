@@ -163,10 +163,13 @@ class LakeStore(dg.ConfigurableResource):
         """An object's size in bytes. Here by reading it; stores override."""
         return len(self.read_bytes(path))
 
-    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+    def table_lock(
+        self, table: str, owner: str = "", wait_seconds: float | None = None
+    ) -> AbstractContextManager[None]:
         """Held by every writer of the table's days for the whole write (new version, catalog
         change, deletion of the old ones): one writer per table, whatever schedules the runs.
-        Waits for another holder, up to lock_wait_seconds, then raises TableLockTimeout."""
+        Waits for another holder, up to wait_seconds (default lock_wait_seconds), then raises
+        TableLockTimeout."""
         raise NotImplementedError
 
     def exists(self, path: str) -> bool:

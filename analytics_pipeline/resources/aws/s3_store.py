@@ -337,7 +337,9 @@ class S3LakeStore(LakeStore):
             raise s3_error("HeadObject", self.lake_bucket, key, error) from error
         return int(head["ContentLength"])
 
-    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+    def table_lock(
+        self, table: str, owner: str = "", wait_seconds: float | None = None
+    ) -> AbstractContextManager[None]:
         """A lease object locks/<table> in the lake bucket (outside parquet/, which Athena
         reads), renewed while held; a dead holder's lease runs out and is taken over."""
         return s3_table_lease(
@@ -346,7 +348,7 @@ class S3LakeStore(LakeStore):
             table,
             owner,
             lease_seconds=self.lease_seconds,
-            timeout=self.lock_wait_seconds,
+            timeout=self.lock_wait_seconds if wait_seconds is None else wait_seconds,
         )
 
     def exists(self, path: str) -> bool:

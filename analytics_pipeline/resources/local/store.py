@@ -190,11 +190,14 @@ class LocalLakeStore(LakeStore):
     def size(self, path: str) -> int:
         return os.stat(self._path(path)).st_size
 
-    def table_lock(self, table: str, owner: str = "") -> AbstractContextManager[None]:
+    def table_lock(
+        self, table: str, owner: str = "", wait_seconds: float | None = None
+    ) -> AbstractContextManager[None]:
         """An flock on locks/<table>.lock, outside parquet/ (an Athena table's location must
         hold only its data)."""
         path = self._path(f"locks/{lock_name(table)}.lock")
-        return file_lock(path, table, owner, self.lock_wait_seconds)
+        wait = self.lock_wait_seconds if wait_seconds is None else wait_seconds
+        return file_lock(path, table, owner, wait)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self._path(path))
