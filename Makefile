@@ -66,6 +66,7 @@ bench: install dagster-home
 	$(RUN) python -m benchmarks.spread $(BENCH_ARGS)
 	$(RUN) python -m benchmarks.startup --repeat 3
 	$(RUN) python -m benchmarks.run $(RUN_BENCH_ARGS)
+	$(RUN) python -m benchmarks.source_extract $(SOURCE_BENCH_ARGS)
 
 aws-env:  # `make -s aws-env > .env.aws` after terraform apply
 	@terraform -chdir=terraform output -json | python3 scripts/terraform_env.py

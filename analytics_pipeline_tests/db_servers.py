@@ -1,8 +1,8 @@
-"""Real PostgreSQL 15 and MariaDB servers for the source tests: own datadir, 127.0.0.1, free port.
+"""Real PostgreSQL 15 and MariaDB servers: own datadir, 127.0.0.1, free port, stopped by PID.
 
-Started once per session and stopped by its PID; each test gets a fresh database on it.
-initdb refuses to run as root, so under root the servers run as `nobody`; MariaDB is installed
-with apt when missing (CI is a fresh machine).
+The tests start each once per session (source_databases.py) and give every test a fresh
+database on it; the benchmarks start their own. initdb refuses to run as root, so under root
+the servers run as `nobody`; MariaDB is installed with apt when missing (CI is a fresh machine).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline_tests.apt import ensure_installed
@@ -55,10 +55,11 @@ def _as_server_user() -> list[str]:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[DatabaseServer]:
+@contextmanager
+def running_postgres() -> Iterator[DatabaseServer]:
+    """A PostgreSQL 15 server in a temporary data directory, for the block's duration."""
     if not (PG_BIN / "postgres").exists():
-        pytest.fail(f"PostgreSQL 15 binaries missing from {PG_BIN}")
+        raise RuntimeError(f"PostgreSQL 15 binaries missing from {PG_BIN}")
     # Not pytest's tmp_path: its parents are private to root, and the server may run as nobody.
     with tempfile.TemporaryDirectory(prefix="pg-source-") as directory:
         yield from _run_postgres(Path(directory))
@@ -109,8 +110,9 @@ def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -
     raise TimeoutError(f"database server not accepting connections after {STARTUP_TIMEOUT}s")
 
 
-@pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[DatabaseServer]:
+@contextmanager
+def running_mariadb() -> Iterator[DatabaseServer]:
+    """A MariaDB server in a temporary data directory (installed first if missing)."""
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
         ensure_installed("mariadb-server", Path("/usr/sbin/mariadbd"))
     with tempfile.TemporaryDirectory(prefix="mariadb-source-") as directory:
