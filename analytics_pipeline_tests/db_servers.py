@@ -25,6 +25,9 @@ from analytics_pipeline_tests.dev_server import free_port, stop_process_group
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STARTUP_TIMEOUT = 60.0
+# Not $TMPDIR: a test's tmp_path (root-private parents) may be it, and the server may run
+# as nobody, who must reach its data directory.
+SERVER_PARENT = "/tmp"
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,7 @@ def running_postgres() -> Iterator[DatabaseServer]:
     """A PostgreSQL 15 server in a temporary data directory, for the block's duration."""
     if not (PG_BIN / "postgres").exists():
         raise RuntimeError(f"PostgreSQL 15 binaries missing from {PG_BIN}")
-    # Not pytest's tmp_path: its parents are private to root, and the server may run as nobody.
-    with tempfile.TemporaryDirectory(prefix="pg-source-") as directory:
+    with tempfile.TemporaryDirectory(prefix="pg-source-", dir=SERVER_PARENT) as directory:
         yield from _run_postgres(Path(directory))
 
 
@@ -115,7 +117,7 @@ def running_mariadb() -> Iterator[DatabaseServer]:
     """A MariaDB server in a temporary data directory (installed first if missing)."""
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
         ensure_installed("mariadb-server", Path("/usr/sbin/mariadbd"))
-    with tempfile.TemporaryDirectory(prefix="mariadb-source-") as directory:
+    with tempfile.TemporaryDirectory(prefix="mariadb-source-", dir=SERVER_PARENT) as directory:
         yield from _run_mariadb(Path(directory))
 
 

@@ -9,8 +9,11 @@ primary key makes that re-read change nothing.
 from __future__ import annotations
 
 import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
@@ -19,6 +22,8 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.lake.day_spill import DaySpill
+from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import publish_partitions, write_partition
 
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 # A snapshot table is one partition, repointed whole, so readers switch atomically.
 SNAPSHOT_DT = "1970-01-01"
 
-Key = tuple[object, ...]
+WRITERS = 4  # days rewritten at once
 
 
 class SourceReader(Protocol):
@@ -96,42 +101,69 @@ def _merge_incremental(
 ) -> Extracted:
     cursor = load_cursor(store, spec.name, table.name)
     since = cursor - timedelta(seconds=spec.overlap_seconds) if cursor else None
-    changed = pa.Table.from_batches(
-        list(reader.read_changes(table, table_def.columns, since)), schema
+    key_schema = pa.schema([schema.field(c) for c in table.primary_key])
+    locations = catalog.partitions(table.name)
+    published = {dt: _lake_path(table.name, loc) for dt, loc in locations.items()}
+    index_file = index_path(spec.name, table.name)
+    index = load_key_index(
+        store,
+        index_file,
+        key_schema,
+        locations,
+        lambda dt: _read_day(store, published[dt], schema, table.primary_key),
     )
-    source_keys = set(_keys(reader.read_keys(table), table.primary_key))
-    days = {dt: _lake_path(table.name, loc) for dt, loc in catalog.partitions(table.name).items()}
-    lake_days = {
-        key: dt
-        for dt, path in days.items()
-        for key in _keys(_read_day(store, path, schema, table.primary_key), table.primary_key)
-    }
-    changed_keys = _keys(changed, table.primary_key)
-    deleted = {key for key in lake_days if key not in source_keys}
-    changed_days = _event_days(changed, table)
-    replaced = set(changed_keys) | deleted
-    affected = set(changed_days) | {lake_days[k] for k in replaced if k in lake_days}
-    paths = {}
-    for dt in sorted(affected):
-        kept = _read_day(store, days[dt], schema) if dt in days else schema.empty_table()
-        keep_mask = [k not in replaced for k in _keys(kept, table.primary_key)]
-        new_rows = changed.filter(pc.equal(pa.array(changed_days, pa.string()), dt))
-        merged = pa.concat_tables([kept.filter(pa.array(keep_mask, pa.bool_())), new_rows])
-        paths[dt] = write_partition(store, table.name, dt, merged, key=table.primary_key).path
+    with tempfile.TemporaryDirectory(prefix="source-changes-") as spill_dir:
+        spill = DaySpill(Path(spill_dir), schema)
+        changed_parts, newest = [], cursor
+        for batch in reader.read_changes(table, table_def.columns, since):
+            days = _event_days(batch, table)
+            spill.add(batch, days)
+            changed_parts.append(
+                pa.table([*batch.select(table.primary_key).columns, days], schema=index.schema)
+            )
+            newest = _latest(newest, pc.max(batch.column(table.cursor)).as_py())
+        spill.flush()
+        changed = pa.concat_tables([index.schema.empty_table(), *changed_parts])
+        deleted = _deleted(index, reader, table) if index.num_rows else index.schema.empty_table()
+        replaced = pa.concat_tables([changed, deleted]).select(table.primary_key)
+        moved = index.join(replaced, list(table.primary_key), join_type="left semi")
+        affected = spill.days() | set(moved.column(DT).to_pylist())
+
+        def rewrite(day: date) -> tuple[str, str]:
+            dt = day.isoformat()
+            kept = _read_day(store, published[dt], schema) if dt in published else None
+            if kept is not None and replaced.num_rows:
+                kept = kept.join(replaced, list(table.primary_key), join_type="left anti")
+            rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
+            rows = rows.select(schema.names).sort_by([(c, "ascending") for c in table.primary_key])
+            return dt, write_partition(store, table.name, dt, rows, key=table.primary_key).path
+
+        with ThreadPoolExecutor(WRITERS) as pool:  # Parquet encoding and I/O release the GIL
+            paths = dict(pool.map(rewrite, sorted(affected)))
     if paths:
-        publish_partitions(store, catalog, table_def, paths)
-    newest = pc.max(changed.column(table.cursor)).as_py() if changed.num_rows else None
-    new_cursor = max(c for c in (cursor, newest) if c is not None) if cursor or newest else None
-    if new_cursor is not None:
-        save_cursor(store, spec.name, table.name, new_cursor)
-    return Extracted(table.name, changed.num_rows, sorted(paths), len(deleted), new_cursor)
+        published_now = publish_partitions(store, catalog, table_def, paths)
+        locations |= {dt: p.location for dt, p in published_now.items()}
+    unchanged = index.join(replaced, list(table.primary_key), join_type="left anti")
+    new_index = pa.concat_tables([unchanged.select(index.schema.names), changed])
+    save_key_index(store, index_file, new_index, locations)
+    if newest is not None:
+        save_cursor(store, spec.name, table.name, newest)
+    return Extracted(table.name, changed.num_rows, sorted(paths), deleted.num_rows, newest)
 
 
-def _keys(data: pa.Table, primary_key: tuple[str, ...]) -> list[Key]:
-    return list(zip(*(data.column(c).to_pylist() for c in primary_key), strict=True))
+def _deleted(index: pa.Table, reader: SourceReader, table: SourceTable) -> pa.Table:
+    """The index's rows whose key the source no longer has (a key-only read of the source)."""
+    source_keys = reader.read_keys(table).cast(
+        index.schema.remove(index.schema.get_field_index(DT))
+    )
+    return index.join(source_keys, list(table.primary_key), join_type="left anti")
 
 
-def _event_days(changed: pa.Table, table: SourceTable) -> list[str]:
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(c for c in (a, b) if c is not None) if a or b else None
+
+
+def _event_days(changed: pa.RecordBatch, table: SourceTable) -> pa.Array:
     assert table.event_date is not None
     column = changed.column(table.event_date)
     if column.null_count:
@@ -139,7 +171,7 @@ def _event_days(changed: pa.Table, table: SourceTable) -> list[str]:
             f"table {table.name}: {column.null_count} changed rows have no {table.event_date}, "
             "so no day to partition them by"
         )
-    return pc.strftime(column, "%Y-%m-%d").to_pylist()
+    return pc.cast(column, pa.date32())
 
 
 def _lake_path(table: str, location: str) -> str:

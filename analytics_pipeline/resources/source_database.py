@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from analytics_pipeline.datasets.source_spec import SourceTable
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.resources import postgres_arrow
 
 
 class SourceTableError(RuntimeError):
@@ -83,16 +84,49 @@ class SourceDatabase(dg.ConfigurableResource):
         with self._connect(table) as connection:
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
-                source = sa.Table(table, sa.MetaData(), autoload_with=connection)
-                result = connection.execution_options(
-                    stream_results=True, yield_per=self.batch_rows
-                ).execute(query(source))
+                select = query(sa.Table(table, sa.MetaData(), autoload_with=connection))
             except sa.exc.NoSuchTableError:
                 raise SourceTableError(self._where(table, "no such table")) from None
-            except sa.exc.DBAPIError as error:
-                raise SourceTableError(self._where(table, str(error.orig))) from error
-            for rows in result.partitions():
-                yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
+            if connection.dialect.name != "postgresql":
+                yield from self._python_batches(table, schema, connection, select)
+                return
+            literal = {"literal_binds": True}  # a bound query would not be streamed by COPY
+            sql = str(select.compile(dialect=connection.dialect, compile_kwargs=literal))
+        yield from self._postgres_batches(table, schema, sql)
+
+    def _python_batches(
+        self, table: str, schema: pa.Schema, connection: sa.Connection, select: sa.Select[Any]
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows through SQLAlchemy's driver, streamed, converted column by column."""
+        try:
+            result = connection.execution_options(
+                stream_results=True, yield_per=self.batch_rows
+            ).execute(select)
+        except sa.exc.DBAPIError as error:
+            raise SourceTableError(self._where(table, str(error.orig))) from error
+        for rows in result.partitions():
+            yield self._record_batch(table, schema, list(zip(*rows, strict=True)))
+
+    def _postgres_batches(
+        self, table: str, schema: pa.Schema, sql: str
+    ) -> Iterator[pa.RecordBatch]:
+        """PostgreSQL's rows as Arrow from the driver, never as Python objects."""
+        try:
+            for batch in postgres_arrow.read_batches(sa.make_url(self.url), sql):
+                arrays = [
+                    self._column(table, f, a) for f, a in zip(schema, batch.columns, strict=True)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        except postgres_arrow.PostgresError as error:
+            raise SourceTableError(self._where(table, str(error))) from error
+
+    def _column(self, table: str, field: pa.Field, column: pa.Array) -> pa.Array:
+        try:
+            return postgres_arrow.to_lake_type(column, field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise SourceTableError(
+                self._where(table, f"column {field.name}: a value is not {field.type}: {error}")
+            ) from error
 
     def _record_batch(
         self, table: str, schema: pa.Schema, values: list[tuple[Any, ...]]
