@@ -7,6 +7,7 @@ record batch per day; a day's rows are read back from every file that has some.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,9 @@ class DaySpill:
         self._buffered = 0
         self._files: list[Path] = []
         self._batches: dict[date, list[tuple[int, int]]] = defaultdict(list)  # (file, batch)
+        self._readers: dict[int, ipc.RecordBatchFileReader] = {}
+        self._lock = threading.Lock()
+        self._sources: list[pa.NativeFile] = []
 
     def add(self, batch: pa.RecordBatch, days: pa.Array) -> None:
         """Set aside `batch`, whose row i belongs to days[i] (date32)."""
@@ -60,9 +64,17 @@ class DaySpill:
         return set(self._batches)
 
     def rows(self, day: date) -> pa.Table:
-        """Every row added for `day`, in the order added within each flush."""
+        """Every row added for `day`, in the order added within each flush (thread-safe)."""
         batches = []
         for file_index, batch_index in self._batches.get(day, []):
-            with pa.OSFile(str(self._files[file_index])) as source:
-                batches.append(ipc.open_file(source).get_batch(batch_index))
+            with self._lock:  # a file's reader is opened once and shared by the writers
+                if file_index not in self._readers:
+                    source = pa.OSFile(str(self._files[file_index]))
+                    self._sources.append(source)
+                    self._readers[file_index] = ipc.open_file(source)
+                batches.append(self._readers[file_index].get_batch(batch_index))
         return pa.Table.from_batches(batches, self._schema)
+
+    def close(self) -> None:
+        for source in self._sources:
+            source.close()

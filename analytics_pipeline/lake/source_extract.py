@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 # A snapshot table is one partition, repointed whole, so readers switch atomically.
 SNAPSHOT_DT = "1970-01-01"
 
-WRITERS = 4  # days rewritten at once
+WRITERS = 8  # days rewritten at once: mostly waiting on fsync or S3, with the GIL released
 
 
 class SourceReader(Protocol):
@@ -112,8 +113,10 @@ def _merge_incremental(
         locations,
         lambda dt: _read_day(store, published[dt], schema, table.primary_key),
     )
-    with tempfile.TemporaryDirectory(prefix="source-changes-") as spill_dir:
-        spill = DaySpill(Path(spill_dir), schema)
+    with (
+        tempfile.TemporaryDirectory(prefix="source-changes-") as spill_dir,
+        closing(DaySpill(Path(spill_dir), schema)) as spill,
+    ):
         changed_parts, newest = [], cursor
         for batch in reader.read_changes(table, table_def.columns, since):
             days = _event_days(batch, table)
@@ -126,14 +129,14 @@ def _merge_incremental(
         changed = pa.concat_tables([index.schema.empty_table(), *changed_parts])
         deleted = _deleted(index, reader, table) if index.num_rows else index.schema.empty_table()
         replaced = pa.concat_tables([changed, deleted]).select(table.primary_key)
-        moved = index.join(replaced, list(table.primary_key), join_type="left semi")
+        moved = _by_key(index, replaced, table.primary_key, "left semi")
         affected = spill.days() | set(moved.column(DT).to_pylist())
 
         def rewrite(day: date) -> tuple[str, str]:
             dt = day.isoformat()
             kept = _read_day(store, published[dt], schema) if dt in published else None
-            if kept is not None and replaced.num_rows:
-                kept = kept.join(replaced, list(table.primary_key), join_type="left anti")
+            if kept is not None:
+                kept = _by_key(kept, replaced, table.primary_key, "left anti")
             rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
             rows = rows.select(schema.names).sort_by([(c, "ascending") for c in table.primary_key])
             return dt, write_partition(store, table.name, dt, rows, key=table.primary_key).path
@@ -143,8 +146,8 @@ def _merge_incremental(
     if paths:
         published_now = publish_partitions(store, catalog, table_def, paths)
         locations |= {dt: p.location for dt, p in published_now.items()}
-    unchanged = index.join(replaced, list(table.primary_key), join_type="left anti")
-    new_index = pa.concat_tables([unchanged.select(index.schema.names), changed])
+    unchanged = _by_key(index, replaced, table.primary_key, "left anti")
+    new_index = pa.concat_tables([unchanged, changed])
     save_key_index(store, index_file, new_index, locations)
     if newest is not None:
         save_cursor(store, spec.name, table.name, newest)
@@ -157,6 +160,13 @@ def _deleted(index: pa.Table, reader: SourceReader, table: SourceTable) -> pa.Ta
         index.schema.remove(index.schema.get_field_index(DT))
     )
     return index.join(source_keys, list(table.primary_key), join_type="left anti")
+
+
+def _by_key(rows: pa.Table, keys: pa.Table, key: tuple[str, ...], join: str) -> pa.Table:
+    """The rows whose key is in `keys` ("left semi") or is not ("left anti")."""
+    if not rows.num_rows or not keys.num_rows:  # a hash join would still hash every key
+        return rows if join == "left anti" else rows.schema.empty_table()
+    return rows.join(keys, list(key), join_type=join).select(rows.schema.names)
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
