@@ -14,6 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+# Bytes per batch the driver aims at (its default is 16 MiB): a batch is the unit the
+# extract holds in memory before setting it aside.
+BATCH_BYTES = 4 << 20
+
 
 class PostgresError(RuntimeError):
     """The driver's error: connection refused, bad credentials, a query the server rejects."""
@@ -37,6 +41,7 @@ def read_batches(url: sa.URL, sql: str) -> Iterator[pa.RecordBatch]:
             adbc.AdbcStatement(connection) as statement,
         ):
             statement.set_sql_query(sql)
+            statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
             stream, _ = statement.execute_query()
             yield from pa.RecordBatchReader.from_stream(stream)
     except adbc.Error as error:
