@@ -2,7 +2,9 @@
 
 A source streams its rows in no particular day order, and a day is written as one file.
 Rows are buffered up to `buffer_rows`, then sorted by day into one Arrow IPC file with a
-record batch per day; a day's rows are read back from every file that has some.
+record batch per day; a day's rows are read back from every file that has some. Only the
+`kept` columns (the keys) and each row's day stay in memory, copied out of the batches
+added: a batch's memory may belong to a driver, whole, until its last column is freed.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ _EPOCH = date(1970, 1, 1).toordinal()
 
 
 class DaySpill:
-    def __init__(self, directory: Path, schema: pa.Schema, buffer_rows: int = 200_000) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        schema: pa.Schema,
+        kept: tuple[str, ...] = (),
+        buffer_rows: int = 200_000,
+    ) -> None:
         self._directory = directory
         self._schema = schema
+        self._kept_columns = [*kept, _DAY]
+        self._kept: list[pa.Table] = []
         self._buffer_rows = buffer_rows
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
@@ -47,6 +57,7 @@ class DaySpill:
         rows = pa.Table.from_batches(self._buffer)
         rows = rows.take(pc.sort_indices(rows.column(_DAY))).combine_chunks()
         self._buffer, self._buffered = [], 0
+        self._kept.append(rows.select(self._kept_columns))
         days = pc.cast(rows.column(_DAY), pa.int32()).to_numpy()  # days since 1970-01-01
         starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
         ends = np.r_[starts[1:], len(days)]
@@ -58,6 +69,11 @@ class DaySpill:
                 day = date.fromordinal(int(days[start]) + _EPOCH)
                 self._batches[day].append((len(self._files), index))
         self._files.append(path)
+
+    def kept(self) -> pa.Table:
+        """The kept columns of every row added, and its day as the last column (after flush())."""
+        fields = [*(self._schema.field(c) for c in self._kept_columns[:-1]), (_DAY, pa.date32())]
+        return pa.concat_tables([pa.schema(fields).empty_table(), *self._kept])
 
     def days(self) -> set[date]:
         """The days of every row added (after flush())."""

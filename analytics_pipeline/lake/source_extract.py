@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # A snapshot table is one partition, repointed whole, so readers switch atomically.
 SNAPSHOT_DT = "1970-01-01"
 
-WRITERS = 8  # days rewritten at once: mostly waiting on fsync or S3, with the GIL released
+WRITERS = 4  # days rewritten at once (waiting on fsync or S3); each costs ~12 MB of malloc arena
 
 
 class SourceReader(Protocol):
@@ -115,18 +115,14 @@ def _merge_incremental(
     )
     with (
         tempfile.TemporaryDirectory(prefix="source-changes-") as spill_dir,
-        closing(DaySpill(Path(spill_dir), schema)) as spill,
+        closing(DaySpill(Path(spill_dir), schema, kept=table.primary_key)) as spill,
     ):
-        changed_parts, newest = [], cursor
+        newest = cursor
         for batch in reader.read_changes(table, table_def.columns, since):
-            days = _event_days(batch, table)
-            spill.add(batch, days)
-            changed_parts.append(
-                pa.table([*batch.select(table.primary_key).columns, days], schema=index.schema)
-            )
+            spill.add(batch, _event_days(batch, table))
             newest = _latest(newest, pc.max(batch.column(table.cursor)).as_py())
         spill.flush()
-        changed = pa.concat_tables([index.schema.empty_table(), *changed_parts])
+        changed = spill.kept().rename_columns(index.schema.names)
         deleted = _deleted(index, reader, table) if index.num_rows else index.schema.empty_table()
         replaced = pa.concat_tables([changed, deleted]).select(table.primary_key)
         moved = _by_key(index, replaced, table.primary_key, "left semi")
