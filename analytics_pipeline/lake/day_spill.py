@@ -61,7 +61,7 @@ class DaySpill:
         days = pc.cast(rows.column(_DAY), pa.int32()).to_numpy()  # days since 1970-01-01
         starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
         ends = np.r_[starts[1:], len(days)]
-        (whole,) = rows.drop_columns([_DAY]).to_batches() or [self._schema.empty_table()]
+        (whole,) = rows.drop_columns([_DAY]).to_batches()  # one: the rows were combined
         path = self._directory / f"spill-{len(self._files):05d}.arrow"
         with ipc.new_file(path, self._schema) as writer:
             for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
