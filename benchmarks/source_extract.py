@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from benchmarks.run import gib
 from benchmarks.spread import timed_child
 
 FIRST_DAY = datetime(2025, 1, 1)
@@ -234,6 +235,7 @@ def measure(kind: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def source_rows(url: str) -> int:
+    """The rentals in the source now: what the lake must hold after the hourly run."""
     engine = sa.create_engine(url)
     with engine.connect() as connection:
         count = connection.execute(sa.text("SELECT count(*) FROM rental")).scalar_one()
@@ -273,10 +275,6 @@ def figure(server: Any, rows: int, work: Path) -> list[str]:
         f"| {hourly['seconds'] / floor['seconds']:.2f}x the full read | report | "
         f"{gib(hourly['peak_rss'])} |",
     ]
-
-
-def gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
 
 
 def main(argv: list[str] | None = None) -> int:
