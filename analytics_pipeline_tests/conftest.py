@@ -16,9 +16,8 @@ from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests.db_servers import mariadb_server, postgres_server
 from analytics_pipeline_tests.local_lake import fresh_lake
-from analytics_pipeline_tests.source_databases import source_db_url
+from analytics_pipeline_tests.source_databases import mariadb_server, postgres_server, source_db_url
 
 __all__ = [
     "mariadb_server",

@@ -1,11 +1,11 @@
-"""Real PostgreSQL 15 and MariaDB servers for the tests: own datadir, 127.0.0.1, free port.
+"""Real PostgreSQL 15 and MariaDB servers: own datadir, 127.0.0.1, free port, stopped by PID.
 
-Started once per session and stopped by its PID; each test gets a fresh database on it.
-PostgreSQL asks for a password (md5), as a deployed one does: the same server holds the
-source tests' databases and the Dagster instances of the storage tests, which name it the
-way the production dagster.yaml does (`DAGSTER_PG_*`). initdb refuses to run as root, so
-under root the servers run as `nobody`; MariaDB is installed with apt when missing (CI is a
-fresh machine).
+The tests start each once per session (source_databases.py) and give every test a fresh
+database on it; the benchmarks start their own. PostgreSQL asks for a password (md5), as a
+deployed one does: the same server holds the source tests' databases and the Dagster
+instances of the storage tests, which name it the way the production dagster.yaml does
+(`DAGSTER_PG_*`). initdb refuses to run as root, so under root the servers run as `nobody`;
+MariaDB is installed with apt when missing (CI is a fresh machine).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from analytics_pipeline_tests.apt import ensure_installed
@@ -75,18 +74,12 @@ def _as_server_user() -> list[str]:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[DatabaseServer]:
-    if not (PG_BIN / "postgres").exists():
-        pytest.fail(f"PostgreSQL 15 binaries missing from {PG_BIN}")
-    with running_postgres() as server:
-        yield server
-
-
 @contextmanager
 def running_postgres(fsync: bool = False) -> Iterator[DatabaseServer]:
     """A PostgreSQL of its own, stopped on exit; `fsync=False` (tests) trades durability for
     speed, a benchmark keeps the server's default."""
+    if not (PG_BIN / "postgres").exists():
+        raise RuntimeError(f"PostgreSQL 15 binaries missing from {PG_BIN}")
     # Not pytest's tmp_path (nor a TMPDIR under it): its parents are private to root, and under
     # root the server runs as nobody.
     with tempfile.TemporaryDirectory(prefix="pg-", dir="/tmp") as directory:
@@ -146,11 +139,12 @@ def _wait_until_accepting(url: str, process: subprocess.Popen, log_path: Path) -
     raise TimeoutError(f"database server not accepting connections after {STARTUP_TIMEOUT}s")
 
 
-@pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[DatabaseServer]:
+@contextmanager
+def running_mariadb() -> Iterator[DatabaseServer]:
+    """A MariaDB server in a temporary data directory, for the block's duration."""
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
         ensure_installed("mariadb-server", Path("/usr/sbin/mariadbd"))
-    with tempfile.TemporaryDirectory(prefix="mariadb-source-") as directory:
+    with tempfile.TemporaryDirectory(prefix="mariadb-", dir="/tmp") as directory:
         yield from _run_mariadb(Path(directory))
 
 

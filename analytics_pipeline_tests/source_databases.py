@@ -11,6 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from analytics_pipeline_tests.db_servers import DatabaseServer, running_mariadb, running_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[DatabaseServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[DatabaseServer]:
+    with running_mariadb() as server:
+        yield server
+
 
 def _sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'source.sqlite'}"

@@ -11,8 +11,12 @@ the merge by primary key (and the quarantine file's name) makes that re-read cha
 from __future__ import annotations
 
 import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
@@ -21,6 +25,8 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
 from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.lake.day_spill import DaySpill
+from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
 from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
 # A snapshot table is one partition, repointed whole, so readers switch atomically.
 SNAPSHOT_DT = "1970-01-01"
 
-Key = tuple[object, ...]
+WRITERS = 4  # days rewritten at once (waiting on fsync or S3); each costs ~12 MB of malloc arena
 
 
 class SourceReader(Protocol):
@@ -141,46 +147,66 @@ def _merge_incremental(
 ) -> Extracted:
     cursor = load_cursor(store, spec.name, table.name)
     since = cursor - timedelta(seconds=spec.overlap_seconds) if cursor else None
-    changed, untypable = _read_changes(reader, table, table_def, schema, since)
-    changed, undated = _split_undated(changed, table, spec.name)
-    untypable += undated
-    source_keys = set(_keys(reader.read_keys(table), table.primary_key))
-    days = {dt: _lake_path(table.name, loc) for dt, loc in catalog.partitions(table.name).items()}
-    lake_days = {
-        key: dt
-        for dt, path in days.items()
-        for key in _keys(_read_day(store, path, schema, table.primary_key), table.primary_key)
-    }
-    changed_keys = _keys(changed, table.primary_key)
-    deleted = {key for key in lake_days if key not in source_keys}
-    changed_days = _event_days(changed, table)
-    unplaced = {tuple(row.key[c] for c in table.primary_key) for row in untypable}
-    replaced = set(changed_keys) | deleted | unplaced
-    affected = set(changed_days) | {lake_days[k] for k in replaced if k in lake_days}
-    paths, changed_content = {}, []
-    for dt in sorted(affected):
-        kept = _read_day(store, days[dt], schema) if dt in days else schema.empty_table()
-        keep_mask = [k not in replaced for k in _keys(kept, table.primary_key)]
-        new_rows = changed.filter(pc.equal(pa.array(changed_days, pa.string()), dt))
-        merged = pa.concat_tables([kept.filter(pa.array(keep_mask, pa.bool_())), new_rows])
-        written = _write_by_key(store, table, dt, merged)
-        paths[dt] = written.path
-        if not written.unchanged:
-            changed_content.append(dt)
+    key_schema = pa.schema([schema.field(c) for c in table.primary_key])
+    locations = catalog.partitions(table.name)
+    published = {dt: _lake_path(table.name, loc) for dt, loc in locations.items()}
+    index_file = index_path(spec.name, table.name)
+    index = load_key_index(
+        store,
+        index_file,
+        key_schema,
+        locations,
+        lambda dt: _read_day(store, published[dt], schema, table.primary_key),
+    )
+    untypable: list[UntypableRow] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="source-changes-") as spill_dir,
+        closing(DaySpill(Path(spill_dir), schema, kept=table.primary_key)) as spill,
+    ):
+        newest = cursor
+        for typed in reader.read_changes(table, table_def.columns, since):
+            batch, undated = _split_undated(typed.rows, table, spec.name)
+            untypable += typed.untypable + undated
+            if batch.num_rows:
+                spill.add(batch, _event_days(batch, table))
+                newest = _latest(newest, pc.max(batch.column(table.cursor)).as_py())
+        spill.flush()
+        changed = spill.kept().rename_columns(index.schema.names)
+        deleted = _deleted(index, reader, table) if index.num_rows else index.schema.empty_table()
+        # A row that turned untypable leaves its day too: it is in quarantine only.
+        unplaced = pa.Table.from_pylist([row.key for row in untypable], schema=key_schema)
+        replaced = pa.concat_tables(
+            [changed.select(table.primary_key), deleted.select(table.primary_key), unplaced]
+        )
+        moved = _by_key(index, replaced, table.primary_key, "left semi")
+        affected = spill.days() | set(moved.column(DT).to_pylist())
+
+        def rewrite(day: date) -> tuple[str, WrittenPartition]:
+            dt = day.isoformat()
+            kept = _read_day(store, published[dt], schema) if dt in published else None
+            if kept is not None:
+                kept = _by_key(kept, replaced, table.primary_key, "left anti")
+            rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
+            return dt, _write_by_key(store, table, dt, rows.select(schema.names))
+
+        with ThreadPoolExecutor(WRITERS) as pool:  # Parquet encoding and I/O release the GIL
+            written = dict(pool.map(rewrite, sorted(affected)))
     quarantined = quarantine_rows(store, untypable)
+    paths = {dt: w.path for dt, w in written.items()}
     if paths:
-        publish_partitions(store, catalog, table_def, paths)
-    newest = pc.max(changed.column(table.cursor)).as_py() if changed.num_rows else None
-    new_cursor = max(c for c in (cursor, newest) if c is not None) if cursor or newest else None
-    if new_cursor is not None:
-        save_cursor(store, spec.name, table.name, new_cursor)
+        published_now = publish_partitions(store, catalog, table_def, paths)
+        locations |= {dt: p.location for dt, p in published_now.items()}
+    unchanged = _by_key(index, replaced, table.primary_key, "left anti")
+    save_key_index(store, index_file, pa.concat_tables([unchanged, changed]), locations)
+    if newest is not None:
+        save_cursor(store, spec.name, table.name, newest)
     return Extracted(
         table.name,
         changed.num_rows + len(untypable),
         sorted(paths),
-        len(deleted),
-        new_cursor,
-        changed_content,
+        deleted.num_rows,
+        newest,
+        sorted(dt for dt, w in written.items() if not w.unchanged),
         rows_untypable=len(untypable),
         rows_quarantined=quarantined,
     )
@@ -195,13 +221,17 @@ def _write_by_key(
     return write_partition(store, table.name, dt, ordered, key=table.primary_key)
 
 
-def _keys(data: pa.Table, primary_key: tuple[str, ...]) -> list[Key]:
-    return list(zip(*(data.column(c).to_pylist() for c in primary_key), strict=True))
+def _deleted(index: pa.Table, reader: SourceReader, table: SourceTable) -> pa.Table:
+    """The index's rows whose key the source no longer has (a key-only read of the source)."""
+    source_keys = reader.read_keys(table).cast(
+        index.schema.remove(index.schema.get_field_index(DT))
+    )
+    return index.join(source_keys, list(table.primary_key), join_type="left anti")
 
 
 def _split_undated(
-    changed: pa.Table, table: SourceTable, source: str
-) -> tuple[pa.Table, list[UntypableRow]]:
+    changed: pa.RecordBatch, table: SourceTable, source: str
+) -> tuple[pa.RecordBatch, list[UntypableRow]]:
     """The rows with an event date, and those without (no day to partition them by)."""
     assert table.event_date is not None
     dated = pc.is_valid(changed.column(table.event_date))
@@ -218,9 +248,20 @@ def _split_undated(
     return changed.filter(dated), undated
 
 
-def _event_days(changed: pa.Table, table: SourceTable) -> list[str]:
+def _by_key(rows: pa.Table, keys: pa.Table, key: tuple[str, ...], join: str) -> pa.Table:
+    """The rows whose key is in `keys` ("left semi") or is not ("left anti")."""
+    if not rows.num_rows or not keys.num_rows:  # a hash join would still hash every key
+        return rows if join == "left anti" else rows.schema.empty_table()
+    return rows.join(keys, list(key), join_type=join).select(rows.schema.names)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(c for c in (a, b) if c is not None) if a or b else None
+
+
+def _event_days(changed: pa.RecordBatch, table: SourceTable) -> pa.Array:
     assert table.event_date is not None
-    return pc.strftime(changed.column(table.event_date), "%Y-%m-%d").to_pylist()
+    return pc.cast(changed.column(table.event_date), pa.date32())
 
 
 def _lake_path(table: str, location: str) -> str:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from analytics_pipeline.datasets.source_spec import SourceTable
 from analytics_pipeline.datasets.spec import ARROW_TYPES
 from analytics_pipeline.lake.database_types import athena_type
 from analytics_pipeline.lake.source_rows import TypedRows, type_rows
+from analytics_pipeline.resources import postgres_arrow
 
 
 class SourceTableError(RuntimeError):
@@ -67,7 +70,9 @@ class SourceDatabase(dg.ConfigurableResource):
             cursor = source.c[table.cursor]
             return query.where(sa.or_(cursor >= since, cursor.is_(None)))
 
-        yield from self._batches(table, changes, columns)
+        for typed in self._batches(table, changes, columns):
+            self._check_keys(table, typed)
+            yield typed
 
     def read_keys(self, table: SourceTable) -> pa.Table:
         """Only the primary key of every row: the cheap read that finds deletes."""
@@ -78,10 +83,7 @@ class SourceDatabase(dg.ConfigurableResource):
 
         batches = []
         for typed in self._batches(table, keys, columns):
-            if typed.untypable:  # without its key a row cannot be placed, nor quarantined
-                raise SourceTableError(
-                    self._where(table.name, f"a primary key {typed.untypable[0].problems[0]}")
-                )
+            self._check_keys(table, typed)
             batches.append(typed.rows)
         return pa.Table.from_batches(batches, schema=_schema(columns))
 
@@ -95,15 +97,47 @@ class SourceDatabase(dg.ConfigurableResource):
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
                 source = sa.Table(table.name, sa.MetaData(), autoload_with=connection)
-                result = connection.execution_options(
-                    stream_results=True, yield_per=self.batch_rows
-                ).execute(query(source))
+                select = query(source)
             except sa.exc.NoSuchTableError:
                 raise SourceTableError(self._where(table.name, "no such table")) from None
-            except sa.exc.DBAPIError as error:
-                raise SourceTableError(self._where(table.name, str(error.orig))) from error
-            for rows in result.partitions():
+            if connection.dialect.name != "postgresql":
+                try:
+                    result = connection.execution_options(
+                        stream_results=True, yield_per=self.batch_rows
+                    ).execute(select)
+                except sa.exc.DBAPIError as error:
+                    raise SourceTableError(self._where(table.name, str(error.orig))) from error
+                for rows in result.partitions():
+                    yield type_rows(self.source, table.name, columns, table.primary_key, rows)
+                return
+            literal = {"literal_binds": True}  # a bound query would not be streamed by COPY
+            sql = str(select.compile(dialect=connection.dialect, compile_kwargs=literal))
+        yield from self._postgres_batches(table, columns, sql)
+
+    def _postgres_batches(
+        self, table: SourceTable, columns: tuple[tuple[str, str], ...], sql: str
+    ) -> Iterator[TypedRows]:
+        """PostgreSQL's rows as Arrow from the driver, never as Python objects; a batch with a
+        value that does not fit its column is typed row by row, so only that row is set apart."""
+        schema = _schema(columns)
+        try:
+            for batch in postgres_arrow.read_batches(sa.make_url(self.connection_url()), sql):
+                arrays = _lake_arrays(schema, batch)
+                if arrays is not None:
+                    yield TypedRows(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                    continue
+                rows = list(zip(*_python_columns(schema, batch), strict=True))
                 yield type_rows(self.source, table.name, columns, table.primary_key, rows)
+        except postgres_arrow.PostgresError as error:
+            raise SourceTableError(self._where(table.name, str(error))) from error
+
+    def _check_keys(self, table: SourceTable, typed: TypedRows) -> None:
+        """Without its key a row cannot be placed, nor told from a deleted one, nor
+        quarantined under its key: a key that cannot be typed stops the table."""
+        for row in typed.untypable:
+            for problem in row.problems:
+                if any(problem.startswith(f"column {c}:") for c in table.primary_key):
+                    raise SourceTableError(self._where(table.name, f"a primary key {problem}"))
 
     def _connect(self, table: str) -> sa.Connection:
         try:
@@ -156,3 +190,29 @@ def generic_type_name(kind: sa.types.TypeEngine[object]) -> str:
         return type(kind.as_generic()).__name__
     except NotImplementedError:
         return type(kind).__name__
+
+
+def _lake_arrays(schema: pa.Schema, batch: pa.RecordBatch) -> list[pa.Array] | None:
+    """The batch's columns in the lake's types; None if a value does not fit (a NUMERIC
+    beyond a double's range would otherwise become infinity)."""
+    arrays = []
+    for field, column in zip(schema, batch.columns, strict=True):
+        try:
+            array = postgres_arrow.to_lake_type(column, field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if pa.types.is_floating(field.type) and pc.any(pc.is_inf(array)).as_py():
+            return None
+        arrays.append(array)
+    return arrays
+
+
+def _python_columns(schema: pa.Schema, batch: pa.RecordBatch) -> list[list[Any]]:
+    """The batch's values as the Python driver gives them: NUMERIC text as Decimal."""
+    columns = []
+    for field, column in zip(schema, batch.columns, strict=True):
+        values = column.to_pylist()
+        if pa.types.is_floating(field.type) and not pa.types.is_floating(column.type):
+            values = [None if v is None else Decimal(str(v)) for v in values]
+        columns.append(values)
+    return columns
