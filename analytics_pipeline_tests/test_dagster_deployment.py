@@ -14,9 +14,11 @@ import pytest
 
 from analytics_pipeline_tests import terraform_fixtures
 from analytics_pipeline_tests.terraform_fixtures import (
+    THROWAWAY_VARIABLES,
     AppliedTerraform,
     apply_configuration,
     requires_terraform,
+    run_terraform,
 )
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
@@ -253,6 +255,56 @@ def test_execution_role_reads_only_the_database_secret(deployed: AppliedTerrafor
     secret = _statement(statements, "ReadDatabasePassword")
     assert _listed(secret["Resource"]) == [_dagster(deployed)["database_secret_arn"]]
     assert [s for s in statements if "secretsmanager" in json.dumps(s)] == [secret]
+
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a-dagster-ui"
+SIGN_IN = {
+    "oidc": {
+        "issuer": "https://login.example.com",
+        "authorization_endpoint": "https://login.example.com/authorize",
+        "token_endpoint": "https://login.example.com/token",
+        "user_info_endpoint": "https://login.example.com/userinfo",
+        "client_id": "dagster-ui",
+        "client_secret": "not-a-real-secret",
+    },
+    "cognito": {
+        "user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Abc",
+        "user_pool_client_id": "dagster-ui",
+        "user_pool_domain": "analytics-login",
+    },
+}
+
+
+@pytest.mark.parametrize("provider", sorted(SIGN_IN))
+def test_sign_in_option_plans_a_public_https_load_balancer_that_authenticates_first(
+    deployed: AppliedTerraform, provider: str
+) -> None:
+    # The webserver has no authentication: exposed, every request must sign in at the ALB.
+    auth = {"certificate_arn": CERTIFICATE, provider: SIGN_IN[provider]}
+    plan_file, chosen = f"{provider}.plan", f"-var=dagster_authentication={json.dumps(auth)}"
+    run_terraform(
+        deployed.workdir, deployed.env, "plan", "-input=false", "-no-color", f"-out={plan_file}",
+        *THROWAWAY_VARIABLES, *deployed.variables, chosen,
+    )  # fmt: skip
+    shown = json.loads(
+        run_terraform(deployed.workdir, deployed.env, "show", "-json", plan_file).stdout
+    )
+    after = {
+        change["address"]: change["change"]["after"]
+        for change in shown["resource_changes"]
+        if change["change"]["actions"] != ["delete"]
+    }
+    assert after["module.dagster[0].aws_lb.webserver"]["internal"] is False
+    listener = after["module.dagster[0].aws_lb_listener.authenticated[0]"]
+    assert (listener["port"], listener["protocol"], listener["certificate_arn"]) == (
+        443, "HTTPS", CERTIFICATE,
+    )  # fmt: skip
+    assert listener["ssl_policy"].startswith("ELBSecurityPolicy-TLS")
+    actions = sorted(listener["default_action"], key=lambda a: a["order"])
+    assert [a["type"] for a in actions] == [f"authenticate-{provider}", "forward"]
+    redirect = after["module.dagster[0].aws_lb_listener.redirect_to_https[0]"]
+    assert redirect["port"] == 80 and redirect["default_action"][0]["type"] == "redirect"
+    assert "module.dagster[0].aws_lb_listener.internal[0]" not in after
 
 
 def test_destroy_removes_the_dagster_deployment(deployed: AppliedTerraform) -> None:
