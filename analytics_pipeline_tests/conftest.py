@@ -60,6 +60,17 @@ def engine(lake_dir: Path) -> DuckDBEngine:
     return DuckDBEngine(lake_dir=str(lake_dir))
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_defs_state_storage() -> Iterator[None]:
+    """Each test starts without another test's instance as Dagster's current defs-state
+    storage: an instance entered and left out of order leaves a disposed one current, and
+    the next definitions load (get_repository_def) then fails on its dead weakref."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def defs(settings: Settings) -> dg.Definitions:
     return build_definitions(settings)
