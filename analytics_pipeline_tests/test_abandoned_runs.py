@@ -1,8 +1,9 @@
 """A run whose process died is marked failed; a run whose process lives is left alone.
 
 The tests that depend on the instance storage run on SQLite and on PostgreSQL (the production
-dagster.yaml): on a shared database a pid means nothing, so there a killed run is left to the
-run launcher's health check (ECS) and run monitoring, while slots of ended runs are freed on both.
+dagster.yaml). A run is judged where its pid means what it meant: it names its pid's boot and
+pid namespace; one that names another (an ECS task, another container) is left to its
+launcher's run monitoring, and on a shared database so is one that names none.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from analytics_pipeline.cli.dagster_home import (
     FREE_SLOTS_AFTER_RUN_END_SECONDS,
     ensure_dagster_home,
 )
-from analytics_pipeline.defs.abandoned_runs import (
+from analytics_pipeline.defs.abandoned_runs import build_abandoned_runs_sensor, fail_abandoned_runs
+from analytics_pipeline.run_owner import (
     OWNER_PID_TAG,
     OWNER_START_TAG,
-    _alive,
-    build_abandoned_runs_sensor,
-    fail_abandoned_runs,
+    PID_SPACE_TAG,
+    alive,
     owner_tags,
+    pid_space,
 )
 from analytics_pipeline_tests.instance_storage import STORAGES, dagster_home_on
 
@@ -43,13 +45,19 @@ _DYING_RUN = textwrap.dedent(
     """
     import json, os, signal, sys
     import dagster as dg
+    from analytics_pipeline.resources.local.store import LocalLakeStore
 
-    @dg.asset(pool="lake_write_dies")
+    tags, lake = json.loads(sys.argv[1]), sys.argv[2]
+
+    # With a lake, the step holds the lake store, whose set-up names the run's process, as
+    # every step of the project's runs does.
+    @dg.asset(pool="lake_write_dies", required_resource_keys={"store"} if lake else set())
     def dies() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
+    resources = {"store": LocalLakeStore(lake_dir=lake)} if lake else {}
     with dg.DagsterInstance.get() as instance:
-        dg.materialize([dies], instance=instance, tags=json.loads(sys.argv[1]))
+        dg.materialize([dies], instance=instance, tags=tags, resources=resources)
     """
 )
 POOL = "lake_write_dies"
@@ -62,11 +70,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     return dagster_home_on(storage, tmp_path / "dagster_home", request, monkeypatch)
 
 
-def _killed_run(home: Path, tags: dict[str, str] | None = None) -> str:
+def _killed_run(home: Path, tags: dict[str, str] | None = None, lake: Path | None = None) -> str:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _DYING_RUN, json.dumps(tags or {})], env=env, capture_output=True
-    )
+    args = [json.dumps(tags or {}), str(lake or "")]
+    done = subprocess.run([sys.executable, "-c", _DYING_RUN, *args], env=env, capture_output=True)
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs()
@@ -106,8 +113,8 @@ def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
 
 
 @pytest.mark.parametrize("home", ["postgres"], indirect=True)
-def test_on_a_shared_database_a_killed_run_is_not_judged_by_its_pid(home: Path) -> None:
-    run_id = _killed_run(home)
+def test_on_a_shared_database_a_run_that_names_no_pid_space_is_not_judged(home: Path) -> None:
+    run_id = _killed_run(home)  # killed before any step named its process
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert fail_abandoned_runs(instance) == []  # the pid may be another host's
@@ -116,6 +123,38 @@ def test_on_a_shared_database_a_killed_run_is_not_judged_by_its_pid(home: Path) 
         assert _slot_holders(instance) == {run_id}
         # Left to run monitoring, which fails it once the launcher says its worker is gone.
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
+
+
+@pytest.mark.parametrize("home", STORAGES, indirect=True)
+def test_a_run_killed_in_a_lake_step_is_marked_failed_on_either_storage(
+    home: Path, tmp_path: Path
+) -> None:
+    # Launched with no owner tags (as the daemon launches a run): its step named its process.
+    run_id = _killed_run(home, lake=tmp_path / "lake")
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.tags[PID_SPACE_TAG] == pid_space()
+        assert fail_abandoned_runs(instance) == [run_id]
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+        assert _slot_holders(instance) == set()
+
+
+@pytest.mark.parametrize("home", STORAGES, indirect=True)
+def test_a_run_of_another_machine_is_left_to_its_launcher(home: Path) -> None:
+    # Its pid (here, one that is gone) names a process of another boot or container.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    tags = {OWNER_PID_TAG: gone, PID_SPACE_TAG: "another-boot/pid:[4026531836]"}
+    run_id = _killed_run(home, tags)
+    with dg.DagsterInstance.get() as instance:
+        assert fail_abandoned_runs(instance) == []
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.STARTED
 
 
 def test_a_killed_run_marked_failed_frees_its_pool_slot_at_once(home: Path) -> None:
@@ -160,8 +199,8 @@ def test_a_run_owned_by_a_live_process_is_left_alone(home: Path) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="start times come from /proc")
 def test_a_pid_logged_before_its_process_started_is_not_that_process() -> None:
-    assert _alive(os.getpid(), started_by=time.time())
-    assert not _alive(os.getpid(), started_by=0.0)  # logged long before this process began
+    assert alive(os.getpid(), started_by=time.time())
+    assert not alive(os.getpid(), started_by=0.0)  # logged long before this process began
 
 
 def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) -> None:

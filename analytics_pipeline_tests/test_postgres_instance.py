@@ -6,7 +6,8 @@ Sample data dropped into landing reaches every table through the sensors and the
 alone (the movie-rental database, whose extract is an hourly schedule, is extracted by a run
 launched from the webserver). Then a backfill launched as the UI launches it (GraphQL
 `launchPartitionBackfill`) rebuilds some days, and nothing is doubled. Last, a run whose
-worker is killed, once failed as run monitoring fails it, is retried by the daemon.
+worker is killed is marked failed by the project's abandoned-runs sensor (the default launcher
+has no health check) and retried by the daemon.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline.defs.keys import analytics_key, parquet_key, table_key
 from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline.run_owner import OWNER_PID_TAG
 from analytics_pipeline.settings import MOVIE_RENTAL_FILE
 from analytics_pipeline_tests.db_servers import DatabaseServer
 from analytics_pipeline_tests.dev_server import DevServer, dagster_services
@@ -105,6 +107,14 @@ def server(
     write_instance_config(home / "dagster.yaml", pg_env)
     with dagster_services(lake[0], home, pg_env) as running:
         yield running
+
+
+def _failed_as_abandoned(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status != dg.DagsterRunStatus.FAILURE:
+        return False
+    messages = [e.message for e in instance.all_logs(run_id) if e.message]
+    return any("no longer exists" in m and "marked failed" in m for m in messages)
 
 
 def _wait_for(server: DevServer, what: str, condition: Callable[[], bool]) -> None:
@@ -247,7 +257,7 @@ def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return None
 
 
-def test_a_killed_run_failed_by_run_monitoring_is_retried_by_the_daemon(
+def test_a_killed_run_is_failed_by_the_project_and_retried_by_the_daemon(
     server: DevServer, lake: tuple[Path, SampleSummary], pg_env: dict[str, str]
 ) -> None:
     lake_dir, summary = lake
@@ -270,12 +280,18 @@ def test_a_killed_run_failed_by_run_monitoring_is_retried_by_the_daemon(
 
             # Killed inside its step (waiting on the lock), not while it is still starting.
             _wait_for(server, f"run {run_id} in its first step", in_its_step)
-            os.kill(found["pid"], signal.SIGKILL)
             run = instance.get_run_by_id(run_id)
-            assert run is not None and run.status == dg.DagsterRunStatus.STARTED
-            # What run monitoring does once the ECS launcher reports the task gone (the default
-            # launcher here has no such health check: see test_abandoned_runs).
-            instance.report_run_failed(run, "run worker is gone (killed in the test)")
+            # Its step named the process that runs it, on this machine: that worker.
+            assert run is not None and run.tags[OWNER_PID_TAG] == str(found["pid"])
+            os.kill(found["pid"], signal.SIGKILL)
+            assert run.status == dg.DagsterRunStatus.STARTED
+        # The project's abandoned-runs sensor, not the test, fails it (the default launcher
+        # has no health check); then the daemon's run retries launch it again.
+        _wait_for(
+            server,
+            f"run {run_id} marked failed by the abandoned-runs sensor",
+            lambda: _failed_as_abandoned(instance, run_id),
+        )
         retry = dg.RunsFilter(tags={"dagster/parent_run_id": run_id})
         _wait_for(
             server,

@@ -174,10 +174,15 @@ def test_typing_keeps_every_row_once_in_one_place() -> None:
     typed = type_rows("s", "t", columns, ("id",), rows)
     assert typed.rows.column("id").to_pylist() == [1, 5]
     assert typed.rows.column("amount").to_pylist()[0] == 2.99
-    assert [(row.key, [p.split(":")[0] for p in row.problems]) for row in typed.untypable] == [
-        ({"id": 2}, ["column n"]),
-        ({"id": 3}, ["column when"]),
-        ({"id": 4}, ["column amount"]),
+    assert [(row.key, row.columns) for row in typed.untypable] == [
+        ({"id": 2}, ("n",)),
+        ({"id": 3}, ("when",)),
+        ({"id": 4}, ("amount",)),
+    ]
+    assert [p.split(":")[0] for row in typed.untypable for p in row.problems] == [
+        "column n",
+        "column when",
+        "column amount",
     ]
     assert typed.untypable[2].problems[0].endswith("(beyond the range of a double)")
 

@@ -17,10 +17,7 @@ from analytics_pipeline.cli.dagster_home import command_instance
 from analytics_pipeline.cli.quick_exit import exit_now
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.defs.abandoned_runs import (
-    fail_abandoned_runs,
-    owner_tags,
-)
+from analytics_pipeline.defs.abandoned_runs import fail_abandoned_runs
 from analytics_pipeline.defs.sensors import is_landing_sensor
 from analytics_pipeline.defs.source_tables import extract_job_name, source_resource_key
 from analytics_pipeline.defs.stale_check import StaleCheck, check_stale
@@ -35,6 +32,7 @@ from analytics_pipeline.defs.staleness import (
 from analytics_pipeline.lake.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.source_database import SourceDatabase
+from analytics_pipeline.run_owner import owner_tags
 from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50

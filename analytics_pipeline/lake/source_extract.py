@@ -242,6 +242,7 @@ def _split_undated(
             key={c: row[c] for c in table.primary_key},
             values=row,
             problems=(f"column {table.event_date}: no value, so no day to partition the row by",),
+            columns=(table.event_date,),
         )
         for row in changed.filter(pc.invert(dated)).to_pylist()
     ]

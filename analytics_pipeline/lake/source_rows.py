@@ -30,6 +30,7 @@ class UntypableRow:
     key: dict[str, Any]  # the primary key's columns and values
     values: dict[str, Any]  # the whole row, as the driver returned it
     problems: tuple[str, ...]  # one per value that does not fit, naming its column
+    columns: tuple[str, ...]  # the column of each problem, in the same order
 
     @property
     def row_key(self) -> str:
@@ -74,7 +75,7 @@ def type_rows(
     schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
     values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     arrays: list[pa.Array | None] = []
-    problems: dict[int, list[str]] = {}
+    problems: dict[int, list[tuple[str, str]]] = {}
     for index, (name, kind) in enumerate(columns):
         if kind == "double":  # NUMERIC columns arrive as Decimal (the catalogs have no decimal)
             values[index] = [_as_double(v) for v in values[index]]
@@ -86,7 +87,7 @@ def type_rows(
             if problem:
                 shown = repr(value)[:VALUE_PREVIEW_CHARS]
                 problems.setdefault(row, []).append(
-                    f"column {name}: value {shown} is not {kind} ({problem})"
+                    (name, f"column {name}: value {shown} is not {kind} ({problem})")
                 )
     if not problems:
         return TypedRows(pa.RecordBatch.from_arrays(arrays, schema=schema))
@@ -97,7 +98,8 @@ def type_rows(
             table,
             key={name: rows[row][names.index(name)] for name in primary_key},
             values=dict(zip(names, rows[row], strict=True)),
-            problems=tuple(found),
+            problems=tuple(text for _, text in found),
+            columns=tuple(column for column, _ in found),
         )
         for row, found in sorted(problems.items())
     ]

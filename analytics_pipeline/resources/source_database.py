@@ -135,8 +135,8 @@ class SourceDatabase(dg.ConfigurableResource):
         """Without its key a row cannot be placed, nor told from a deleted one, nor
         quarantined under its key: a key that cannot be typed stops the table."""
         for row in typed.untypable:
-            for problem in row.problems:
-                if any(problem.startswith(f"column {c}:") for c in table.primary_key):
+            for column, problem in zip(row.columns, row.problems, strict=True):
+                if column in table.primary_key:
                     raise SourceTableError(self._where(table.name, f"a primary key {problem}"))
 
     def _connect(self, table: str) -> sa.Connection:

@@ -17,6 +17,7 @@ from analytics_pipeline.lake.landing_objects import (
     LandingObjectGone,
     content_version,
 )
+from analytics_pipeline.run_owner import name_run_owner
 
 LAKE_AREAS = ("landing", "staged", "parquet", "quarantine", "archive")
 
@@ -78,6 +79,12 @@ def safe_relative(path: str) -> str:
 
 class LakeStore(dg.ConfigurableResource):
     """What the assets need of an object store. Paths are lake-relative ('staged/x/...')."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every step that touches the lake starts here: the run names the process that
+        # runs it, so a dead-run check on its machine can tell when it was killed.
+        if context.instance is not None and context.run_id is not None:
+            name_run_owner(context.instance, context.run_id)
 
     def ensure_layout(self) -> None:
         raise NotImplementedError
