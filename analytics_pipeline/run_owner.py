@@ -55,17 +55,21 @@ def pid_space() -> str | None:
 
 
 def alive(pid: int, same_start: str | None = None, started_by: float | None = None) -> bool:
-    """Whether process `pid` exists and is the one meant: the same start ticks, or started by
-    `started_by` (epoch seconds). Where /proc is missing (not Linux) the pid is all we know."""
+    """Whether process `pid` runs and is the one meant: the same start ticks, or started by
+    `started_by` (epoch seconds). A zombie is dead: a run worker killed under a code server
+    stays one until the server reaps it. Without /proc (not Linux) the pid is all we know."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # someone else's process: it exists
-    ticks = start_ticks(pid)
-    if ticks is None:
+    stat = _stat(pid)
+    if stat is None:
         return True
+    state, ticks = stat
+    if state in ("Z", "X"):
+        return False
     if same_start is not None:
         return str(ticks) == same_start
     if started_by is not None:
@@ -77,13 +81,19 @@ def alive(pid: int, same_start: str | None = None, started_by: float | None = No
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks after boot (/proc/<pid>/stat field 22)."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """The process's state letter and start ticks, from /proc/<pid>/stat (fields 3 and 22)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: count from its last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return fields[0], int(fields[19])
 
 
 def _boot_time() -> float | None:

@@ -34,6 +34,7 @@ from analytics_pipeline.run_owner import (
     alive,
     owner_tags,
     pid_space,
+    start_ticks,
 )
 from analytics_pipeline_tests.instance_storage import STORAGES, dagster_home_on
 
@@ -201,6 +202,22 @@ def test_a_run_owned_by_a_live_process_is_left_alone(home: Path) -> None:
 def test_a_pid_logged_before_its_process_started_is_not_that_process() -> None:
     assert alive(os.getpid(), started_by=time.time())
     assert not alive(os.getpid(), started_by=0.0)  # logged long before this process began
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states come from /proc")
+def test_a_killed_worker_not_yet_reaped_is_dead() -> None:
+    # A code server reaps the run workers it spawned only later: a zombie is not a live run.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.05)
+        assert not alive(child.pid)
+        assert not alive(child.pid, same_start=str(start_ticks(child.pid)))
+    finally:
+        child.wait()
+    assert alive(os.getpid())
 
 
 def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) -> None:
