@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from importlib import resources
 
 import duckdb
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from analytics_pipeline.cli.samples.movie_rental import sample_table_defs
 from analytics_pipeline.datasets import DATASETS
-from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.datasets.spec import duckdb_type
 from analytics_pipeline.datasets.table_def import table_def
 from analytics_pipeline.defs.analytics import (
     ANALYTICS,
@@ -80,7 +81,7 @@ def _create_empty_tables(con: duckdb.DuckDBPyConnection) -> None:
     }
     tables |= {t.name: t.columns for t in sample_table_defs()}  # the source, as extracted
     for name, definition in tables.items():
-        columns = ", ".join(f'"{c}" {DUCKDB_TYPES[k]}' for c, k in definition)
+        columns = ", ".join(f'"{c}" {duckdb_type(k)}' for c, k in definition)
         con.execute(f'CREATE TABLE "{name}" ({columns}, dt VARCHAR)')
 
 
@@ -146,11 +147,18 @@ def test_athena_typed_makes_duckdb_integer_sums_bigint() -> None:
     assert typed.to_pylist() == [{"total": 6, "n": 2, "mean": 2.0}]
 
 
-def test_athena_typed_keeps_fractional_decimals_as_double() -> None:
-    table = pa.table({"price": pa.array([1], pa.decimal128(10, 2))})
+def test_athena_typed_keeps_fractional_decimals_exact() -> None:
+    # A sum of money stays decimal; only one wider than Athena's 38 digits becomes double.
+    table = pa.table(
+        {
+            "price": pa.array([Decimal("1.25")], pa.decimal128(10, 2)),
+            "wide": pa.array([Decimal("1.25")], pa.decimal256(40, 2)),
+        }
+    )
     typed, columns = athena_typed(table)
-    assert columns == (("price", "double"),)
-    assert typed.column("price").type == pa.float64()
+    assert columns == (("price", "decimal(10,2)"), ("wide", "double"))
+    assert typed.column("price").to_pylist() == [Decimal("1.25")]
+    assert typed.column("wide").type == pa.float64()
 
 
 def test_athena_typed_widens_unsigned_and_tiny_integers() -> None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -185,6 +186,34 @@ def test_typing_keeps_every_row_once_in_one_place() -> None:
         "column amount",
     ]
     assert typed.untypable[2].problems[0].endswith("(beyond the range of a double)")
+
+
+def test_a_decimal_column_keeps_exact_values_and_quarantines_what_does_not_fit() -> None:
+    columns = (("id", "int"), ("amount", "decimal(5,2)"))
+    rows = [
+        (1, Decimal("2.99")),
+        (2, 2.5),  # SQLite may hand back a REAL: read by its shortest repr, exactly
+        (3, "4.99"),  # or text
+        (4, None),
+        (5, Decimal("12345.67")),  # beyond precision 5
+        (6, Decimal("1.999")),  # beyond scale 2: not rounded without a word
+        (7, "abc"),
+    ]
+    typed = type_rows("s", "t", columns, ("id",), rows)
+    assert typed.rows.schema.field("amount").type == pa.decimal128(5, 2)
+    assert typed.rows.column("amount").to_pylist() == [
+        Decimal("2.99"),
+        Decimal("2.50"),
+        Decimal("4.99"),
+        None,
+    ]
+    assert [(row.key["id"], row.columns) for row in typed.untypable] == [
+        (5, ("amount",)),
+        (6, ("amount",)),
+        (7, ("amount",)),
+    ]
+    assert typed.untypable[0].problems[0].endswith("(more than 3 digits before the point)")
+    assert typed.untypable[1].problems[0].endswith("(more than 2 digits after the point)")
 
 
 def test_mariadb_zero_dates_are_quarantined_and_the_rest_loads(

@@ -151,11 +151,11 @@ def floor_copy_csv(url: str) -> dict[str, Any]:
     """psycopg's COPY (SELECT ...) TO STDOUT, parsed by pyarrow's CSV reader as it arrives."""
     import psycopg
 
-    from analytics_pipeline.datasets.spec import ARROW_TYPES
+    from analytics_pipeline.datasets.spec import arrow_type
     from analytics_pipeline.resources.source_database import SourceDatabase
 
     types = dict(SourceDatabase(source="bench", url=url).columns("rental"))
-    schema = pa.schema([(c, ARROW_TYPES[types[c]]) for c in RENTAL_COLUMNS])
+    schema = pa.schema([(c, arrow_type(types[c])) for c in RENTAL_COLUMNS])
     started = time.perf_counter()
     with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
         query = f"COPY (SELECT {', '.join(RENTAL_COLUMNS)} FROM rental) TO STDOUT (FORMAT csv)"

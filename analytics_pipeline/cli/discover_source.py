@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
-from analytics_pipeline.resources.source_database import generic_type_name
+from analytics_pipeline.lake.database_types import generic_type_name
 
 # A change cursor is a date/timestamp column by one of these names, first match wins.
 CURSOR_NAMES = ("last_update", "updated_at", "last_updated", "last_modified", "modified_at")

@@ -32,6 +32,37 @@ DUCKDB_TYPES: dict[str, str] = {
     "timestamp": "TIMESTAMP",
 }
 
+# decimal(p,s): exact numbers (money), as Athena declares them; precision at most 38.
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+MAX_DECIMAL_PRECISION = 38
+
+
+def decimal_parts(kind: str) -> tuple[int, int] | None:
+    """(precision, scale) of a valid decimal(p,s) type; None for any other type."""
+    match = _DECIMAL.fullmatch(kind)
+    if match is None:
+        return None
+    precision, scale = int(match[1]), int(match[2])
+    valid = 0 < precision <= MAX_DECIMAL_PRECISION and scale <= precision
+    return (precision, scale) if valid else None
+
+
+def is_column_type(kind: str) -> bool:
+    return kind in ARROW_TYPES or decimal_parts(kind) is not None
+
+
+def arrow_type(kind: str) -> pa.DataType:
+    """The Arrow (and so Parquet) type of an Athena column type."""
+    parts = decimal_parts(kind)
+    return pa.decimal128(*parts) if parts else ARROW_TYPES[kind]
+
+
+def duckdb_type(kind: str) -> str:
+    """The DuckDB type of an Athena column type, for the local catalog."""
+    parts = decimal_parts(kind)
+    return f"DECIMAL({parts[0]},{parts[1]})" if parts else DUCKDB_TYPES[kind]
+
+
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "bigint": (-(2**63), 2**63 - 1),
     "int": (-(2**31), 2**31 - 1),

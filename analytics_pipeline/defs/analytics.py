@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from analytics_pipeline.datasets.spec import MAX_DECIMAL_PRECISION
 from analytics_pipeline.defs.keys import (
     analytics_key,
     engine_kind,
@@ -135,6 +136,10 @@ def _athena_type(f: pa.Field) -> tuple[pa.DataType, str]:
     # returns bigint for both, so an integral decimal is a bigint here too.
     if pa.types.is_decimal(kind) and kind.scale == 0:
         return pa.int64(), "bigint"
+    if pa.types.is_decimal(kind) and kind.precision <= MAX_DECIMAL_PRECISION:
+        # Sums of money stay exact: DuckDB and Athena both give sum(decimal(p,s)) as
+        # decimal(38,s).
+        return pa.decimal128(kind.precision, kind.scale), f"decimal({kind.precision},{kind.scale})"
     if pa.types.is_decimal(kind) or pa.types.is_floating(kind):
         return pa.float64(), "double"
     if pa.types.is_integer(kind):

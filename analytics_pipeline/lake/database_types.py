@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from analytics_pipeline.datasets.spec import MAX_DECIMAL_PRECISION
+
 # SQLAlchemy's generic type names (a column type's `as_generic()` class) -> Athena type.
-# Numerics become double: the catalogs here register no decimal type yet.
+# A NUMERIC/DECIMAL with its precision (at most 38) is decimal(p,s), exact, as money must be;
+# one without (PostgreSQL's bare `numeric`) or wider than Athena's 38 digits is double.
 _ATHENA_TYPES = {
     "SmallInteger": "smallint",
     "Integer": "int",
@@ -27,7 +32,16 @@ class UnsupportedColumnType(ValueError):
     """A source column whose type has no Athena counterpart here."""
 
 
-def athena_type(source: str, table: str, column: str, generic_type: str) -> str:
+def athena_type(
+    source: str,
+    table: str,
+    column: str,
+    generic_type: str,
+    precision: int | None = None,
+    scale: int | None = None,
+) -> str:
+    if generic_type == "Numeric" and precision and precision <= MAX_DECIMAL_PRECISION:
+        return f"decimal({precision},{scale or 0})"
     try:
         return _ATHENA_TYPES[generic_type]
     except KeyError:
@@ -35,3 +49,24 @@ def athena_type(source: str, table: str, column: str, generic_type: str) -> str:
             f"source {source} table {table}: column {column} has type {generic_type}, "
             f"which maps to no Athena type (known: {', '.join(sorted(_ATHENA_TYPES))})"
         ) from None
+
+
+def column_athena_type(source: str, table: str, column: str, kind: Any) -> str:
+    """The Athena type of a SQLAlchemy column type: its generic type, and a NUMERIC's
+    precision and scale."""
+    return athena_type(
+        source,
+        table,
+        column,
+        generic_type_name(kind),
+        getattr(kind, "precision", None),
+        getattr(kind, "scale", None),
+    )
+
+
+def generic_type_name(kind: Any) -> str:
+    """The class name of a SQLAlchemy type's generic form (NUMERIC of any dialect: Numeric)."""
+    try:
+        return type(kind.as_generic()).__name__
+    except NotImplementedError:
+        return type(kind).__name__

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, TableKind
-from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.day_spill import DaySpill
 from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
 from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
@@ -93,7 +93,7 @@ def extract_table(
     table = spec.table(name)
     table_def = TableDef(name, reader.columns(name), f"{spec.name}.{name}")
     catalog.ensure_table(table_def)
-    schema = pa.schema([(c, ARROW_TYPES[kind]) for c, kind in table_def.columns])
+    schema = pa.schema([(c, arrow_type(kind)) for c, kind in table_def.columns])
     if table.kind is TableKind.SNAPSHOT:
         rows, untypable = _read_changes(reader, table, table_def, schema, None)
         quarantined = quarantine_rows(store, untypable)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.staging.staged_files import file_id
 
 VALUE_PREVIEW_CHARS = 200
@@ -72,13 +72,15 @@ def type_rows(
 ) -> TypedRows:
     """Rows (tuples in `columns` order) as one Arrow batch; a row with a value that does not
     fit its column (text in an integer, a zero date, an out-of-range number) is set apart."""
-    schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
+    schema = pa.schema([(name, arrow_type(kind)) for name, kind in columns])
     values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     arrays: list[pa.Array | None] = []
     problems: dict[int, list[tuple[str, str]]] = {}
     for index, (name, kind) in enumerate(columns):
-        if kind == "double":  # NUMERIC columns arrive as Decimal (the catalogs have no decimal)
+        if kind == "double":  # a NUMERIC without precision arrives as Decimal
             values[index] = [_as_double(v) for v in values[index]]
+        elif pa.types.is_decimal(schema.field(index).type):
+            values[index] = [_as_decimal(v) for v in values[index]]
         arrays.append(_as_array(values[index], schema.field(index).type))
         if arrays[-1] is not None:
             continue
@@ -120,6 +122,20 @@ def _as_double(value: Any) -> Any:
     return value if math.isinf(number) and value.is_finite() else number
 
 
+def _as_decimal(value: Any) -> Any:
+    """A DECIMAL column's value as Decimal: SQLite may hand back a REAL or text. A float is
+    read by its shortest repr (2.99, not 2.98999...); text that is no number stays text,
+    which no decimal column takes."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return value
+    return value
+
+
 def _as_array(column: Sequence[Any], kind: pa.DataType) -> pa.Array | None:
     """The column as Arrow, or None if a value does not fit."""
     # Arrow truncates 1.5 into an integer column silently; a fraction must not fit.
@@ -135,8 +151,15 @@ def _value_problem(value: Any, kind: pa.DataType) -> str | None:
     """Why one value does not fit `kind`, or None if it does."""
     if pa.types.is_integer(kind) and isinstance(value, float) and not value.is_integer():
         return "has a fraction"
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal) and pa.types.is_floating(kind):
         return "beyond the range of a double"
+    if isinstance(value, Decimal) and pa.types.is_decimal(kind) and value.is_finite():
+        sign, digits, exponent = value.normalize().as_tuple()
+        assert isinstance(exponent, int)  # finite
+        if -exponent > kind.scale:
+            return f"more than {kind.scale} digits after the point"
+        if len(digits) + exponent > kind.precision - kind.scale:
+            return f"more than {kind.precision - kind.scale} digits before the point"
     if pa.types.is_temporal(kind) and isinstance(value, str):
         # MySQL's zero dates ('0000-00-00') reach Python as the driver's text.
         return "text that is no valid date or time"

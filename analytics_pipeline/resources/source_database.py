@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from analytics_pipeline.datasets.source_spec import SourceTable
-from analytics_pipeline.datasets.spec import ARROW_TYPES
-from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.datasets.spec import arrow_type
+from analytics_pipeline.lake.database_types import column_athena_type
 from analytics_pipeline.lake.source_rows import TypedRows, type_rows
 from analytics_pipeline.resources import postgres_arrow
 
@@ -53,8 +53,7 @@ class SourceDatabase(dg.ConfigurableResource):
         if not found:
             raise SourceTableError(self._where(table, "no such table"))
         return tuple(
-            (c["name"], athena_type(self.source, table, c["name"], generic_type_name(c["type"])))
-            for c in found
+            (c["name"], column_athena_type(self.source, table, c["name"], c["type"])) for c in found
         )
 
     def read_changes(
@@ -182,14 +181,7 @@ def _as_read(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
 
 
 def _schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
-    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
-
-
-def generic_type_name(kind: sa.types.TypeEngine[object]) -> str:
-    try:
-        return type(kind.as_generic()).__name__
-    except NotImplementedError:
-        return type(kind).__name__
+    return pa.schema([(name, arrow_type(kind)) for name, kind in columns])
 
 
 def _lake_arrays(schema: pa.Schema, batch: pa.RecordBatch) -> list[pa.Array] | None:
@@ -212,7 +204,8 @@ def _python_columns(schema: pa.Schema, batch: pa.RecordBatch) -> list[list[Any]]
     columns = []
     for field, column in zip(schema, batch.columns, strict=True):
         values = column.to_pylist()
-        if pa.types.is_floating(field.type) and not pa.types.is_floating(column.type):
+        numeric = pa.types.is_decimal(field.type) or pa.types.is_floating(field.type)
+        if numeric and not pa.types.is_floating(column.type):
             values = [None if v is None else Decimal(str(v)) for v in values]
         columns.append(values)
     return columns

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from analytics_pipeline.lake.database_types import athena_type
+from analytics_pipeline.lake.database_types import column_athena_type
 from analytics_pipeline.lake.table_definition import TableDef
 
 metadata = sa.MetaData()
@@ -100,7 +100,7 @@ def sample_table_defs() -> list[TableDef]:
         TableDef(
             table.name,
             tuple(
-                (c.name, athena_type("movie_rental", table.name, c.name, type(c.type).__name__))
+                (c.name, column_athena_type("movie_rental", table.name, c.name, c.type))
                 for c in table.columns
             ),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from analytics_pipeline.datasets.spec import ARROW_TYPES
+from analytics_pipeline.datasets.spec import is_column_type
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 from analytics_pipeline.resources.catalog import TableDef
 
@@ -25,7 +25,7 @@ def table_input(table: TableDef, location: str, projection_start: str | None) ->
     name = validate_identifier(table.name)
     for column, kind in table.columns:
         validate_identifier(column)
-        if kind not in ARROW_TYPES:
+        if not is_column_type(kind):
             raise ValueError(f"table {name}: unknown type {kind!r} for {column}")
     parameters = {
         "classification": "parquet",

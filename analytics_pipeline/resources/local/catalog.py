@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analytics_pipeline.datasets.spec import DUCKDB_TYPES
+from analytics_pipeline.datasets.spec import duckdb_type, is_column_type
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.lake.versioned_days import validate_dt, validate_identifier
 from analytics_pipeline.resources.catalog import Catalog, TableDef, check_compatible
@@ -47,7 +47,7 @@ class DuckDBCatalog(Catalog):
         """Create the table, or add new columns; 'created', 'updated' or 'unchanged'."""
         for column, kind in table.columns:
             validate_identifier(column)
-            if kind not in DUCKDB_TYPES:
+            if not is_column_type(kind):
                 raise ValueError(f"table {table.name}: unknown type {kind!r} for {column}")
         with self._change() as state:
             current = state.tables.get(validate_identifier(table.name))
@@ -196,13 +196,13 @@ def view_sql(
     name = validate_identifier(table.name)
     empty = (
         "SELECT "
-        + ", ".join(f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns)
+        + ", ".join(f'CAST(NULL AS {duckdb_type(kind)}) AS "{col}"' for col, kind in table.columns)
         + ", CAST(NULL AS VARCHAR) AS dt WHERE false"
     )
     if not locations:
         return f'CREATE VIEW "{name}" AS {empty}'
     typed = ", ".join(
-        f'CAST("{col}" AS {DUCKDB_TYPES[kind]}) AS "{col}"' for col, kind in table.columns
+        f'CAST("{col}" AS {duckdb_type(kind)}) AS "{col}"' for col, kind in table.columns
     )
     groups: dict[str | None, list[str]] = {}
     for location in locations:
