@@ -10,6 +10,7 @@ import queue
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,6 +62,7 @@ def backends() -> Iterator[dict[str, str]]:
     """A PostgreSQL and a moto server on 127.0.0.1; the env naming them."""
     import logging
 
+    import boto3
     from moto.server import ThreadedMotoServer
 
     from analytics_pipeline_tests.db_servers import running_postgres
@@ -70,9 +72,14 @@ def backends() -> Iterator[dict[str, str]]:
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    for bucket in (AWS_ENV["ANALYTICS_LANDING_BUCKET"], AWS_ENV["ANALYTICS_LAKE_BUCKET"]):
+        s3.create_bucket(Bucket=bucket)
     try:
         with running_postgres() as postgres:
-            yield {**AWS_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            yield {**AWS_ENV, "AWS_ENDPOINT_URL": endpoint,
                    **postgres.dagster_env()}  # fmt: skip
     finally:
         moto.stop()
@@ -137,26 +144,48 @@ def check_dagster_image() -> dict[str, object]:
             facts["daemon liveness-check ok after (s)"] = round(
                 wait_for("daemon", lambda: succeeds(liveness), daemon), 1
             )
-            facts["run worker: execute_run"] = _run_worker_starts(container, env, entrypoint)
+            base = f"http://127.0.0.1:{web_port}"
+            facts["run launched through the webserver"] = _a_run_completes(base, daemon)
     return facts
 
 
-def _run_worker_starts(container: str, env: dict[str, str], entrypoint: list[str]) -> str:
-    """`dagster api execute_run` as the ECS launcher starts it, for a run id the instance does
-    not hold: it must load the instance (PostgreSQL) and answer with the run's absence."""
-    args = {
-        "__class__": "ExecuteRunArgs",
-        "job_origin": None,
-        "run_id": "00000000-0000-0000-0000-000000000000",
-        "instance_ref": None,
-    }
-    result = subprocess.run(
-        run_argv(container, env, *entrypoint, "dagster", "api", "execute_run", json.dumps(args)),
-        capture_output=True,
-        text=True,
-        timeout=300,
+LAUNCH = """mutation($job: String!) { launchRun(executionParams: {selector: {
+  repositoryLocationName: "analytics_pipeline.definitions", repositoryName: "__repository__",
+  jobName: $job}}) { __typename ... on LaunchRunSuccess { run { runId } }
+  ... on PythonError { message } } }"""
+RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+# An ingest of an empty landing prefix: a real run that needs no data.
+RUN_JOB = "ingest_products"
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def graphql(base: str, query: str, variables: dict[str, str]) -> dict:
+    request = urllib.request.Request(
+        f"{base}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
     )
-    return f"exit {result.returncode}: {(result.stdout + result.stderr).strip()[-300:]}"
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read())["data"])
+
+
+def _a_run_completes(base: str, daemon: subprocess.Popen) -> str:
+    """A run launched through the webserver: the daemon dequeues it and the run worker (the
+    image's `dagster api` run process) loads the definitions and runs it to SUCCESS."""
+    launched = graphql(base, LAUNCH, {"job": RUN_JOB})["launchRun"]
+    if launched["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launchRun: {launched}")
+    run_id = launched["run"]["runId"]
+    status: list[str] = []
+
+    def finished() -> bool:
+        status[:] = [graphql(base, RUN_STATUS, {"id": run_id})["runOrError"]["status"]]
+        return status[0] in TERMINAL
+
+    seconds = wait_for("run", finished, daemon)
+    if status[0] != "SUCCESS":
+        raise RuntimeError(f"run {run_id} ended {status[0]}:\n{output_of(daemon)}")
+    return f"{RUN_JOB} SUCCESS in {seconds:.0f} s"
 
 
 def check_lambda_image() -> dict[str, object]:
