@@ -3,8 +3,9 @@ points inside them: `uv run --frozen python -m scripts.build_image`.
 
 No registry is reachable here, so the bases are made locally: Debian bookworm's python3.11
 from the package mirror (mmdebstrap) and the host's uv binary, given to the Dockerfile as
-PYTHON_IMAGE / UV_IMAGE. The local base also trusts this machine's egress CA (the host's CA
-bundle, UV_SYSTEM_CERTS=1) so uv can reach PyPI; a real build uses the official images.
+PYTHON_REPOSITORY / UV_REPOSITORY. The local base also trusts this machine's egress CA (the
+host's CA bundle, UV_SYSTEM_CERTS=1) so uv can reach PyPI; a real build uses the official
+images.
 Builds and runs use buildah's chroot isolation: crun refuses this host's hybrid cgroups.
 Downloads a few hundred MB and takes minutes: not part of `make test`.
 """
@@ -25,8 +26,11 @@ from pathlib import Path
 
 from analytics_pipeline.settings import PROJECT_ROOT
 
-LOCAL_PYTHON = "localhost/python-bookworm-local:3.11"
-LOCAL_UV = "localhost/uv-local:0.13.9"
+# Local stand-ins under the tags the Dockerfile pins (Debian's python3.11 is 3.11.2).
+PYTHON_REPOSITORY = "localhost/python-bookworm-local"
+UV_REPOSITORY = "localhost/uv-local"
+LOCAL_PYTHON = f"{PYTHON_REPOSITORY}:3.11.7-slim-bookworm"
+LOCAL_UV = f"{UV_REPOSITORY}:0.13.9"
 IMAGE = "localhost/analytics-pipeline"
 TARGETS = ("dagster", "lambda")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -85,7 +89,8 @@ def build(target: str) -> float:
     """Build one target with cached layers; its wall time in seconds."""
     started = time.monotonic()
     sh("buildah", "bud", "--layers", *ISOLATION, "--target", target,
-       "--build-arg", f"PYTHON_IMAGE={LOCAL_PYTHON}", "--build-arg", f"UV_IMAGE={LOCAL_UV}",
+       "--build-arg", f"PYTHON_REPOSITORY={PYTHON_REPOSITORY}",
+       "--build-arg", f"UV_REPOSITORY={UV_REPOSITORY}",
        "-t", f"{IMAGE}:{target}", str(PROJECT_ROOT))  # fmt: skip
     return time.monotonic() - started
 
