@@ -210,6 +210,7 @@ def check_lambda_image() -> dict[str, object]:
                 except queue.Empty:
                     output = output_of(function)
                     raise RuntimeError(f"no answer from the function:\n{output}") from None
+                server.events.put(None)  # its next poll ends before it is stopped
             response = json.loads(body)
             if not path.endswith("/response") or response.get("statusCode") != 401:
                 raise RuntimeError(f"unexpected answer at {path}: {response}")
