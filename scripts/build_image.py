@@ -92,6 +92,9 @@ def build(target: str) -> float:
        "--build-arg", f"PYTHON_REPOSITORY={PYTHON_REPOSITORY}",
        "--build-arg", f"UV_REPOSITORY={UV_REPOSITORY}",
        "-t", f"{IMAGE}:{target}", str(PROJECT_ROOT))  # fmt: skip
+    # buildah bud leaves the working container of the uv stage (a bare FROM) behind.
+    for leftover in sh("buildah", "containers", "-q", "--filter", f"ancestor={LOCAL_UV}").split():
+        sh("buildah", "rm", leftover)
     return time.monotonic() - started
 
 
