@@ -5,10 +5,17 @@
 #   daemon:    dagster-daemon run -w workspace.yaml
 # deploy/entrypoint.sh renders $DAGSTER_HOME/dagster.yaml from the environment first.
 
+# The bases' repositories are arguments so a machine without a registry can build from local
+# stand-ins of the same tags (scripts/build_image); a real build keeps these defaults.
+ARG PYTHON_REPOSITORY=python
+ARG UV_REPOSITORY=ghcr.io/astral-sh/uv
+
+FROM ${UV_REPOSITORY}:0.13.9 AS uv
+
 # Build stage: uv resolves nothing, it installs exactly uv.lock (no dev group) into /app/.venv
 # and compiles the bytecode, so a container starts without writing .pyc files.
-FROM python:3.11.7-slim-bookworm AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+FROM ${PYTHON_REPOSITORY}:3.11.7-slim-bookworm AS build
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1
@@ -22,7 +29,7 @@ RUN uv sync --frozen --no-dev --no-editable --compile-bytecode
 # The analytics API as a Lambda function (`docker build --target lambda`, pushed to the API's
 # ECR repository): the same virtual environment, started by the AWS Lambda Runtime Interface
 # Client (awslambdaric) with the Mangum handler. Lambda's file system is read-only but /tmp.
-FROM python:3.11.7-slim-bookworm AS lambda
+FROM ${PYTHON_REPOSITORY}:3.11.7-slim-bookworm AS lambda
 RUN groupadd --system --gid 10001 api \
     && useradd --system --uid 10001 --gid api --home-dir /tmp --no-create-home api
 ENV PATH=/app/.venv/bin:$PATH \
@@ -40,7 +47,7 @@ CMD ["analytics_pipeline.serving.aws_lambda.handler"]
 
 # Final stage (the default target): the Dagster image. The interpreter, the virtual
 # environment and the few files read at run time; no uv, no compilers, no caches.
-FROM python:3.11.7-slim-bookworm AS dagster
+FROM ${PYTHON_REPOSITORY}:3.11.7-slim-bookworm AS dagster
 RUN groupadd --system --gid 10001 dagster \
     && useradd --system --uid 10001 --gid dagster --home-dir /app --no-create-home dagster \
     && mkdir -p /opt/dagster/home \

@@ -10,7 +10,7 @@ export ANALYTICS_API_PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install dagster-home demo sample-data process dev api test lint typecheck bench clean aws-env terraform-check
+.PHONY: help install dagster-home demo sample-data process dev api test lint typecheck bench clean aws-env terraform-check image-check
 
 help:
 	@echo "make demo     sample data for every dataset -> the whole lake, headless; prints tables"
@@ -19,6 +19,7 @@ help:
 	@echo "make api      the analytics API + viewer on http://127.0.0.1:$(ANALYTICS_API_PORT) (read-only)"
 	@echo "make test     lint, type check and the whole test suite"
 	@echo "make bench    ingest/query benchmarks against a floor measured in the same run"
+	@echo "make image-check  build both images with buildah (root, minutes) and run their entry points"
 
 # The environment is synced once per lock change, with bytecode compiled: these machines (and
 # many images) set PYTHONDONTWRITEBYTECODE, so without it every start compiles every module.
@@ -75,6 +76,10 @@ aws-env:  # `make -s aws-env > .env.aws` after terraform apply
 
 terraform-check:
 	bash scripts/terraform_checks.sh
+
+# Not part of `make test`: it downloads a few hundred MB and takes minutes.
+image-check: install
+	$(RUN) python -m scripts.build_image
 
 clean:
 	rm -rf .lake .dagster_home
