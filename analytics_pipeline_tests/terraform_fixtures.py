@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.awslambda.models import LambdaFunction
+from moto.elbv2.models import ELBv2Backend
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
@@ -191,6 +193,16 @@ def _configuration_without_empty_image_config(
 _MOTO_LAMBDA_CONFIGURATION = LambdaFunction.get_configuration
 
 
+def _load_balancer_internet_facing_by_default(self: ELBv2Backend, **kwargs: Any) -> Any:
+    """ELBv2 makes a load balancer created without a Scheme internet-facing; moto keeps None."""
+    return _MOTO_CREATE_LOAD_BALANCER(
+        self, **{**kwargs, "scheme": kwargs.get("scheme") or "internet-facing"}
+    )
+
+
+_MOTO_CREATE_LOAD_BALANCER = ELBv2Backend.create_load_balancer
+
+
 @pytest.fixture(scope="module")
 def moto_gaps_patched() -> Iterator[None]:
     """Test-only fixes of the in-process moto server, for what the real configuration sets.
@@ -200,6 +212,8 @@ def moto_gaps_patched() -> Iterator[None]:
       returns RedrivePolicy with spaces, which every later plan shows as a change.
     - Lambda: moto answers an image function's ImageConfig with empty Command and
       EntryPoint lists where Lambda omits them, which every later plan shows as a change.
+    - ELBv2: the provider sends no Scheme for an internet-facing load balancer, and moto
+      then stores and answers none.
     - S3: moto evaluates bucket-policy conditions it does not support (Bool) as true, and a
       Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
       object request. Requests here are taken as made over TLS: the statement is dropped.
@@ -209,6 +223,9 @@ def moto_gaps_patched() -> Iterator[None]:
         patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
         patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
         patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
+        patch.setattr(
+            ELBv2Backend, "create_load_balancer", _load_balancer_internet_facing_by_default
+        )
         patch.setattr(
             LambdaFunction, "get_configuration", _configuration_without_empty_image_config
         )
@@ -226,6 +243,36 @@ def moto_endpoint(moto_gaps_patched: None) -> Iterator[str]:
         server.stop()
 
 
+def terraform_outputs(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`terraform output`: name -> value."""
+    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
+    return {name: entry["value"] for name, entry in document.items()}
+
+
+def moto_client(endpoint_url: str, service: str) -> Any:
+    """A boto3 client of the moto server, with the fake keys."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def vpc_with_two_subnets(endpoint_url: str, cidr_prefix: str = "10.20") -> tuple[str, list[str]]:
+    """The account's network as a deployment in a VPC expects it: subnets in two zones."""
+    ec2 = moto_client(endpoint_url, "ec2")
+    vpc: str = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24", AvailabilityZone=zone)[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate(("us-east-1a", "us-east-1b"))
+    ]
+    return vpc, subnets
+
+
 @dataclass
 class AppliedTerraform:
     """terraform/ applied to a moto server: where it is, and what `terraform output` said."""
@@ -238,13 +285,7 @@ class AppliedTerraform:
     destroyed: bool = False
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return moto_client(self.endpoint_url, service)
 
     def pipeline_environment(self) -> dict[str, str]:
         """What a pipeline process needs: the rendered ANALYTICS_* variables, moto, fake keys."""
@@ -270,6 +311,35 @@ class AppliedTerraform:
             check=False,
         )
 
+    def planned_changes(self, *variables: str) -> dict[str, dict[str, Any]]:
+        """What a plan with these `-var=...` added would change: address -> `change` (JSON).
+
+        Without a refresh: `plan()` is the check that the applied state matches the account.
+        """
+        plan = "changes.tfplan"
+        run_terraform(
+            self.workdir, self.env, "plan", "-input=false", "-no-color", "-refresh=false",
+            f"-out={plan}", *THROWAWAY_VARIABLES, *self.variables, *variables,
+        )  # fmt: skip
+        shown = json.loads(run_terraform(self.workdir, self.env, "show", "-json", plan).stdout)
+        return {
+            c["address"]: c["change"]
+            for c in shown["resource_changes"]
+            if c["mode"] == "managed" and c["change"]["actions"] != ["no-op"]
+        }
+
+    def apply(self, *variables: str) -> subprocess.CompletedProcess[str]:
+        """Apply again with these `-var=...` added (later plans and the destroy omit them).
+
+        Without a refresh, as planned_changes: the state is what the last apply left.
+        """
+        result = run_terraform(
+            self.workdir, self.env, "apply", "-refresh=false", *APPLY_ARGS, *self.variables,
+            *variables,
+        )  # fmt: skip
+        self.outputs = terraform_outputs(self.workdir, self.env)
+        return result
+
     def destroy(self) -> subprocess.CompletedProcess[str]:
         result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS, *self.variables)
         self.destroyed = True
@@ -285,21 +355,29 @@ def apply_configuration(endpoint_url: str, root: Path, *variables: str) -> Appli
     env = terraform_env(root / "home")
     run_terraform(workdir, env, *init_args())
     run_terraform(workdir, env, "apply", *APPLY_ARGS, *variables)
-    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
     return AppliedTerraform(
         endpoint_url=endpoint_url,
-        outputs={name: entry["value"] for name, entry in document.items()},
+        outputs=terraform_outputs(workdir, env),
         workdir=workdir,
         env=env,
         variables=variables,
     )
 
 
+@contextmanager
+def deployment(endpoint_url: str, root: Path, *variables: str) -> Iterator[AppliedTerraform]:
+    """apply_configuration, destroyed on the way out unless a test destroyed it already."""
+    applied = apply_configuration(endpoint_url, root, *variables)
+    try:
+        yield applied
+    finally:
+        if not applied.destroyed:
+            applied.destroy()
+
+
 @pytest.fixture(scope="module")
 def applied_terraform(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    applied = apply_configuration(moto_endpoint, tmp_path_factory.mktemp("terraform-moto"))
-    yield applied
-    if not applied.destroyed:
-        applied.destroy()
+    with deployment(moto_endpoint, tmp_path_factory.mktemp("terraform-moto")) as applied:
+        yield applied

@@ -23,7 +23,7 @@ from analytics_pipeline_tests.terraform_fixtures import (
     FAKE_CREDENTIALS,
     REGION,
     AppliedTerraform,
-    apply_configuration,
+    deployment,
     requires_terraform,
 )
 from analytics_pipeline_tests.test_api_lambda import http_api_event
@@ -42,12 +42,9 @@ STATS = "/v1/web-requests/stats"
 def deployed(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    applied = apply_configuration(
-        moto_endpoint, tmp_path_factory.mktemp("terraform-api"), *API_VARIABLES
-    )
-    yield applied
-    if not applied.destroyed:
-        applied.destroy()
+    root = tmp_path_factory.mktemp("terraform-api")
+    with deployment(moto_endpoint, root, *API_VARIABLES) as applied:
+        yield applied
 
 
 def _api(deployed: AppliedTerraform) -> dict[str, Any]:
