@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from analytics_pipeline_tests import terraform_fixtures
+from analytics_pipeline_tests import moto_server
 from analytics_pipeline_tests.terraform_fixtures import (
     AppliedTerraform,
     deployment,
@@ -27,8 +27,8 @@ from analytics_pipeline_tests.terraform_fixtures import (
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
-moto_gaps_patched = terraform_fixtures.moto_gaps_patched
-moto_endpoint = terraform_fixtures.moto_endpoint
+moto_gaps_patched = moto_server.moto_gaps_patched
+moto_endpoint = moto_server.moto_endpoint
 
 WEBSERVER_COMMAND = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]
 
