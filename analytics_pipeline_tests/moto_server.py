@@ -15,6 +15,7 @@ import pytest
 from moto.awslambda.models import LambdaFunction
 from moto.elbv2.models import ELBv2Backend
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.rds.models import DBInstance
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue
@@ -78,6 +79,18 @@ def _load_balancer_internet_facing_by_default(self: ELBv2Backend, **kwargs: Any)
 _MOTO_CREATE_LOAD_BALANCER = ELBv2Backend.create_load_balancer
 
 
+def _db_instance_with_performance_insights(self: DBInstance, backend: Any, **kwargs: Any) -> None:
+    """A DB instance that answers the Performance Insights settings it was created with."""
+    _MOTO_DB_INSTANCE_INIT(self, backend, **kwargs)
+    vars(self).update(
+        performance_insights_enabled=bool(kwargs.get("enable_performance_insights")),
+        performance_insights_kms_key_id=kwargs.get("performance_insights_kms_key_id"),
+    )
+
+
+_MOTO_DB_INSTANCE_INIT = DBInstance.__init__
+
+
 @pytest.fixture(scope="module")
 def moto_gaps_patched() -> Iterator[None]:
     """Test-only fixes of the in-process moto server, for what the real configuration sets.
@@ -89,6 +102,8 @@ def moto_gaps_patched() -> Iterator[None]:
       EntryPoint lists where Lambda omits them, which every later plan shows as a change.
     - ELBv2: the provider sends no Scheme for an internet-facing load balancer, and moto
       then stores and answers none.
+    - RDS: moto drops a DB instance's Performance Insights settings, so every later apply
+      modifies the instance and waits on it (80 s here).
     - S3: moto evaluates bucket-policy conditions it does not support (Bool) as true, and a
       Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
       object request. Requests here are taken as made over TLS: the statement is dropped.
@@ -101,6 +116,7 @@ def moto_gaps_patched() -> Iterator[None]:
         patch.setattr(
             ELBv2Backend, "create_load_balancer", _load_balancer_internet_facing_by_default
         )
+        patch.setattr(DBInstance, "__init__", _db_instance_with_performance_insights)
         patch.setattr(
             LambdaFunction, "get_configuration", _configuration_without_empty_image_config
         )
