@@ -3,8 +3,9 @@
 `applied_terraform` (module scope) copies terraform/ into a temporary directory, adds
 `moto_override.tf` (endpoints at the moto server, fake credentials), runs init and apply,
 and yields the endpoint and `terraform output` values; it destroys everything afterwards.
-Use it from a test module with `from analytics_pipeline_tests.terraform_fixtures import
-applied_terraform  # noqa: F401`.
+`deployment()` does the same with extra variables, for a module's own fixture. A test module
+binds the fixtures it uses: `applied_terraform = terraform_fixtures.applied_terraform`, and
+`moto_server.moto_gaps_patched` and `moto_server.moto_endpoint` likewise.
 """
 
 from __future__ import annotations
@@ -15,26 +16,20 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto.awslambda.models import LambdaFunction
-from moto.iam.access_control import IAMPolicy, PermissionResult
-from moto.s3.models import FakeBucket
-from moto.server import ThreadedMotoServer
-from moto.sqs.models import Queue
 
 from analytics_pipeline.settings import PROJECT_ROOT
+from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, moto_client
 
 TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 TERRAFORM = shutil.which("terraform")
 PLUGIN_DIR = Path("/opt/tf-plugins")
-REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # terraform init/validate take seconds and apply against moto well under a minute; a moto
 # answer the provider keeps retrying would otherwise hang the suite.
 TERRAFORM_TIMEOUT_SECONDS = 300
@@ -146,84 +141,23 @@ def load_terraform_env_script() -> ModuleType:
     return module
 
 
-def _attributes_with_redrive_allow_policy(self: Queue) -> dict[str, Any]:
-    result: dict[str, Any] = _MOTO_QUEUE_ATTRIBUTES.fget(self)  # type: ignore[misc]
-    # As SQS does, an attribute set to "" (how the provider removes it) is absent.
-    if not result.get("RedriveAllowPolicy"):
-        result.pop("RedriveAllowPolicy", None)
-    # SQS answers compact JSON; moto's spaced JSON reads as a change on every plan.
-    if result.get("RedrivePolicy"):
-        result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
-    return result
+def terraform_outputs(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`terraform output`: name -> value."""
+    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
+    return {name: entry["value"] for name, entry in document.items()}
 
 
-_MOTO_QUEUE_ATTRIBUTES: property = Queue.attributes  # type: ignore[assignment]
-_INSECURE_TRANSPORT = {"Bool": {"aws:SecureTransport": "false"}}
-
-
-def _bucket_permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:
-    """A bucket policy evaluated for a request over TLS, as every SDK request to S3 is."""
-    if self.policy is None:
-        return PermissionResult.NEUTRAL
-    policy = json.loads(self.policy)
-    statements = policy["Statement"]
-    statements = statements if isinstance(statements, list) else [statements]
-    kept = [s for s in statements if s.get("Condition") != _INSECURE_TRANSPORT]
-    if not kept:
-        return PermissionResult.NEUTRAL
-    return IAMPolicy(json.dumps({**policy, "Statement": kept})).is_action_permitted(
-        action, resource
-    )
-
-
-def _configuration_without_empty_image_config(
-    self: LambdaFunction, on_create: bool = False
-) -> dict[str, Any]:
-    """Lambda answers ImageConfigResponse only for a function that overrides its image's
-    command or entry point; moto answers it with empty lists for every image function."""
-    config: dict[str, Any] = _MOTO_LAMBDA_CONFIGURATION(self, on_create)
-    image_config = config.get("ImageConfigResponse", {}).get("ImageConfig", {})
-    if not any(image_config.values()):
-        config.pop("ImageConfigResponse", None)
-    return config
-
-
-_MOTO_LAMBDA_CONFIGURATION = LambdaFunction.get_configuration
-
-
-@pytest.fixture(scope="module")
-def moto_gaps_patched() -> Iterator[None]:
-    """Test-only fixes of the in-process moto server, for what the real configuration sets.
-
-    - SQS: moto 5.2 stores a queue's RedriveAllowPolicy but neither returns it nor accepts
-      its name in GetQueueAttributes, so the provider waits forever to read it back; and it
-      returns RedrivePolicy with spaces, which every later plan shows as a change.
-    - Lambda: moto answers an image function's ImageConfig with empty Command and
-      EntryPoint lists where Lambda omits them, which every later plan shows as a change.
-    - S3: moto evaluates bucket-policy conditions it does not support (Bool) as true, and a
-      Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
-      object request. Requests here are taken as made over TLS: the statement is dropped.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Queue, "BASE_ATTRIBUTES", [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"])
-        patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
-        patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
-        patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
-        patch.setattr(
-            LambdaFunction, "get_configuration", _configuration_without_empty_image_config
-        )
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint(moto_gaps_patched: None) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def vpc_with_two_subnets(endpoint_url: str, cidr_prefix: str = "10.20") -> tuple[str, list[str]]:
+    """The account's network as a deployment in a VPC expects it: subnets in two zones."""
+    ec2 = moto_client(endpoint_url, "ec2")
+    vpc: str = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24", AvailabilityZone=zone)[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate(("us-east-1a", "us-east-1b"))
+    ]
+    return vpc, subnets
 
 
 @dataclass
@@ -238,13 +172,7 @@ class AppliedTerraform:
     destroyed: bool = False
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return moto_client(self.endpoint_url, service)
 
     def pipeline_environment(self) -> dict[str, str]:
         """What a pipeline process needs: the rendered ANALYTICS_* variables, moto, fake keys."""
@@ -270,6 +198,35 @@ class AppliedTerraform:
             check=False,
         )
 
+    def planned_changes(self, *variables: str) -> dict[str, dict[str, Any]]:
+        """What a plan with these `-var=...` added would change: address -> `change` (JSON).
+
+        Without a refresh: `plan()` is the check that the applied state matches the account.
+        """
+        plan = "changes.tfplan"
+        run_terraform(
+            self.workdir, self.env, "plan", "-input=false", "-no-color", "-refresh=false",
+            f"-out={plan}", *THROWAWAY_VARIABLES, *self.variables, *variables,
+        )  # fmt: skip
+        shown = json.loads(run_terraform(self.workdir, self.env, "show", "-json", plan).stdout)
+        return {
+            c["address"]: c["change"]
+            for c in shown["resource_changes"]
+            if c["mode"] == "managed" and c["change"]["actions"] != ["no-op"]
+        }
+
+    def apply(self, *variables: str) -> subprocess.CompletedProcess[str]:
+        """Apply again with these `-var=...` added (later plans and the destroy omit them).
+
+        Without a refresh, as planned_changes: the state is what the last apply left.
+        """
+        result = run_terraform(
+            self.workdir, self.env, "apply", "-refresh=false", *APPLY_ARGS, *self.variables,
+            *variables,
+        )  # fmt: skip
+        self.outputs = terraform_outputs(self.workdir, self.env)
+        return result
+
     def destroy(self) -> subprocess.CompletedProcess[str]:
         result = run_terraform(self.workdir, self.env, "destroy", *APPLY_ARGS, *self.variables)
         self.destroyed = True
@@ -285,21 +242,29 @@ def apply_configuration(endpoint_url: str, root: Path, *variables: str) -> Appli
     env = terraform_env(root / "home")
     run_terraform(workdir, env, *init_args())
     run_terraform(workdir, env, "apply", *APPLY_ARGS, *variables)
-    document = json.loads(run_terraform(workdir, env, "output", "-json").stdout)
     return AppliedTerraform(
         endpoint_url=endpoint_url,
-        outputs={name: entry["value"] for name, entry in document.items()},
+        outputs=terraform_outputs(workdir, env),
         workdir=workdir,
         env=env,
         variables=variables,
     )
 
 
+@contextmanager
+def deployment(endpoint_url: str, root: Path, *variables: str) -> Iterator[AppliedTerraform]:
+    """apply_configuration, destroyed on the way out unless a test destroyed it already."""
+    applied = apply_configuration(endpoint_url, root, *variables)
+    try:
+        yield applied
+    finally:
+        if not applied.destroyed:
+            applied.destroy()
+
+
 @pytest.fixture(scope="module")
 def applied_terraform(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    applied = apply_configuration(moto_endpoint, tmp_path_factory.mktemp("terraform-moto"))
-    yield applied
-    if not applied.destroyed:
-        applied.destroy()
+    with deployment(moto_endpoint, tmp_path_factory.mktemp("terraform-moto")) as applied:
+        yield applied

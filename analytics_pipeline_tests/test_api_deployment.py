@@ -17,21 +17,20 @@ from analytics_pipeline.serving import aws_lambda, queries
 from analytics_pipeline.serving.api_keys import SecretsManagerKeyStore
 from analytics_pipeline.serving.scopes import Scope
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests import terraform_fixtures
+from analytics_pipeline_tests import moto_server
 from analytics_pipeline_tests.lake_helpers import queue_athena_rows
+from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, REGION
 from analytics_pipeline_tests.terraform_fixtures import (
-    FAKE_CREDENTIALS,
-    REGION,
     AppliedTerraform,
-    apply_configuration,
+    deployment,
     requires_terraform,
 )
 from analytics_pipeline_tests.test_api_lambda import http_api_event
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
-moto_gaps_patched = terraform_fixtures.moto_gaps_patched
-moto_endpoint = terraform_fixtures.moto_endpoint
+moto_gaps_patched = moto_server.moto_gaps_patched
+moto_endpoint = moto_server.moto_endpoint
 
 API_VARIABLES = ("-var=api_enabled=true", "-var=api_image_tag=v1")
 ACCOUNT = "123456789012"
@@ -42,12 +41,9 @@ STATS = "/v1/web-requests/stats"
 def deployed(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    applied = apply_configuration(
-        moto_endpoint, tmp_path_factory.mktemp("terraform-api"), *API_VARIABLES
-    )
-    yield applied
-    if not applied.destroyed:
-        applied.destroy()
+    root = tmp_path_factory.mktemp("terraform-api")
+    with deployment(moto_endpoint, root, *API_VARIABLES) as applied:
+        yield applied
 
 
 def _api(deployed: AppliedTerraform) -> dict[str, Any]:

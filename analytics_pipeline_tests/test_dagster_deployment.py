@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
-from analytics_pipeline_tests import terraform_fixtures
+from analytics_pipeline_tests import moto_server
 from analytics_pipeline_tests.terraform_fixtures import (
-    THROWAWAY_VARIABLES,
     AppliedTerraform,
-    apply_configuration,
+    deployment,
     requires_terraform,
-    run_terraform,
+    vpc_with_two_subnets,
 )
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
-moto_gaps_patched = terraform_fixtures.moto_gaps_patched
-moto_endpoint = terraform_fixtures.moto_endpoint
+moto_gaps_patched = moto_server.moto_gaps_patched
+moto_endpoint = moto_server.moto_endpoint
 
 WEBSERVER_COMMAND = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]
 
@@ -36,15 +40,8 @@ SOURCE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:movie-rent
 def deployed(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppliedTerraform]:
-    ec2 = AppliedTerraform(moto_endpoint, {}, tmp_path_factory.mktemp("x"), {}).client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=zone)["Subnet"][
-            "SubnetId"
-        ]
-        for i, zone in enumerate(("us-east-1a", "us-east-1b"))
-    ]
-    applied = apply_configuration(
+    vpc, subnets = vpc_with_two_subnets(moto_endpoint)
+    with deployment(
         moto_endpoint,
         tmp_path_factory.mktemp("terraform-dagster"),
         f"-var=dagster_vpc_id={vpc}",
@@ -52,10 +49,8 @@ def deployed(
         "-var=dagster_deletion_protection=false",
         "-var=alert_email=data-team@example.com",
         f"-var=movie_rental_db_secret_arn={SOURCE_SECRET}",
-    )
-    yield applied
-    if not applied.destroyed:
-        applied.destroy()
+    ) as applied:
+        yield applied
 
 
 def _dagster(deployed: AppliedTerraform) -> dict[str, Any]:
@@ -257,54 +252,112 @@ def test_execution_role_reads_only_the_database_secret(deployed: AppliedTerrafor
     assert [s for s in statements if "secretsmanager" in json.dumps(s)] == [secret]
 
 
-CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a-dagster-ui"
-SIGN_IN = {
-    "oidc": {
-        "issuer": "https://login.example.com",
-        "authorization_endpoint": "https://login.example.com/authorize",
-        "token_endpoint": "https://login.example.com/token",
-        "user_info_endpoint": "https://login.example.com/userinfo",
-        "client_id": "dagster-ui",
-        "client_secret": "not-a-real-secret",
-    },
-    "cognito": {
-        "user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Abc",
-        "user_pool_client_id": "dagster-ui",
-        "user_pool_domain": "analytics-login",
-    },
+def _self_signed_certificate(host: str) -> dict[str, bytes]:
+    """A certificate and key for `host`, as ACM's ImportCertificate takes them."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "Certificate": certificate.public_bytes(serialization.Encoding.PEM),
+        "PrivateKey": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    }
+
+
+OIDC = {
+    "issuer": "https://login.example.com",
+    "authorization_endpoint": "https://login.example.com/authorize",
+    "token_endpoint": "https://login.example.com/token",
+    "user_info_endpoint": "https://login.example.com/userinfo",
+    "client_id": "dagster-ui",
+    "client_secret": "not-a-real-secret",
 }
 
 
-@pytest.mark.parametrize("provider", sorted(SIGN_IN))
-def test_sign_in_option_plans_a_public_https_load_balancer_that_authenticates_first(
+def _cognito_sign_in(deployed: AppliedTerraform) -> dict[str, str]:
+    """A user pool, an app client with the ALB's OAuth flow, and a hosted sign-in domain."""
+    cognito = deployed.client("cognito-idp")
+    pool = cognito.create_user_pool(PoolName="dagster-ui")["UserPool"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool["Id"],
+        ClientName="dagster-alb",
+        GenerateSecret=True,
+        AllowedOAuthFlows=["code"],
+        AllowedOAuthScopes=["openid"],
+        AllowedOAuthFlowsUserPoolClient=True,
+        CallbackURLs=["https://dagster.example.com/oauth2/idpresponse"],
+    )["UserPoolClient"]
+    cognito.create_user_pool_domain(Domain="analytics-login", UserPoolId=pool["Id"])
+    return {
+        "user_pool_arn": pool["Arn"],
+        "user_pool_client_id": client["ClientId"],
+        "user_pool_domain": "analytics-login",
+    }
+
+
+def _ingress_ports(deployed: AppliedTerraform, group_id: str) -> list[int]:
+    [group] = deployed.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    return sorted(p["FromPort"] for p in group["IpPermissions"])
+
+
+@pytest.mark.parametrize("provider", ["oidc", "cognito"])
+def test_sign_in_option_applies_a_public_https_load_balancer_that_authenticates_first(
     deployed: AppliedTerraform, provider: str
 ) -> None:
     # The webserver has no authentication: exposed, every request must sign in at the ALB.
-    auth = {"certificate_arn": CERTIFICATE, provider: SIGN_IN[provider]}
-    plan_file, chosen = f"{provider}.plan", f"-var=dagster_authentication={json.dumps(auth)}"
-    run_terraform(
-        deployed.workdir, deployed.env, "plan", "-input=false", "-no-color", f"-out={plan_file}",
-        *THROWAWAY_VARIABLES, *deployed.variables, chosen,
-    )  # fmt: skip
-    shown = json.loads(
-        run_terraform(deployed.workdir, deployed.env, "show", "-json", plan_file).stdout
+    imported = deployed.client("acm").import_certificate(
+        **_self_signed_certificate("dagster.example.com")
     )
-    after = {
-        change["address"]: change["change"]["after"]
-        for change in shown["resource_changes"]
-        if change["change"]["actions"] != ["delete"]
-    }
-    assert after["module.dagster[0].aws_lb.webserver"]["internal"] is False
-    listener = after["module.dagster[0].aws_lb_listener.authenticated[0]"]
-    assert (listener["port"], listener["protocol"], listener["certificate_arn"]) == (
-        443, "HTTPS", CERTIFICATE,
+    sign_in = OIDC if provider == "oidc" else _cognito_sign_in(deployed)
+    auth = {"certificate_arn": imported["CertificateArn"], provider: sign_in}
+    deployed.apply(f"-var=dagster_authentication={json.dumps(auth)}")
+
+    elbv2 = deployed.client("elbv2")
+    [lb] = elbv2.describe_load_balancers()["LoadBalancers"]
+    assert lb["Scheme"] == "internet-facing"
+    assert _ingress_ports(deployed, lb["SecurityGroups"][0]) == [80, 443]
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    by_port = {x["Port"]: x for x in listeners}
+    assert sorted(by_port) == [80, 443]  # the internal plain-HTTP listener is gone
+    https = by_port[443]
+    assert https["Protocol"] == "HTTPS"
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [imported["CertificateArn"]]
+    assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS")
+    authenticate, forward = sorted(https["DefaultActions"], key=lambda a: a["Order"])
+    config_key = {"oidc": "AuthenticateOidcConfig", "cognito": "AuthenticateCognitoConfig"}
+    assert authenticate["Type"] == f"authenticate-{provider}"
+    applied = authenticate[config_key[provider]]
+    if provider == "oidc":
+        assert (applied["Issuer"], applied["ClientId"]) == (OIDC["issuer"], OIDC["client_id"])
+    else:
+        assert applied["UserPoolArn"] == sign_in["user_pool_arn"]
+        assert applied["UserPoolClientId"] == sign_in["user_pool_client_id"]
+    [target_group] = elbv2.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])[
+        "TargetGroups"
+    ]
+    assert (forward["Type"], forward["TargetGroupArn"]) == (
+        "forward", target_group["TargetGroupArn"],
     )  # fmt: skip
-    assert listener["ssl_policy"].startswith("ELBSecurityPolicy-TLS")
-    actions = sorted(listener["default_action"], key=lambda a: a["order"])
-    assert [a["type"] for a in actions] == [f"authenticate-{provider}", "forward"]
-    redirect = after["module.dagster[0].aws_lb_listener.redirect_to_https[0]"]
-    assert redirect["port"] == 80 and redirect["default_action"][0]["type"] == "redirect"
-    assert "module.dagster[0].aws_lb_listener.internal[0]" not in after
+    [redirect] = by_port[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert (redirect["RedirectConfig"]["Protocol"], redirect["RedirectConfig"]["Port"]) == (
+        "HTTPS", "443",
+    )  # fmt: skip
+    assert _dagster(deployed)["webserver_url"] == f"https://{lb['DNSName']}"
 
 
 def test_destroy_removes_the_dagster_deployment(deployed: AppliedTerraform) -> None:

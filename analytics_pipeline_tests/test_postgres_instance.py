@@ -87,7 +87,7 @@ FINISHED = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleSummary]:
     lake_dir = tmp_path_factory.mktemp("pg") / "lake"
-    summary = generate(lake_dir, end_date=END_DAY, days=3, seed=5, scale=0.05)
+    summary = generate(lake_dir, end_date=END_DAY, days=len(BACKFILL_DAYS), seed=5, scale=0.05)
     assert (lake_dir / MOVIE_RENTAL_FILE).exists()
     return lake_dir, summary
 

@@ -18,10 +18,9 @@ import pytest
 from analytics_pipeline.cli.glue_tables import all_tables
 from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
 from analytics_pipeline.settings import AwsSettings
-from analytics_pipeline_tests import terraform_fixtures
+from analytics_pipeline_tests import moto_server, terraform_fixtures
+from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, REGION
 from analytics_pipeline_tests.terraform_fixtures import (
-    FAKE_CREDENTIALS,
-    REGION,
     TERRAFORM_DIR,
     AppliedTerraform,
     copy_configuration,
@@ -33,8 +32,8 @@ from analytics_pipeline_tests.terraform_fixtures import (
 )
 
 # The module-scoped fixtures this file uses (terraform/ applied once to a moto server).
-moto_gaps_patched = terraform_fixtures.moto_gaps_patched
-moto_endpoint = terraform_fixtures.moto_endpoint
+moto_gaps_patched = moto_server.moto_gaps_patched
+moto_endpoint = moto_server.moto_endpoint
 applied_terraform = terraform_fixtures.applied_terraform
 
 CHECKOV = "checkov==3.3.30"
@@ -473,25 +472,7 @@ def test_a_second_plan_changes_nothing(applied_terraform: AppliedTerraform) -> N
 def test_projection_switched_on_for_a_table_matches_the_pipelines_projected_table(
     applied_terraform: AppliedTerraform,
 ) -> None:
-    plan = applied_terraform.workdir / "projection.tfplan"
-    run_terraform(
-        applied_terraform.workdir,
-        applied_terraform.env,
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-var=force_destroy_buckets=true",
-        '-var=partition_projection_tables=["products"]',
-        f"-out={plan.name}",
-    )
-    shown = run_terraform(
-        applied_terraform.workdir, applied_terraform.env, "show", "-json", plan.name
-    )
-    changes = {
-        c["address"]: c["change"]
-        for c in json.loads(shown.stdout)["resource_changes"]
-        if c["mode"] == "managed" and c["change"]["actions"] != ["no-op"]
-    }
+    changes = applied_terraform.planned_changes('-var=partition_projection_tables=["products"]')
     assert list(changes) == ['aws_glue_catalog_table.tables["products"]']
     catalog = GlueCatalog(
         database=applied_terraform.outputs["glue_database"],
@@ -637,25 +618,7 @@ def test_source_secret_arn_grants_reading_exactly_that_secret(
     default = _role_policy(applied_terraform, applied_terraform.outputs["pipeline_role_arn"])
     assert not [a for a, _ in _grants(default) if a.startswith("secretsmanager:")]
     secret = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:movie-rental-db-AbCdEf"
-    plan = applied_terraform.workdir / "secret.tfplan"
-    run_terraform(
-        applied_terraform.workdir,
-        applied_terraform.env,
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-var=force_destroy_buckets=true",
-        f"-var=movie_rental_db_secret_arn={secret}",
-        f"-out={plan.name}",
-    )
-    shown = run_terraform(
-        applied_terraform.workdir, applied_terraform.env, "show", "-json", plan.name
-    )
-    changes = {
-        c["address"]: c["change"]
-        for c in json.loads(shown.stdout)["resource_changes"]
-        if c["mode"] == "managed" and c["change"]["actions"] != ["no-op"]
-    }
+    changes = applied_terraform.planned_changes(f"-var=movie_rental_db_secret_arn={secret}")
     assert list(changes) == ["aws_iam_role_policy.pipeline"]
     granted = _grants(json.loads(changes["aws_iam_role_policy.pipeline"]["after"]["policy"]))
     assert [g for g in granted if g[0].startswith("secretsmanager:")] == [

@@ -29,24 +29,26 @@ resource "aws_security_group" "database" {
   vpc_id      = var.vpc_id
 }
 
+# Port 80 stays one rule whether it serves the UI (internal) or redirects to HTTPS: turning
+# authentication on only adds 443, so no rule is replaced by an identical one still present.
 resource "aws_security_group_rule" "load_balancer_in" {
-  description       = "The UI from the allowed networks"
-  type              = "ingress"
-  security_group_id = aws_security_group.load_balancer.id
-  protocol          = "tcp"
-  from_port         = var.authentication == null ? 80 : 443
-  to_port           = var.authentication == null ? 80 : 443
-  cidr_blocks       = var.allowed_cidr_blocks
-}
-
-resource "aws_security_group_rule" "load_balancer_redirect_in" {
-  count             = var.authentication == null ? 0 : 1
-  description       = "Plain HTTP, redirected to HTTPS"
+  description       = "The UI, or with authentication its redirect to HTTPS, from the allowed networks"
   type              = "ingress"
   security_group_id = aws_security_group.load_balancer.id
   protocol          = "tcp"
   from_port         = 80
   to_port           = 80
+  cidr_blocks       = var.allowed_cidr_blocks
+}
+
+resource "aws_security_group_rule" "load_balancer_https_in" {
+  count             = var.authentication == null ? 0 : 1
+  description       = "The UI over HTTPS, signed in first, from the allowed networks"
+  type              = "ingress"
+  security_group_id = aws_security_group.load_balancer.id
+  protocol          = "tcp"
+  from_port         = 443
+  to_port           = 443
   cidr_blocks       = var.allowed_cidr_blocks
 }
 
