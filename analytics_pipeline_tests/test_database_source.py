@@ -252,3 +252,15 @@ def test_the_hourly_extract_skips_with_its_reason_until_the_database_exists(
     Path(sa.make_url(settings.movie_rental_url).database or "").parent.mkdir(parents=True)
     create_movie_rental(settings.movie_rental_url, end_date=END, days=1, scale=0.05)
     assert len(tick()) == 1
+
+
+def test_a_snapshot_streamed_in_small_pieces_is_whole_and_the_same_version(
+    source_db_url: str, store: LocalLakeStore, catalog: DuckDBCatalog
+) -> None:
+    small = SourceDatabase(source="movie_rental", url=source_db_url, batch_rows=3)
+    first = extract_table(store, catalog, small, MOVIE_RENTAL, "film", chunk_rows=4)
+    assert lake_rows(catalog, "film") == source_rows(source_db_url, "film")
+    assert first.rows_read > 8 and first.days_changed == [source_extract.SNAPSHOT_DT]
+    large = SourceDatabase(source="movie_rental", url=source_db_url, batch_rows=1000)
+    again = extract_table(store, catalog, large, MOVIE_RENTAL, "film", chunk_rows=4)
+    assert again.digest == first.digest and again.days_changed == []

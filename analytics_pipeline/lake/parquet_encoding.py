@@ -7,6 +7,13 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# Snappy with millisecond timestamps: what Athena and Glue read best.
+WRITE_OPTIONS = {
+    "compression": "snappy",
+    "coerce_timestamps": "ms",
+    "allow_truncated_timestamps": False,
+}
+
 
 def parquet_bytes(
     table: pa.Table, metadata: dict[str, str] | None = None, use_dictionary: bool | list[str] = True
@@ -18,9 +25,7 @@ def parquet_bytes(
     pq.write_table(
         table,
         sink,
-        compression="snappy",
-        coerce_timestamps="ms",
-        allow_truncated_timestamps=False,
         use_dictionary=use_dictionary,
+        **WRITE_OPTIONS,
     )
     return sink.getvalue()

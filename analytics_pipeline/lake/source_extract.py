@@ -27,6 +27,7 @@ from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, Tab
 from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.day_spill import DaySpill
 from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
+from analytics_pipeline.lake.snapshot_stream import CHUNK_ROWS, write_snapshot
 from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
@@ -88,20 +89,34 @@ def save_cursor(store: LakeStore, source: str, table: str, cursor: datetime) -> 
 
 
 def extract_table(
-    store: LakeStore, catalog: Catalog, reader: SourceReader, spec: SourceSpec, name: str
+    store: LakeStore,
+    catalog: Catalog,
+    reader: SourceReader,
+    spec: SourceSpec,
+    name: str,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Extracted:
+    """A snapshot is streamed to its file chunk_rows rows at a time, never held whole."""
     table = spec.table(name)
     table_def = TableDef(name, reader.columns(name), f"{spec.name}.{name}")
     catalog.ensure_table(table_def)
     schema = pa.schema([(c, arrow_type(kind)) for c, kind in table_def.columns])
     if table.kind is TableKind.SNAPSHOT:
-        rows, untypable = _read_changes(reader, table, table_def, schema, None)
+        untypable: list[UntypableRow] = []
+
+        def typed_batches() -> Iterator[pa.RecordBatch]:
+            for typed in reader.read_changes(table, table_def.columns, None):
+                untypable.extend(typed.untypable)
+                yield typed.rows
+
+        written = write_snapshot(
+            store, name, SNAPSHOT_DT, typed_batches(), schema, table.primary_key, chunk_rows
+        )
         quarantined = quarantine_rows(store, untypable)
-        written = _write_by_key(store, table, SNAPSHOT_DT, rows)
         publish_partitions(store, catalog, table_def, {SNAPSHOT_DT: written.path})
         return Extracted(
             name,
-            rows.num_rows + len(untypable),
+            written.rows + len(untypable),
             [SNAPSHOT_DT],
             days_changed=[] if written.unchanged else [SNAPSHOT_DT],
             digest=written.digest,
@@ -120,20 +135,6 @@ def quarantine_rows(store: LakeStore, rows: list[UntypableRow]) -> int:
             store.write_bytes(path, (json.dumps(row.quarantine_line()) + "\n").encode())
             new += 1
     return new
-
-
-def _read_changes(
-    reader: SourceReader,
-    table: SourceTable,
-    table_def: TableDef,
-    schema: pa.Schema,
-    since: datetime | None,
-) -> tuple[pa.Table, list[UntypableRow]]:
-    batches, untypable = [], []
-    for typed in reader.read_changes(table, table_def.columns, since):
-        batches.append(typed.rows)
-        untypable += typed.untypable
-    return pa.Table.from_batches(batches, schema), untypable
 
 
 def _merge_incremental(

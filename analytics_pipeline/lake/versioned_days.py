@@ -89,15 +89,10 @@ def write_partition(
     With a key, the footer also says how many key values the day holds more than once
     (duplicated_keys_in_footer), so the catalog's check need not group every row again."""
     digest = content_digest(data)
-    existing = versions(store, table, dt)
-    if existing:
-        newest = existing[-1]
-        if _stored_digest(store, newest) == digest:
-            return WrittenPartition(
-                newest, data.num_rows, store.size(newest), digest, unchanged=True
-            )
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
-    path = f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
+    same = version_holding(store, table, dt, digest)
+    if same is not None:
+        return WrittenPartition(same, data.num_rows, store.size(same), digest, unchanged=True)
+    path = new_version_path(table, dt)
     metadata = {DIGEST_KEY.decode(): digest}
     if key:
         counted = {"duplicated_keys": duplicated_keys(data, key), "rows": data.num_rows}
@@ -105,6 +100,18 @@ def write_partition(
     payload = parquet_bytes(data, metadata=metadata)
     store.write_bytes(path, payload)
     return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
+
+
+def version_holding(store: LakeStore, table: str, dt: str, digest: str) -> str | None:
+    """The day's newest version, if it holds exactly the content of `digest`."""
+    existing = versions(store, table, dt)
+    return existing[-1] if existing and _stored_digest(store, existing[-1]) == digest else None
+
+
+def new_version_path(table: str, dt: str) -> str:
+    """A fresh version's file path; version names sort by the time they were made."""
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    return f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
 
 
 def delete_older_versions(store: LakeStore, table: str, dt: str, keep: str) -> list[str]:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from analytics_pipeline.datasets.source_spec import SourceTable
+from analytics_pipeline.datasets.source_spec import SourceTable, TableKind
 from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.database_types import column_athena_type
 from analytics_pipeline.lake.source_rows import TypedRows, type_rows
@@ -64,6 +64,8 @@ class SourceDatabase(dg.ConfigurableResource):
 
         def changes(source: sa.Table) -> sa.Select[Any]:
             query = sa.select(*(_as_read(source.c[name]) for name, _ in columns))
+            if table.kind is TableKind.SNAPSHOT:  # streamed to its file in key order
+                return query.order_by(*(source.c[name] for name in table.primary_key))
             if since is None:
                 return query
             cursor = source.c[table.cursor]
