@@ -109,6 +109,17 @@ def test_a_run_whose_process_lives_is_left_alone(home: Path) -> None:
         assert run is not None and run.status == dg.DagsterRunStatus.STARTED
 
 
+def _gone_pid() -> str:
+    """The pid of a process that has ended."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
     return instance.event_log_storage.get_concurrency_run_ids()
 
@@ -144,12 +155,7 @@ def test_a_run_killed_in_a_lake_step_is_marked_failed_on_either_storage(
 @pytest.mark.parametrize("home", STORAGES, indirect=True)
 def test_a_run_of_another_machine_is_left_to_its_launcher(home: Path) -> None:
     # Its pid (here, one that is gone) names a process of another boot or container.
-    gone = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout.strip()
+    gone = _gone_pid()
     tags = {OWNER_PID_TAG: gone, PID_SPACE_TAG: "another-boot/pid:[4026531836]"}
     run_id = _killed_run(home, tags)
     with dg.DagsterInstance.get() as instance:
@@ -237,14 +243,8 @@ def test_dagster_home_has_the_daemon_free_slots_of_ended_runs(tmp_path: Path) ->
 
 def test_a_run_created_but_never_started_by_a_dead_owner_is_marked_failed(home: Path) -> None:
     # Killed between creating its run and starting it: no step, no pid logged.
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    )
     with dg.DagsterInstance.get() as instance:
-        for owner in ({OWNER_PID_TAG: dead.stdout.strip()}, {}):
+        for owner in ({OWNER_PID_TAG: _gone_pid()}, {}):
             instance.add_run(
                 dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), tags=owner)
             )
