@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
+from analytics_pipeline.datasets.spec import arrow_type
+from analytics_pipeline.lake.database_types import athena_type
 from analytics_pipeline.lake.source_extract import extract_table
 from analytics_pipeline.lake.source_rows import type_rows
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
@@ -186,6 +188,26 @@ def test_typing_keeps_every_row_once_in_one_place() -> None:
         "column amount",
     ]
     assert typed.untypable[2].problems[0].endswith("(beyond the range of a double)")
+
+
+@pytest.mark.parametrize(
+    ("precision", "scale", "expected"),
+    [
+        (5, 2, "decimal(5,2)"),
+        (10, None, "decimal(10,0)"),
+        (38, 38, "decimal(38,38)"),
+        (None, None, "double"),  # PostgreSQL's bare numeric: no exact Athena type
+        (40, 2, "double"),  # wider than Athena's 38 digits
+        (5, -2, "double"),  # PostgreSQL's negative scale
+    ],
+)
+def test_a_numeric_column_is_exact_where_athena_can_hold_it(
+    precision: int | None, scale: int | None, expected: str
+) -> None:
+    assert athena_type("s", "t", "c", "Numeric", precision, scale) == expected
+    assert arrow_type(expected) == (
+        pa.float64() if expected == "double" else pa.decimal128(precision or 0, scale or 0)
+    )
 
 
 def test_a_decimal_column_keeps_exact_values_and_quarantines_what_does_not_fit() -> None:

@@ -40,8 +40,10 @@ def athena_type(
     precision: int | None = None,
     scale: int | None = None,
 ) -> str:
-    if generic_type == "Numeric" and precision and precision <= MAX_DECIMAL_PRECISION:
-        return f"decimal({precision},{scale or 0})"
+    # A negative scale (PostgreSQL allows one) stays double too.
+    digits = precision if precision and precision <= MAX_DECIMAL_PRECISION else None
+    if generic_type == "Numeric" and digits is not None and 0 <= (scale or 0) <= digits:
+        return f"decimal({digits},{scale or 0})"
     try:
         return _ATHENA_TYPES[generic_type]
     except KeyError:
