@@ -47,7 +47,7 @@ def days_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     original = source_extract._read_day
 
     def counting(store: Any, path: str, *args: Any) -> pa.Table:
-        read.append(path.split("/")[2])
+        read.append(next(part for part in path.split("/") if part.startswith("dt=")))
         return original(store, path, *args)
 
     monkeypatch.setattr(source_extract, "_read_day", counting)

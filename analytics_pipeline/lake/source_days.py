@@ -60,11 +60,12 @@ def load_table_def(store: LakeStore, source: str, table: str) -> TableDef:
 
 def staged_days(store: LakeStore, source: str, table: str) -> dict[str, str]:
     """Each staged day's newest version (dt -> lake path), from one listing of the table."""
-    prefix = f"{staged_layer(source)}/{table}/dt="
+    prefix = f"{staged_layer(source)}/{table}/"
     newest: dict[str, str] = {}
     for path in sorted(store.list_files(prefix)):  # version names sort by time
-        if path.endswith(".parquet"):
-            newest[path[len(prefix) : len(prefix) + 10]] = path
+        day = path[len(prefix) :]
+        if day.startswith("dt=") and path.endswith(".parquet"):
+            newest[day[3:13]] = path
     return newest
 
 
