@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.defs.keys import parquet_key, table_key
+from analytics_pipeline.defs.keys import parquet_key, staged_key, table_key
 from analytics_pipeline.defs.source_tables import extract_job_name
 from analytics_pipeline.lake import source_extract
-from analytics_pipeline.lake.source_extract import extract_table, load_cursor
+from analytics_pipeline.lake.source_extract import extract_and_serve, load_cursor
 from analytics_pipeline.resources.catalog import SchemaChangeError
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -44,7 +44,7 @@ def source(source_db_url: str) -> SourceDatabase:
 
 def extract_all(store: LocalLakeStore, catalog: DuckDBCatalog, source: SourceDatabase) -> None:
     for name in TABLES:
-        extract_table(store, catalog, source, MOVIE_RENTAL, name)
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, name)
 
 
 def source_rows(url: str, table: str) -> list[tuple[Any, ...]]:
@@ -166,11 +166,11 @@ def test_a_crash_between_publish_and_cursor_is_reread_without_doubles(
 
     monkeypatch.setattr(source_extract, "save_cursor", crash)
     with pytest.raises(KeyboardInterrupt):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert load_cursor(store, "movie_rental", "rental") == before
     monkeypatch.undo()
 
-    extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert lake_rows(catalog, "rental") == source_rows(source_db_url, "rental")
     assert load_cursor(store, "movie_rental", "rental") == before + timedelta(days=3)
 
@@ -182,6 +182,8 @@ def test_a_retyped_column_stops_the_table_naming_it_and_changes_nothing(
         pytest.skip("written with SQLite DDL: servers refuse dropping a referenced table")
     extract_all(store, catalog, source)
     before = catalog.partitions("category")
+    files = store.list_files("parquet/category/") + store.list_files("staged/movie_rental/")
+    assert any(f.startswith("staged/movie_rental/category/") for f in files), files
     execute(source_db_url, "DROP TABLE category")
     execute(
         source_db_url,
@@ -189,11 +191,9 @@ def test_a_retyped_column_stops_the_table_naming_it_and_changes_nothing(
         " (category_id INTEGER PRIMARY KEY, name INTEGER, last_update DATETIME)",
     )
     with pytest.raises(SchemaChangeError, match=r"category.*retyped name: string -> int"):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "category")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "category")
     assert catalog.partitions("category") == before
-    assert store.list_files("parquet/category/") == [
-        source_extract._lake_path("category", loc) for loc in before.values()
-    ]
+    assert store.list_files("parquet/category/") + store.list_files("staged/movie_rental/") == files
 
 
 def test_a_missing_table_names_source_and_table_and_changes_nothing(
@@ -203,7 +203,7 @@ def test_a_missing_table_names_source_and_table_and_changes_nothing(
     before = catalog.partitions("payment")
     execute(source_db_url, "DROP TABLE payment")
     with pytest.raises(SourceTableError, match="source movie_rental table payment: no such table"):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "payment")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "payment")
     assert catalog.partitions("payment") == before
 
 
@@ -212,11 +212,11 @@ def test_an_unreachable_database_names_source_and_table(
 ) -> None:
     gone = SourceDatabase(source="movie_rental", url=f"sqlite:///{tmp_path}/no/such/dir/db.sqlite")
     with pytest.raises(SourceTableError, match="source movie_rental table rental: cannot connect"):
-        extract_table(store, catalog, gone, MOVIE_RENTAL, "rental")
+        extract_and_serve(store, catalog, gone, MOVIE_RENTAL, "rental")
     assert catalog.tables() == []
 
 
-def test_the_extract_job_materializes_parquet_and_table_of_every_source_table(
+def test_the_extract_job_materializes_staged_parquet_and_table_of_every_source_table(
     settings: Settings, catalog: DuckDBCatalog, instance: dg.DagsterInstance
 ) -> None:
     url = settings.movie_rental_url
@@ -227,7 +227,7 @@ def test_the_extract_job_materializes_parquet_and_table_of_every_source_table(
     result = job.execute_in_process(instance=instance)
     assert result.success
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {k(t) for t in TABLES for k in (parquet_key, table_key)}
+    assert materialized == {k(t) for t in TABLES for k in (staged_key, parquet_key, table_key)}
     assert_lake_equals_source(url, catalog)
 
 
@@ -258,9 +258,9 @@ def test_a_snapshot_streamed_in_small_pieces_is_whole_and_the_same_version(
     source_db_url: str, store: LocalLakeStore, catalog: DuckDBCatalog
 ) -> None:
     small = SourceDatabase(source="movie_rental", url=source_db_url, batch_rows=3)
-    first = extract_table(store, catalog, small, MOVIE_RENTAL, "film", chunk_rows=4)
+    first = extract_and_serve(store, catalog, small, MOVIE_RENTAL, "film", chunk_rows=4)
     assert lake_rows(catalog, "film") == source_rows(source_db_url, "film")
     assert first.rows_read > 8 and first.days_changed == [source_extract.SNAPSHOT_DT]
     large = SourceDatabase(source="movie_rental", url=source_db_url, batch_rows=1000)
-    again = extract_table(store, catalog, large, MOVIE_RENTAL, "film", chunk_rows=4)
+    again = extract_and_serve(store, catalog, large, MOVIE_RENTAL, "film", chunk_rows=4)
     assert again.digest == first.digest and again.days_changed == []

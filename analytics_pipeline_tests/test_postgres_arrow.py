@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
-from analytics_pipeline.lake.source_extract import extract_table
+from analytics_pipeline.lake.source_extract import extract_and_serve
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.postgres_arrow import to_lake_type
@@ -35,10 +35,10 @@ def test_a_user_who_cannot_read_the_table_gets_its_name_and_nothing_changes(
         .render_as_string(hide_password=False)
     )
     source = SourceDatabase(source="movie_rental", url=reader_url)
-    extract_table(store, catalog, source, MOVIE_RENTAL, "film")  # granted: read by ADBC
+    extract_and_serve(store, catalog, source, MOVIE_RENTAL, "film")  # granted: read by ADBC
     assert catalog.partitions("film")
     with pytest.raises(SourceTableError, match=r"source movie_rental table rental: .*permission"):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert catalog.partitions("rental") == {}
     assert store.list_files("parquet/rental/") == []
 

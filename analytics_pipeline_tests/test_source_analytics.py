@@ -21,7 +21,7 @@ from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline.defs.keys import analytics_key, table_key
 from analytics_pipeline.defs.source_tables import extract_job_name
 from analytics_pipeline.defs.staleness import stale_runs
-from analytics_pipeline.lake.source_extract import extract_table
+from analytics_pipeline.lake.source_extract import extract_and_serve
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.engine import DuckDBEngine
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -97,7 +97,7 @@ def execute(url: str, sql: str, **params: Any) -> None:
 def extract_all(store: LocalLakeStore, catalog: DuckDBCatalog, url: str) -> None:
     source = SourceDatabase(source="movie_rental", url=url)
     for table in MOVIE_RENTAL.tables:
-        extract_table(store, catalog, source, MOVIE_RENTAL, table.name)
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, table.name)
 
 
 def assert_analytics_equal_the_source(url: str, catalog: DuckDBCatalog, engine: DuckDBEngine):

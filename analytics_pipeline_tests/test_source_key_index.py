@@ -16,7 +16,7 @@ from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.lake import source_extract
 from analytics_pipeline.lake.day_spill import DaySpill
 from analytics_pipeline.lake.key_index import index_path
-from analytics_pipeline.lake.source_extract import extract_table
+from analytics_pipeline.lake.source_extract import extract_and_serve
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.source_database import SourceDatabase
@@ -38,7 +38,7 @@ def source(url: str) -> SourceDatabase:
 
 
 def extract_rental(store: LocalLakeStore, catalog: DuckDBCatalog, source: SourceDatabase) -> None:
-    extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
 
 
 def days_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -47,7 +47,7 @@ def days_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     original = source_extract._read_day
 
     def counting(store: Any, path: str, *args: Any) -> pa.Table:
-        read.append(path.split("/")[2])
+        read.append(next(part for part in path.split("/") if part.startswith("dt=")))
         return original(store, path, *args)
 
     monkeypatch.setattr(source_extract, "_read_day", counting)

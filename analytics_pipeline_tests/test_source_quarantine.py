@@ -17,7 +17,7 @@ from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
 from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.database_types import athena_type
-from analytics_pipeline.lake.source_extract import extract_table
+from analytics_pipeline.lake.source_extract import extract_and_serve
 from analytics_pipeline.lake.source_rows import type_rows
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
@@ -58,7 +58,7 @@ def source(sqlite_url: str) -> SourceDatabase:
 def test_a_text_in_an_integer_column_is_quarantined_and_the_rest_loads(
     sqlite_url: str, store: LocalLakeStore, catalog: DuckDBCatalog, source: SourceDatabase
 ) -> None:
-    extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     execute(  # SQLite keeps text in an INTEGER column; the lake cannot type it
         sqlite_url,
         "INSERT INTO rental VALUES (9200, :day, 'not a number', 1, NULL, 1, :now)",
@@ -69,7 +69,7 @@ def test_a_text_in_an_integer_column_is_quarantined_and_the_rest_loads(
     execute(sqlite_url, "UPDATE rental SET staff_id = 'x', last_update = :now WHERE rental_id = 1",
             now=datetime(2026, 12, 2))  # fmt: skip
 
-    done = extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    done = extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert (done.rows_untypable, done.rows_quarantined) == (2, 2)
     assert lake_rows(catalog, "rental") == without(source_rows(sqlite_url, "rental"), 1, 9200)
     lines = {line["source_key"]: line for line in quarantined(store, "rental")}
@@ -89,14 +89,14 @@ def test_a_text_in_an_integer_column_is_quarantined_and_the_rest_loads(
         in lines["movie_rental/rental/rental_id=1"]["reason"]
     )
 
-    again = extract_table(store, catalog, source, MOVIE_RENTAL, "rental")  # the overlap again
+    again = extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")  # the overlap again
     assert (again.rows_untypable, again.rows_quarantined) == (2, 0)
     assert len(quarantined(store, "rental")) == 2
 
     # fixed in the source: the row loads, its quarantine line stays as the record of the old one
     execute(sqlite_url, "UPDATE rental SET inventory_id = 7, last_update = :now "
             "WHERE rental_id = 9200", now=datetime(2026, 12, 3))  # fmt: skip
-    extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert lake_rows(catalog, "rental") == without(source_rows(sqlite_url, "rental"), 1)
     assert len(quarantined(store, "rental")) == 2
 
@@ -110,7 +110,7 @@ def test_an_out_of_range_number_in_a_snapshot_is_quarantined_once(
     # SQLite keeps any text in a DATETIME column, which SQLAlchemy cannot parse
     execute(sqlite_url, "UPDATE inventory SET last_update = 'garbage' WHERE inventory_id = 4")
     for _ in range(2):  # a snapshot is read whole every run: the same rows, quarantined once
-        extract_table(store, catalog, source, MOVIE_RENTAL, "inventory")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "inventory")
     assert lake_rows(catalog, "inventory") == kept
     reasons = sorted(line["reason"] for line in quarantined(store, "inventory"))
     assert len(reasons) == 3
@@ -135,7 +135,7 @@ def test_a_rental_without_its_event_date_is_quarantined(
         "INSERT INTO rental VALUES (1, :day, 1, 1, NULL, 1, :day), (2, NULL, 1, 1, NULL, 1, :day)",
         day=datetime(2026, 11, 29, 12),
     )
-    done = extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+    done = extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert done.rows_quarantined == 1
     [line] = quarantined(store, "rental")
     assert line["source_key"] == "movie_rental/rental/rental_id=2"
@@ -161,7 +161,7 @@ def test_an_untypable_primary_key_stops_the_table_naming_it(
         day=datetime(2026, 11, 29, 12),
     )
     with pytest.raises(SourceTableError, match="a primary key column rental_id: value 'r2'"):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     assert store.list_files("parquet/rental/") == [] and store.list_files("quarantine/") == []
 
 
@@ -252,7 +252,7 @@ def test_mariadb_zero_dates_are_quarantined_and_the_rest_loads(
     engine.dispose()
     source = SourceDatabase(source="movie_rental", url=url)
     for _ in range(2):
-        extract_table(store, catalog, source, MOVIE_RENTAL, "rental")
+        extract_and_serve(store, catalog, source, MOVIE_RENTAL, "rental")
     [line] = quarantined(store, "rental")
     assert line["source_key"] == "movie_rental/rental/rental_id=4"
     assert "column return_date: value '0000-00-00 00:00:00" in line["reason"]
@@ -267,7 +267,7 @@ def test_postgresql_numeric_beyond_a_double_is_quarantined(
     create_movie_rental(url, end_date=END, days=2, scale=0.2)
     execute(url, "ALTER TABLE payment ALTER COLUMN amount TYPE NUMERIC")  # still a double here
     execute(url, "UPDATE payment SET amount = 1e400 WHERE payment_id = 3")
-    extract_table(store, catalog, SourceDatabase(source="movie_rental", url=url), MOVIE_RENTAL,
+    extract_and_serve(store, catalog, SourceDatabase(source="movie_rental", url=url), MOVIE_RENTAL,
                   "payment")  # fmt: skip
     [line] = quarantined(store, "payment")
     assert line["source_key"] == "movie_rental/payment/payment_id=3"

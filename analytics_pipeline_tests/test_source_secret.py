@@ -17,7 +17,6 @@ from moto import mock_aws
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.definitions import build_definitions
-from analytics_pipeline.defs.keys import parquet_key
 from analytics_pipeline.defs.source_tables import extract_job_name, source_resource_key
 from analytics_pipeline.resources.aws.source_secret import (
     SourceSecretError,
@@ -124,8 +123,9 @@ def test_aws_extract_job_reads_its_url_from_the_secret_and_logs_no_password(
     defs = aws_definitions(aws_lake, movie_rental_db_secret=arn)
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def(extract_job_name("movie_rental"))
-        rental = [parquet_key("rental")]  # one table is enough here (its extract publishes it)
-        result = job.execute_in_process(instance=instance, asset_selection=rental)
+        # One table is enough here: its step stages it and serves it to Glue.
+        rental = ["extract_movie_rental_rental"]
+        result = job.execute_in_process(instance=instance, op_selection=rental)
         logged = [str(entry.dagster_event or entry.user_message) for entry in
                   instance.all_logs(result.run_id)]  # fmt: skip
     assert result.success

@@ -9,7 +9,7 @@ fresh child process (wall inside the child, peak RSS of the child from wait4):
   PostgreSQL driver (binary COPY in C++) when it is installed; the faster one is the floor;
 - the JOB: `extract_movie_rental` (every table of the source, as the hourly schedule runs
   it) into a fresh lake, timed as a whole fresh process: start-up, imports and Dagster in;
-- the EXTRACT: `extract_table` of `rental` alone into a fresh lake: the initial load, then
+- the EXTRACT: `extract_and_serve` of `rental` alone into a fresh lake: the initial load, then
   an hourly run after 1% of the rentals were returned, 0.1% added and 0.1% deleted.
 
 Peak RSS is shown at each size of `--rows` (e.g. `--rows 250000 1000000`): it must not grow
@@ -203,11 +203,11 @@ def floor_adbc(url: str) -> dict[str, Any]:
 
 
 def extract(url: str, lake: str) -> dict[str, Any]:
-    """extract_table of rental, as the extract job runs it, into the lake at `lake`."""
+    """extract_and_serve of rental, as the extract job runs it, into the lake at `lake`."""
     import duckdb
 
     from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
-    from analytics_pipeline.lake.source_extract import extract_table
+    from analytics_pipeline.lake.source_extract import extract_and_serve
     from analytics_pipeline.resources.local.catalog import DuckDBCatalog
     from analytics_pipeline.resources.local.store import LocalLakeStore
     from analytics_pipeline.resources.source_database import SourceDatabase
@@ -216,7 +216,7 @@ def extract(url: str, lake: str) -> dict[str, Any]:
     store = LocalLakeStore(lake_dir=lake)
     database = SourceDatabase(source=MOVIE_RENTAL.name, url=url)
     started = time.perf_counter()
-    done = extract_table(store, catalog, database, MOVIE_RENTAL, "rental")
+    done = extract_and_serve(store, catalog, database, MOVIE_RENTAL, "rental")
     seconds = time.perf_counter() - started
     with duckdb.connect(str(catalog.path), read_only=True) as con:
         (row,) = con.sql("SELECT count(*), count(DISTINCT rental_id) FROM rental").fetchall()
@@ -314,7 +314,7 @@ def figure(server: Any, rows: int, work: Path) -> list[str]:
         f"(start-up included) | {job_seconds:.2f} s ({rows / job_seconds:,.0f} rows/s) | "
         f"{floor['seconds']:.2f} s | **{job_seconds / floor['seconds']:.2f}x** | <= {TARGET}x | "
         f"{gib(whole['peak_rss'])} |",
-        f"| {rows:,} rentals over {DAYS} days: initial extract_table alone | "
+        f"| {rows:,} rentals over {DAYS} days: initial extract_and_serve alone | "
         f"{first['seconds']:.2f} s ({rows / first['seconds']:,.0f} rows/s, "
         f"{first['days_written']} days) | "
         f"{floor['seconds']:.2f} s ({floor_text}) | **{first['seconds'] / floor['seconds']:.2f}x** "

@@ -42,6 +42,7 @@ def write_snapshot(
     schema: pa.Schema,
     key: tuple[str, ...],
     chunk_rows: int = CHUNK_ROWS,
+    layer: str = "parquet",
 ) -> WrittenPartition:
     """The day's new version from key-ordered batches, or the newest one if it holds the same."""
     digest = hashlib.sha256()
@@ -64,8 +65,8 @@ def write_snapshot(
                     DUPLICATED_KEYS_KEY.decode(): json.dumps(counted),
                 }
             )
-        same = version_holding(store, table, dt, digest.hexdigest())
-        path = same or new_version_path(table, dt)
+        same = version_holding(store, table, dt, digest.hexdigest(), layer)
+        path = same or new_version_path(table, dt, layer)
         size = store.size(same) if same else _upload(store, path, local.name)
     return WrittenPartition(path, rows, size, digest.hexdigest(), unchanged=same is not None)
 

@@ -1,11 +1,13 @@
-"""A source table into the lake: snapshots replaced whole, incremental tables merged by key.
+"""A source table into the lake's staged layer: snapshots replaced whole, incremental tables
+merged by key into the current rows of each day (staged/<source>/<table>/dt=.../<version>/).
 
 The catalog's table is checked (ensure_table) before anything is written, so a retyped
 column stops the table with the lake untouched. A row whose values do not fit their columns
 (or with no event date) goes to quarantine, one file per row version, and the rest load; its
 older version leaves the lake, as for any changed row. An incremental table's cursor is saved
-only after its quarantine and days are written: a crash in between re-reads the overlap, and
-the merge by primary key (and the quarantine file's name) makes that re-read change nothing.
+only after its quarantine and staged days are written and reported (`on_staged`): a crash in
+between re-reads the overlap, and the merge by primary key (and the quarantine file's name)
+makes that re-read change nothing. Serving the staged days is source_days' work.
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.day_spill import DaySpill
 from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
 from analytics_pipeline.lake.snapshot_stream import CHUNK_ROWS, write_snapshot
+from analytics_pipeline.lake.source_days import (
+    save_table_def,
+    serve_days,
+    staged_days,
+    staged_layer,
+)
 from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
     WrittenPartition,
-    publish_partitions,
+    delete_older_versions,
     write_partition,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from analytics_pipeline.resources.catalog import Catalog
     from analytics_pipeline.resources.store import LakeStore
@@ -95,12 +103,17 @@ def extract_table(
     spec: SourceSpec,
     name: str,
     chunk_rows: int = CHUNK_ROWS,
+    on_staged: Callable[[list[str]], None] = lambda days: None,
 ) -> Extracted:
-    """A snapshot is streamed to its file chunk_rows rows at a time, never held whole."""
+    """The table's changes into staged. A snapshot is streamed to its file chunk_rows rows at
+    a time, never held whole. `on_staged` hears the changed days once they are durable, before
+    the cursor moves past them (a crash after it rebuilds them from what it was told)."""
     table = spec.table(name)
     table_def = TableDef(name, reader.columns(name), f"{spec.name}.{name}")
     catalog.ensure_table(table_def)
+    save_table_def(store, spec.name, table_def)
     schema = pa.schema([(c, arrow_type(kind)) for c, kind in table_def.columns])
+    layer = staged_layer(spec.name)
     if table.kind is TableKind.SNAPSHOT:
         untypable: list[UntypableRow] = []
 
@@ -110,20 +123,22 @@ def extract_table(
                 yield typed.rows
 
         written = write_snapshot(
-            store, name, SNAPSHOT_DT, typed_batches(), schema, table.primary_key, chunk_rows
+            store, name, SNAPSHOT_DT, typed_batches(), schema, table.primary_key, chunk_rows, layer
         )
         quarantined = quarantine_rows(store, untypable)
-        publish_partitions(store, catalog, table_def, {SNAPSHOT_DT: written.path})
+        changed = [] if written.unchanged else [SNAPSHOT_DT]
+        on_staged(changed)
+        delete_older_versions(store, name, SNAPSHOT_DT, written.path, layer)
         return Extracted(
             name,
             written.rows + len(untypable),
             [SNAPSHOT_DT],
-            days_changed=[] if written.unchanged else [SNAPSHOT_DT],
+            days_changed=changed,
             digest=written.digest,
             rows_untypable=len(untypable),
             rows_quarantined=quarantined,
         )
-    return _merge_incremental(store, catalog, reader, spec, table, table_def, schema)
+    return _merge_incremental(store, reader, spec, table, table_def, schema, on_staged)
 
 
 def quarantine_rows(store: LakeStore, rows: list[UntypableRow]) -> int:
@@ -139,25 +154,27 @@ def quarantine_rows(store: LakeStore, rows: list[UntypableRow]) -> int:
 
 def _merge_incremental(
     store: LakeStore,
-    catalog: Catalog,
     reader: SourceReader,
     spec: SourceSpec,
     table: SourceTable,
     table_def: TableDef,
     schema: pa.Schema,
+    on_staged: Callable[[list[str]], None],
 ) -> Extracted:
-    cursor = load_cursor(store, spec.name, table.name)
+    layer = staged_layer(spec.name)
+    staged = staged_days(store, spec.name, table.name)
+    # With nothing staged (a new lake, or one from before the staged layer) the table is read
+    # whole: an old cursor would skip the rows staged never got.
+    cursor = load_cursor(store, spec.name, table.name) if staged else None
     since = cursor - timedelta(seconds=spec.overlap_seconds) if cursor else None
     key_schema = pa.schema([schema.field(c) for c in table.primary_key])
-    locations = catalog.partitions(table.name)
-    published = {dt: _lake_path(table.name, loc) for dt, loc in locations.items()}
     index_file = index_path(spec.name, table.name)
     index = load_key_index(
         store,
         index_file,
         key_schema,
-        locations,
-        lambda dt: _read_day(store, published[dt], schema, table.primary_key),
+        staged,
+        lambda dt: _read_day(store, staged[dt], schema, table.primary_key),
     )
     untypable: list[UntypableRow] = []
     with (
@@ -184,42 +201,43 @@ def _merge_incremental(
 
         def rewrite(day: date) -> tuple[str, WrittenPartition]:
             dt = day.isoformat()
-            kept = _read_day(store, published[dt], schema) if dt in published else None
+            kept = _read_day(store, staged[dt], schema) if dt in staged else None
             if kept is not None:
                 kept = _by_key(kept, replaced, table.primary_key, "left anti")
             rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
-            return dt, _write_by_key(store, table, dt, rows.select(schema.names))
+            return dt, _write_by_key(store, table, dt, rows.select(schema.names), layer)
 
         with ThreadPoolExecutor(WRITERS) as pool:  # Parquet encoding and I/O release the GIL
             written = dict(pool.map(rewrite, sorted(affected)))
     quarantined = quarantine_rows(store, untypable)
-    paths = {dt: w.path for dt, w in written.items()}
-    if paths:
-        published_now = publish_partitions(store, catalog, table_def, paths)
-        locations |= {dt: p.location for dt, p in published_now.items()}
+    days_changed = sorted(dt for dt, w in written.items() if not w.unchanged)
+    on_staged(days_changed)
+    for dt, w in written.items():
+        delete_older_versions(store, table.name, dt, w.path, layer)
+    staged |= {dt: w.path for dt, w in written.items()}
     unchanged = _by_key(index, replaced, table.primary_key, "left anti")
-    save_key_index(store, index_file, pa.concat_tables([unchanged, changed]), locations)
+    save_key_index(store, index_file, pa.concat_tables([unchanged, changed]), staged)
     if newest is not None:
         save_cursor(store, spec.name, table.name, newest)
     return Extracted(
         table.name,
         changed.num_rows + len(untypable),
-        sorted(paths),
+        sorted(written),
         deleted.num_rows,
         newest,
-        sorted(dt for dt, w in written.items() if not w.unchanged),
+        days_changed,
         rows_untypable=len(untypable),
         rows_quarantined=quarantined,
     )
 
 
 def _write_by_key(
-    store: LakeStore, table: SourceTable, dt: str, rows: pa.Table
+    store: LakeStore, table: SourceTable, dt: str, rows: pa.Table, layer: str
 ) -> WrittenPartition:
     """Rows in primary-key order, so the same rows are the same version whatever order the
     database returned them in, and re-reading the overlap changes no day."""
     ordered = rows.sort_by([(column, "ascending") for column in table.primary_key])
-    return write_partition(store, table.name, dt, ordered, key=table.primary_key)
+    return write_partition(store, table.name, dt, ordered, key=table.primary_key, layer=layer)
 
 
 def _deleted(index: pa.Table, reader: SourceReader, table: SourceTable) -> pa.Table:
@@ -266,10 +284,6 @@ def _event_days(changed: pa.RecordBatch, table: SourceTable) -> pa.Array:
     return pc.cast(changed.column(table.event_date), pa.date32())
 
 
-def _lake_path(table: str, location: str) -> str:
-    return location[location.rindex(f"parquet/{table}/dt=") :]
-
-
 def _read_day(
     store: LakeStore, path: str, schema: pa.Schema, only: tuple[str, ...] = ()
 ) -> pa.Table:
@@ -285,3 +299,18 @@ def _read_day(
         },
         schema=pa.schema(fields),
     )
+
+
+def extract_and_serve(
+    store: LakeStore,
+    catalog: Catalog,
+    reader: SourceReader,
+    spec: SourceSpec,
+    name: str,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Extracted:
+    """What the extract job's step does, without Dagster: the table's changes into staged,
+    then every day the read touched served (its Parquet and the table)."""
+    done = extract_table(store, catalog, reader, spec, name, chunk_rows)
+    serve_days(store, catalog, spec.name, name, done.days_written)
+    return done

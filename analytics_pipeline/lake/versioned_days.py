@@ -56,8 +56,9 @@ def validate_identifier(name: str) -> str:
     return name
 
 
-def partition_prefix(table: str, dt: str) -> str:
-    return f"parquet/{validate_identifier(table)}/dt={validate_dt(dt)}/"
+def partition_prefix(table: str, dt: str, layer: str = "parquet") -> str:
+    """A day's prefix in a layer: parquet/, or a database source's staged/<source>/."""
+    return f"{layer}/{validate_identifier(table)}/dt={validate_dt(dt)}/"
 
 
 @dataclass(frozen=True)
@@ -76,23 +77,29 @@ def content_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()  # the buffer itself, not a copy
 
 
-def versions(store: LakeStore, table: str, dt: str) -> list[str]:
+def versions(store: LakeStore, table: str, dt: str, layer: str = "parquet") -> list[str]:
     """Lake paths of the partition's version files, oldest first (version names sort by time)."""
-    return [p for p in store.list_files(partition_prefix(table, dt)) if p.endswith(".parquet")]
+    prefix = partition_prefix(table, dt, layer)
+    return [p for p in store.list_files(prefix) if p.endswith(".parquet")]
 
 
 def write_partition(
-    store: LakeStore, table: str, dt: str, data: pa.Table, key: tuple[str, ...] = ()
+    store: LakeStore,
+    table: str,
+    dt: str,
+    data: pa.Table,
+    key: tuple[str, ...] = (),
+    layer: str = "parquet",
 ) -> WrittenPartition:
     """Write a new version of the day, unless the newest version already holds exactly this.
 
     With a key, the footer also says how many key values the day holds more than once
     (duplicated_keys_in_footer), so the catalog's check need not group every row again."""
     digest = content_digest(data)
-    same = version_holding(store, table, dt, digest)
+    same = version_holding(store, table, dt, digest, layer)
     if same is not None:
         return WrittenPartition(same, data.num_rows, store.size(same), digest, unchanged=True)
-    path = new_version_path(table, dt)
+    path = new_version_path(table, dt, layer)
     metadata = {DIGEST_KEY.decode(): digest}
     if key:
         counted = {"duplicated_keys": duplicated_keys(data, key), "rows": data.num_rows}
@@ -102,26 +109,30 @@ def write_partition(
     return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
 
 
-def version_holding(store: LakeStore, table: str, dt: str, digest: str) -> str | None:
+def version_holding(
+    store: LakeStore, table: str, dt: str, digest: str, layer: str = "parquet"
+) -> str | None:
     """The day's newest version, if it holds exactly the content of `digest`."""
-    existing = versions(store, table, dt)
-    return existing[-1] if existing and _stored_digest(store, existing[-1]) == digest else None
+    existing = versions(store, table, dt, layer)
+    return existing[-1] if existing and stored_digest(store, existing[-1]) == digest else None
 
 
-def new_version_path(table: str, dt: str) -> str:
+def new_version_path(table: str, dt: str, layer: str = "parquet") -> str:
     """A fresh version's file path; version names sort by the time they were made."""
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
-    return f"{partition_prefix(table, dt)}{version}/part-00000.snappy.parquet"
+    return f"{partition_prefix(table, dt, layer)}{version}/part-00000.snappy.parquet"
 
 
-def delete_older_versions(store: LakeStore, table: str, dt: str, keep: str) -> list[str]:
+def delete_older_versions(
+    store: LakeStore, table: str, dt: str, keep: str, layer: str = "parquet"
+) -> list[str]:
     """Remove versions older than the registered one; newer ones may belong to a running write.
 
     A version is a folder dt=D/<version>/, whatever files it holds: the Athena scale path
     (athena_compaction.py) writes extensionless files into version folders of the same
     naming, so either path removes the other's older versions."""
     keep_version = keep.rsplit("/", 2)[-2]
-    prefix = partition_prefix(table, dt)
+    prefix = partition_prefix(table, dt, layer)
     removed = []
     deleted: set[str] = set()
     for path in store.list_files(prefix):
@@ -167,7 +178,7 @@ def duplicated_keys_in_footer(footer: pq.FileMetaData) -> int | None:
     return int(counted["duplicated_keys"])
 
 
-def _stored_digest(store: LakeStore, path: str) -> str | None:
+def stored_digest(store: LakeStore, path: str) -> str | None:
     metadata = store.parquet_footer(path).metadata or {}
     value = metadata.get(DIGEST_KEY)
     return value.decode() if value else None
