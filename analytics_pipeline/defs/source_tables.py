@@ -231,18 +231,28 @@ def _extract_metadata(done: Extracted) -> dict[str, Any]:
     }
 
 
+def _served_layer(
+    spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition | None
+) -> dict[str, Any]:
+    """What the parquet and table assets share: built by day (or whole), rebuilt when the
+    layer below changed, one writer per table."""
+    return {
+        "partitions_def": daily,
+        "group_name": spec.name,
+        "automation_condition": rebuild_on_upstream_update(),
+        "backfill_policy": range_policy() if daily else None,
+        "pool": lake_pool(table.name),
+    }
+
+
 def _parquet_asset(
     spec: SourceSpec, table: SourceTable, daily: dg.PartitionsDefinition | None
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=parquet_key(table.name),
         deps=[staged_key(table.name)],
-        partitions_def=daily,
-        group_name=spec.name,
         kinds={"parquet"},
-        automation_condition=rebuild_on_upstream_update(),
-        backfill_policy=range_policy() if daily else None,
-        pool=lake_pool(table.name),
+        **_served_layer(spec, table, daily),
         description=f"{table.name} as Parquet (parquet/{table.name}/dt=.../<version>/): each "
         "day's newest staged version, under a new version only when its content changed.",
     )
@@ -271,12 +281,8 @@ def _table_asset(
     @dg.asset(
         key=table_key(table.name),
         deps=[parquet_key(table.name)],
-        partitions_def=daily,
-        group_name=spec.name,
         kinds={"table"},
-        automation_condition=rebuild_on_upstream_update(),
-        backfill_policy=range_policy() if daily else None,
-        pool=lake_pool(table.name),
+        **_served_layer(spec, table, daily),
         freshness_policy=freshness,
         description=f"The catalog table {table.name}, as named in {spec.name}{by_day}: each "
         "day pointed at its newest Parquet version.",
