@@ -126,6 +126,17 @@ def test_write_bytes_below_the_threshold_is_one_put(s3_store: S3LakeStore):
     assert calls["PutObject"] == 2 and calls["CreateMultipartUpload"] == 0
 
 
+def test_copy_file_is_a_server_side_copy_and_leaves_the_source(s3_store: S3LakeStore):
+    calls = count_calls(s3_store)
+    s3_store.write_bytes("staged/x/a.parquet", b"day")
+
+    s3_store.copy_file("staged/x/a.parquet", "parquet/x/v1/a.parquet")
+    assert calls["CopyObject"] == 1 and calls["GetObject"] == 0  # no byte left the bucket
+    s3_store.delete_files(["staged/x/a.parquet"])
+
+    assert s3_store.read_bytes("parquet/x/v1/a.parquet") == b"day"
+
+
 def test_write_bytes_above_the_threshold_is_a_multipart_upload(aws: None):
     store = S3LakeStore(
         landing_bucket=LANDING,

@@ -69,6 +69,19 @@ def test_a_failed_write_keeps_the_old_object_and_removes_its_temp_file(
     assert [p.name for p in (lake_dir / "staged" / "x").iterdir()] == ["a.bin"]
 
 
+def test_copy_file_is_a_second_name_that_outlives_the_first(lake_dir: Path, store: LocalLakeStore):
+    store.write_bytes("staged/x/dt=2026-01-01/v1/part.parquet", b"day")
+
+    store.copy_file(
+        "staged/x/dt=2026-01-01/v1/part.parquet", "parquet/x/dt=2026-01-01/v1/p.parquet"
+    )
+    store.write_bytes("staged/x/dt=2026-01-01/v1/part.parquet", b"a later write")
+    store.delete_prefix("staged/x")
+
+    assert store.read_bytes("parquet/x/dt=2026-01-01/v1/p.parquet") == b"day"
+    assert [p.name for p in (lake_dir / "parquet/x/dt=2026-01-01/v1").iterdir()] == ["p.parquet"]
+
+
 def test_list_files_never_lists_a_temp_dot_file(lake_dir: Path, store: LocalLakeStore):
     store.write_bytes("parquet/t/dt=2024-05-01/v1/part-00000.snappy.parquet", b"x")
     half = lake_dir / "parquet" / "t" / "dt=2024-05-01" / "v2" / ".part-00000.snappy.parquet.abc"

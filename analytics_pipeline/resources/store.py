@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -154,6 +155,11 @@ class LakeStore(dg.ConfigurableResource):
         write_bytes). Here whole; stores override it to keep memory bounded."""
         self.write_bytes(path, source.read())
 
+    def copy_file(self, source: str, target: str) -> None:
+        """A new lake object with the bytes of another (as atomically as write_bytes). Here
+        streamed through this process; stores override with a copy that moves no bytes."""
+        self.write_stream(target, io.BufferedReader(_ChunkStream(self.iter_bytes(source))))
+
     def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
         """A lake object's bytes, at most chunk_bytes at a time. Here whole; stores override."""
         yield self.read_bytes(path)
@@ -206,3 +212,24 @@ class LakeStore(dg.ConfigurableResource):
     def location(self, path: str) -> str:
         """Where a query engine or catalog finds the object (a local path or an s3:// URI)."""
         raise NotImplementedError
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable stream over byte chunks: a copy never holds the whole object."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

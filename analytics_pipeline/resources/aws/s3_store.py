@@ -293,6 +293,15 @@ class S3LakeStore(LakeStore):
                 f"multipart upload to s3://{self.lake_bucket}/{key} failed: {error}"
             ) from error
 
+    def copy_file(self, source: str, target: str) -> None:
+        """S3's own copy: the bytes never leave the bucket (multipart above 8 MiB)."""
+        key = self._lake_key(target)
+        origin = {"Bucket": self.lake_bucket, "Key": self._lake_key(source)}
+        try:
+            self.s3_client().copy(origin, self.lake_bucket, key, Config=self._transfer_config())
+        except ClientError as error:
+            raise s3_error("CopyObject", self.lake_bucket, key, error) from error
+
     def iter_bytes(self, path: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[bytes]:
         key = self._lake_key(path)
         try:

@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -174,6 +175,21 @@ class LocalLakeStore(LakeStore):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def copy_file(self, source: str, target: str) -> None:
+        """A hard link: lake objects are never written in place (a write renames a new file
+        over the name), so the two names keep the same bytes, and deleting one keeps the
+        other. A link under a temp name, renamed over the target, as every write does."""
+        destination = self._path(target)
+        directory, name = os.path.split(destination)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}")
+        try:
+            os.link(self._path(source), tmp)
+        except OSError:  # another file system, or one without links
+            super().copy_file(source, target)
+            return
+        os.replace(tmp, destination)
 
     def read_bytes(self, path: str) -> bytes:
         with open(self._path(path), "rb") as handle:
