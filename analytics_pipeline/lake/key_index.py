@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+
 if TYPE_CHECKING:
     from analytics_pipeline.resources.store import LakeStore
 
@@ -60,7 +61,10 @@ def save_key_index(store: LakeStore, path: str, index: pa.Table, published: dict
     """Write the index with the day versions (dt -> location) it describes."""
     metadata = {_PUBLISHED: json.dumps(published, sort_keys=True).encode()}
     sink = pa.BufferOutputStream()
-    pq.write_table(index.replace_schema_metadata(metadata), sink, compression="zstd")
+    # One chunk: the index is built from a batch per day and read, and a table of thousands
+    # of chunks is written a page per chunk (1 s instead of 0.1 s at a million keys).
+    table = index.combine_chunks().replace_schema_metadata(metadata)
+    pq.write_table(table, sink, compression="zstd")
     store.write_bytes(path, sink.getvalue().to_pybytes())
 
 
