@@ -177,7 +177,9 @@ def _extract_op(
             )
             # Every day the read touched, not only the changed ones: a day staged before a
             # crash, and not yet served, is served now.
-            built = serve_days(store, catalog, spec.name, table.name, done.days_written)
+            built = serve_days(
+                store, catalog, spec.name, table.name, done.days_written, done.staged
+            )
         metadata = _extract_metadata(done)
         context.log.info(f"{spec.name}.{table.name}: {metadata}")
         # Reported where what is served changed: a new Parquet version, or the catalog

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-
 if TYPE_CHECKING:
     from analytics_pipeline.resources.store import LakeStore
 

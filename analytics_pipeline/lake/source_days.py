@@ -67,19 +67,25 @@ def staged_days(store: LakeStore, source: str, table: str) -> dict[str, str]:
     return newest
 
 
-def promote_day(store: LakeStore, source: str, table: str, dt: str) -> WrittenPartition:
-    """The day's Parquet: its newest staged version, unless the newest Parquet holds the same."""
-    staged = versions(store, table, dt, staged_layer(source))
-    if not staged:
-        raise FileNotFoundError(f"{source}.{table} has no staged rows for {dt}")
-    digest = stored_digest(store, staged[-1]) or ""
-    rows = store.parquet_footer(staged[-1]).num_rows
-    same = version_holding(store, table, dt, digest)
+def promote_day(
+    store: LakeStore, source: str, table: str, dt: str, staged: WrittenPartition | None = None
+) -> WrittenPartition:
+    """The day's Parquet: its newest staged version (`staged`, when the caller just wrote
+    it), unless the newest Parquet holds the same."""
+    if staged is None:
+        found = versions(store, table, dt, staged_layer(source))
+        if not found:
+            raise FileNotFoundError(f"{source}.{table} has no staged rows for {dt}")
+        digest = stored_digest(store, found[-1]) or ""
+        staged = WrittenPartition(
+            found[-1], store.parquet_footer(found[-1]).num_rows, 0, digest, unchanged=True
+        )
+    same = version_holding(store, table, dt, staged.digest)
     if same is not None:
-        return WrittenPartition(same, rows, store.size(same), digest, unchanged=True)
+        return WrittenPartition(same, staged.rows, store.size(same), staged.digest, True)
     path = new_version_path(table, dt)
-    store.copy_file(staged[-1], path)
-    return WrittenPartition(path, rows, store.size(path), digest, unchanged=False)
+    store.copy_file(staged.path, path)
+    return WrittenPartition(path, staged.rows, store.size(path), staged.digest, False)
 
 
 def publish_days(
@@ -110,11 +116,21 @@ class ServedDay:
 
 
 def serve_days(
-    store: LakeStore, catalog: Catalog, source: str, table: str, days: list[str]
+    store: LakeStore,
+    catalog: Catalog,
+    source: str,
+    table: str,
+    days: list[str],
+    staged: dict[str, WrittenPartition] | None = None,
 ) -> dict[str, ServedDay]:
-    """Each day's Parquet from its newest staged version, then the table pointed at them."""
+    """Each day's Parquet from its newest staged version (`staged`: what the extract just
+    wrote, so it is not looked up again), then the table pointed at them in one change."""
     if not days:
         return {}
-    parquet = {dt: promote_day(store, source, table, dt) for dt in days}
-    published = publish_days(store, catalog, source, table, days)
-    return {dt: ServedDay(parquet[dt], published[dt][1]) for dt in days}
+    staged = staged or {}
+    parquet = {dt: promote_day(store, source, table, dt, staged.get(dt)) for dt in days}
+    definition = load_table_def(store, source, table)
+    published = publish_partitions(
+        store, catalog, definition, {dt: parquet[dt].path for dt in days}
+    )
+    return {dt: ServedDay(parquet[dt], published[dt]) for dt in days}

@@ -77,6 +77,8 @@ class Extracted:
     # Rows set apart as untypable this run, and of them those not quarantined before.
     rows_untypable: int = 0
     rows_quarantined: int = 0
+    # Each written day's staged version (the newest, changed or not).
+    staged: dict[str, WrittenPartition] = field(default_factory=dict)
 
 
 def cursor_path(source: str, table: str) -> str:
@@ -134,6 +136,7 @@ def extract_table(
             written.rows + len(untypable),
             [SNAPSHOT_DT],
             days_changed=changed,
+            staged={SNAPSHOT_DT: written},
             digest=written.digest,
             rows_untypable=len(untypable),
             rows_quarantined=quarantined,
@@ -228,6 +231,7 @@ def _merge_incremental(
         days_changed,
         rows_untypable=len(untypable),
         rows_quarantined=quarantined,
+        staged=written,
     )
 
 
@@ -312,5 +316,5 @@ def extract_and_serve(
     """What the extract job's step does, without Dagster: the table's changes into staged,
     then every day the read touched served (its Parquet and the table)."""
     done = extract_table(store, catalog, reader, spec, name, chunk_rows)
-    serve_days(store, catalog, spec.name, name, done.days_written)
+    serve_days(store, catalog, spec.name, name, done.days_written, done.staged)
     return done
