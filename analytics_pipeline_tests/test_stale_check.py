@@ -164,3 +164,48 @@ def test_the_sensor_carries_its_check_between_ticks(
     assert newer.partition_key == days[7]
     assert newer.run_key != first.run_key
     assert StaleCheck.from_json(cursor) is not None
+
+
+def _new_content(instance: dg.DagsterInstance, key: dg.AssetKey, version: str) -> None:
+    """A snapshot table's materialization with its content as data version."""
+    tags = {"dagster/data_version": version, "dagster/data_version_is_user_provided": "true"}
+    instance.report_runless_asset_event(dg.AssetMaterialization(key, tags=tags))
+
+
+def test_a_dimension_change_reads_every_day_once_and_then_only_what_it_found(
+    defs: dg.Definitions, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = defs.resolve_asset_graph()
+    revenue = graph.get(analytics_key("daily_rental_revenue_by_category"))
+    by_day = sorted(k for k in revenue.parent_keys if graph.get(k).partitions_def is not None)
+    snapshots = sorted(set(revenue.parent_keys) - set(by_day))
+    assert table_key("category") in snapshots and by_day
+    days = _days(30)
+    for key in snapshots:
+        _new_content(instance, key, "v1")
+    for key in by_day:
+        _materialize(instance, key, *days)
+    _materialize(instance, revenue.key, *days)
+    _materialize(instance, analytics_key("daily_active_customers"), *days)
+    check = check_stale(graph, instance)
+    assert check.stale == {}
+
+    _new_content(instance, table_key("category"), "v2")  # a category renamed
+    found = check_stale(graph, instance, check)
+    assert set(found.stale.get(revenue.key, {})) == set(days)
+
+    _materialize(instance, revenue.key, *days[:10])  # a third of the days rebuilt
+    partly = check_stale(graph, instance, found)
+    assert set(partly.stale[revenue.key]) == set(days[10:])
+
+    _materialize(instance, revenue.key, *days[10:])
+    settled = check_stale(graph, instance, partly)
+    # Once the change's days are rebuilt, a check reads no day list at all (it used to read
+    # every day of every parent on each check while the change was recent).
+    rows = _rows_read(instance, monkeypatch)
+    quiet = check_stale(graph, instance, StaleCheck.from_json(settled.to_json()))
+    assert settled.stale == quiet.stale == {} and rows == []
+
+    _new_content(instance, table_key("category"), "v3")  # changed again: found again
+    again = check_stale(graph, instance, quiet)
+    assert set(again.stale[revenue.key]) == set(days)

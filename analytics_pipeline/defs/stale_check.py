@@ -47,12 +47,15 @@ class StaleCheck:
     stale: Mapping[dg.AssetKey, Mapping[str, int]] = field(default_factory=dict)
     # The days this check compared: what it cost, for tests and the benchmark.
     days_compared: int = 0
+    # Per asset over a snapshot: the snapshot change its days were all compared with.
+    snapshot_at: Mapping[dg.AssetKey, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "read_up_to": {k.to_user_string(): v for k, v in self.read_up_to.items()},
                 "stale": {k.to_user_string(): dict(v) for k, v in self.stale.items()},
+                "snapshot_at": {k.to_user_string(): v for k, v in self.snapshot_at.items()},
             }
         )
 
@@ -68,6 +71,10 @@ class StaleCheck:
                 stale={
                     dg.AssetKey.from_user_string(k): {str(d): int(i) for d, i in days.items()}
                     for k, days in saved["stale"].items()
+                },
+                snapshot_at={
+                    dg.AssetKey.from_user_string(k): int(v)
+                    for k, v in saved.get("snapshot_at", {}).items()
                 },
             )
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -121,15 +128,24 @@ def check_stale(
         found = {day: sid for day, sid in newest.items() if sid > own.get(day, -1)}
         if found:
             stale[key] = found
+    snapshot_at: dict[dg.AssetKey, int] = {}
     for node in automated:
-        found = snapshot_stale_days(instance, node, day_parents(node))
+        found, at = snapshot_stale_days(
+            instance,
+            node,
+            day_parents(node),
+            since.snapshot_at.get(node.key),
+            since.stale.get(node.key, {}),
+        )
+        if at is not None:
+            snapshot_at[node.key] = at
         if found:
             stale.setdefault(node.key, {}).update(found)
     read_up_to = dict(since.read_up_to)
     for parent, by_day in updated.items():
         if by_day:
             read_up_to[parent] = max(read_up_to.get(parent, -1), *by_day.values())
-    return StaleCheck(read_up_to, stale, compared)
+    return StaleCheck(read_up_to, stale, compared, snapshot_at)
 
 
 def newest_materializations(
@@ -161,25 +177,33 @@ def latest_on_days(
 
 
 def snapshot_stale_days(
-    instance: dg.DagsterInstance, node: Any, partitioned: list[dg.AssetKey]
-) -> dict[str, int]:
+    instance: dg.DagsterInstance,
+    node: Any,
+    partitioned: list[dg.AssetKey],
+    checked_at: int | None = None,
+    carried: Mapping[str, int] | None = None,
+) -> tuple[dict[str, int], int | None]:
     """The days built before an unpartitioned parent (a source's snapshot) last changed its
-    content: every day with rows in a partitioned parent reads it. Read whole, but only for
-    the assets over a snapshot, and only while the change is among its last SNAPSHOT_WALK
-    materializations."""
+    content: every day with rows in a partitioned parent reads it. Those are read whole once
+    per change: a change the last check compared already (`checked_at`) leaves only the days
+    it found (`carried`) to look at again. Also returns the change (None: no recent one)."""
     changed = [
         at
         for parent in sorted(set(node.parent_keys) - set(partitioned))
         if (at := snapshot_changed_at(instance, parent)) is not None
     ]
     if not changed:
-        return {}
+        return {}, None
     at = max(changed)
-    days: set[str] = set()
+    if at == checked_at:
+        days = {day for day, sid in (carried or {}).items() if sid == at}
+        own = latest_on_days(instance, node.key, days, {}) if days else {}
+        return {day: at for day in days if own.get(day, -1) < at}, at
+    days = set()
     for parent in partitioned:
         days |= instance.get_latest_storage_id_by_partition(parent, MATERIALIZATION).keys()
     own = instance.get_latest_storage_id_by_partition(node.key, MATERIALIZATION)
-    return {day: at for day in days if own.get(day, -1) < at}
+    return {day: at for day in days if own.get(day, -1) < at}, at
 
 
 def snapshot_changed_at(
