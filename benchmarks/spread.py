@@ -70,12 +70,9 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 
 def lake_env(lake: Path) -> dict[str, str]:
-    home = lake / "dagster_home"
-    subprocess.run(
-        [sys.executable, "-m", "analytics_pipeline.cli.dagster_home", str(home)],
-        check=True,
-        capture_output=True,
-    )
+    from analytics_pipeline.cli.dagster_home import ensure_dagster_home
+
+    home = ensure_dagster_home(lake / "dagster_home")  # here: a process would import dagster
     return {
         **os.environ,
         "ANALYTICS_LAKE_DIR": str(lake),
@@ -139,28 +136,13 @@ def generate_products(landing: Path, files: int, days: int, first: date) -> None
         )
 
 
-def products_floor(source: str, out: str) -> dict[str, Any]:
-    """Read every small file, parse it, write one snappy Parquet file per day."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for path in Path(source).iterdir():
-        record = json.loads(path.read_bytes())
-        by_day.setdefault(record["date"], []).append(record)
-    for day, records in by_day.items():
-        pq.write_table(pa.Table.from_pylist(records), Path(out) / f"{day}.parquet")
-    return {"seconds": time.perf_counter() - started}
-
-
 def data_floor(kind: str, source: Path, work: Path) -> float:
     out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
     args = json.dumps({"source": str(source), "out": str(out)})
     if kind == "iot":
         cmd = [sys.executable, "-m", "benchmarks.run", "--child", "floor", "--child-args", args]
     else:
-        cmd = [sys.executable, "-m", "benchmarks.spread", "--products-floor", args]
+        cmd = [sys.executable, "-m", "benchmarks.products_floor", args]
     result = timed_child(cmd)
     print(f"  data floor {result['seconds']:.1f} s (as a subprocess)", flush=True)
     return float(json.loads(result["stdout"].strip().splitlines()[-1])["seconds"])
@@ -265,11 +247,7 @@ def main() -> None:
     parser.add_argument("--products-days", type=int, default=366)
     parser.add_argument("--backfill-days", type=int, default=200)
     parser.add_argument("--only", nargs="*", default=["iot", "products", "backfill"])
-    parser.add_argument("--products-floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.products_floor:
-        print(json.dumps(products_floor(**json.loads(args.products_floor))))
-        return
     if args.full:
         for k, v in FULL.items():
             setattr(args, k, v)
