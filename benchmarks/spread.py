@@ -72,7 +72,8 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, 
 def lake_env(lake: Path) -> dict[str, str]:
     from analytics_pipeline.cli.dagster_home import ensure_dagster_home
 
-    home = ensure_dagster_home(lake / "dagster_home")  # here: a process would import dagster
+    home = lake / "dagster_home"
+    ensure_dagster_home(home)  # here: a process of its own would import dagster again
     return {
         **os.environ,
         "ANALYTICS_LAKE_DIR": str(lake),
