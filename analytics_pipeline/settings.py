@@ -61,11 +61,12 @@ class AwsSettings:
 
 
 # Per ingest run Dagster stores a staged materialization for every day the run touched
-# (~17-28 ms each here): one-object files spread over a year cost days x runs events, so
-# they want few, big runs (100,000 files over 366 days: 2 runs, not 5, ~1,100 events fewer).
-# What it costs: a run's config holds its keys (~3 MB at 50,000 keys), and a failed run's
+# (~11 CPU-ms each here, more in wall time): one-object files spread over a year cost
+# days x runs events, so they want few, big runs (100,000 files over 366 days: 1 run, not 2,
+# 366 events and ~4 CPU-s fewer; benchmarks/README.md). What it costs: a run's config holds
+# its keys (1-10 MB at 100,000 keys, under Dagster's 100 MB gRPC limit), and a failed run's
 # retry redoes its whole batch. Bytes bound a run's duration.
-DEFAULT_INGEST_BATCH_FILES = 50_000
+DEFAULT_INGEST_BATCH_FILES = 100_000
 DEFAULT_INGEST_BATCH_BYTES = 1 << 30
 # A dropped file reaches its table in its ingest run, not after an automation tick and a second
 # run worker's start (~15-25 s in `make dev`); a bigger spread of days is a backfill's shape,

@@ -353,3 +353,37 @@ def test_the_engine_reuses_its_snapshot_until_the_catalog_is_replaced(
         "events", "2024-05-02", parquet_day(lake_dir, "events", "2024-05-02", [{"id": 2}])
     )
     assert engine.run_query(count).table["n"][0].as_py() == 2
+
+
+def test_a_day_query_reads_that_days_files_alone_and_leaves_other_tables_whole(
+    lake_dir: Path, catalog: DuckDBCatalog
+):
+    """A day's analytics query sees the tables it names through that day's files only (the
+    other days' files are not even opened: one is made unreadable here), the same rows as
+    through the whole view; a table it does not name keeps every day; the next plain query
+    on the same snapshot sees the whole table again."""
+    from analytics_pipeline.resources.local.engine import DuckDBEngine
+
+    engine = DuckDBEngine(lake_dir=str(lake_dir))
+    catalog.ensure_table(EVENTS)
+    catalog.ensure_table(TableDef("other", EVENTS.columns))
+    days = {f"2024-05-0{d}": [{"id": d, "name": f"n{d}"}] for d in (1, 2, 3)}
+    for table in ("events", "other"):
+        catalog.register_partitions(
+            table, {dt: parquet_day(lake_dir, table, dt, rows) for dt, rows in days.items()}
+        )
+    sql = (
+        "SELECT e.id, count(o.id) AS others FROM events AS e CROSS JOIN other AS o "
+        "WHERE e.dt = '2024-05-02' GROUP BY e.id"
+    )
+    whole = engine.run_query(sql).table.to_pylist()
+    (lake_dir / catalog.partition_location("events", "2024-05-03")).write_bytes(b"not parquet")
+
+    day = engine.run_day_query(sql, "2024-05-02", ["events", "missing_table"])
+
+    assert whole == day.table.to_pylist() == [{"id": 2, "others": 3}]
+    with pytest.raises(duckdb.Error, match="part-00000"):
+        engine.run_query("SELECT count(*) FROM events")
+    assert engine.run_day_query(
+        "SELECT count(*) AS n FROM events WHERE dt = '2024-05-09'", "2024-05-09", ["events"]
+    ).table.to_pylist() == [{"n": 0}]

@@ -33,13 +33,6 @@ PARTITIONS_START = "2020-01-01"
 IOT_FIRST_DAY = date(2024, 5, 1)
 PRODUCTS_FIRST_DAY = date(2024, 1, 1)
 
-
-def backfill_first_day(days: int) -> date:
-    """The backfill's days end yesterday: 5 years from 2024 would reach past the partitions'
-    end (today), where no run can go."""
-    return date.today() - timedelta(days=days)
-
-
 TARGET = 1.25
 FULL = {
     "iot_rows": 4_000_000,
@@ -48,6 +41,12 @@ FULL = {
     "products_days": 366,
     "backfill_days": 1826,
 }
+
+
+def backfill_first_day(days: int) -> date:
+    """The backfill's days end yesterday: days after tomorrow are no partition (their records
+    are quarantined), so five years from PRODUCTS_FIRST_DAY would be three."""
+    return date.today() - timedelta(days=days)
 
 
 def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -71,12 +70,10 @@ def timed_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 
 def lake_env(lake: Path) -> dict[str, str]:
+    from analytics_pipeline.cli.dagster_home import ensure_dagster_home
+
     home = lake / "dagster_home"
-    subprocess.run(
-        [sys.executable, "-m", "analytics_pipeline.cli.dagster_home", str(home)],
-        check=True,
-        capture_output=True,
-    )
+    ensure_dagster_home(home)  # here: a process of its own would import dagster again
     return {
         **os.environ,
         "ANALYTICS_LAKE_DIR": str(lake),
@@ -140,28 +137,13 @@ def generate_products(landing: Path, files: int, days: int, first: date) -> None
         )
 
 
-def products_floor(source: str, out: str) -> dict[str, Any]:
-    """Read every small file, parse it, write one snappy Parquet file per day."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for path in Path(source).iterdir():
-        record = json.loads(path.read_bytes())
-        by_day.setdefault(record["date"], []).append(record)
-    for day, records in by_day.items():
-        pq.write_table(pa.Table.from_pylist(records), Path(out) / f"{day}.parquet")
-    return {"seconds": time.perf_counter() - started}
-
-
 def data_floor(kind: str, source: Path, work: Path) -> float:
     out = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
     args = json.dumps({"source": str(source), "out": str(out)})
     if kind == "iot":
         cmd = [sys.executable, "-m", "benchmarks.run", "--child", "floor", "--child-args", args]
     else:
-        cmd = [sys.executable, "-m", "benchmarks.spread", "--products-floor", args]
+        cmd = [sys.executable, "-m", "benchmarks.products_floor", args]
     result = timed_child(cmd)
     print(f"  data floor {result['seconds']:.1f} s (as a subprocess)", flush=True)
     return float(json.loads(result["stdout"].strip().splitlines()[-1])["seconds"])
@@ -266,11 +248,7 @@ def main() -> None:
     parser.add_argument("--products-days", type=int, default=366)
     parser.add_argument("--backfill-days", type=int, default=200)
     parser.add_argument("--only", nargs="*", default=["iot", "products", "backfill"])
-    parser.add_argument("--products-floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.products_floor:
-        print(json.dumps(products_floor(**json.loads(args.products_floor))))
-        return
     if args.full:
         for k, v in FULL.items():
             setattr(args, k, v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -22,3 +23,8 @@ class QueryEngine(dg.ConfigurableResource):
 
     def run_query(self, athena_sql: str) -> QueryResult:
         raise NotImplementedError
+
+    def run_day_query(self, athena_sql: str, dt: str, tables: Sequence[str]) -> QueryResult:
+        """A statement that reads `tables` on day `dt` alone (its SQL filters them to it): an
+        engine may read only that day's files. Athena prunes by partition itself."""
+        return self.run_query(athena_sql)

@@ -185,7 +185,10 @@ def _file_schema(known: dict[str, str | None], location: str) -> str | None:
 
 
 def view_sql(
-    table: TableDef, locations: list[str], file_schemas: Mapping[str, str | None] | None = None
+    table: TableDef,
+    locations: list[str],
+    file_schemas: Mapping[str, str | None] | None = None,
+    temporary: bool = False,
 ) -> str:
     """The table's view: the days' files read together, one read_parquet per file schema.
 
@@ -194,13 +197,14 @@ def view_sql(
     365 footers. A column added later makes a second group; the groups are unioned by name
     with a typed empty row set that supplies every declared column."""
     name = validate_identifier(table.name)
+    create = "CREATE TEMPORARY VIEW" if temporary else "CREATE VIEW"
     empty = (
         "SELECT "
         + ", ".join(f'CAST(NULL AS {duckdb_type(kind)}) AS "{col}"' for col, kind in table.columns)
         + ", CAST(NULL AS VARCHAR) AS dt WHERE false"
     )
     if not locations:
-        return f'CREATE VIEW "{name}" AS {empty}'
+        return f'{create} "{name}" AS {empty}'
     typed = ", ".join(
         f'CAST("{col}" AS {duckdb_type(kind)}) AS "{col}"' for col, kind in table.columns
     )
@@ -216,4 +220,4 @@ def view_sql(
     # The typed empty row set, unioned by name, supplies every declared column: a column
     # added after a day was written reads as null there instead of breaking the view.
     union = " UNION ALL BY NAME ".join([empty, *reads])
-    return f'CREATE VIEW "{name}" AS SELECT {typed}, dt FROM ({union})'
+    return f'{create} "{name}" AS SELECT {typed}, dt FROM ({union})'

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analytics_pipeline.lake.sql_text import sql_string_literal
+from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
-from analytics_pipeline.resources.local.catalog import CATALOG_FILE
+from analytics_pipeline.resources.local.catalog import CATALOG_FILE, view_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,6 +38,17 @@ class DuckDBEngine(QueryEngine):
     lake_dir: str
 
     def run_query(self, athena_sql: str) -> QueryResult:
+        return self._run(athena_sql, lambda con: None)
+
+    def run_day_query(self, athena_sql: str, dt: str, tables: Sequence[str]) -> QueryResult:
+        """Each of `tables` seen through a view of its `dt` files alone. A table's view lists
+        every day's file, and binding it costs a query ~25 us a day (10 ms over a year, 50 ms
+        over five): a backfill querying each of N days paid N x N."""
+        return self._run(athena_sql, lambda con: _views_of_day(con, dt, tables))
+
+    def _run(
+        self, athena_sql: str, prepare: Callable[[duckdb.DuckDBPyConnection], None]
+    ) -> QueryResult:
         sql = athena_to_duckdb(athena_sql)
         catalog = Path(self.lake_dir).resolve() / CATALOG_FILE
         started = time.monotonic()
@@ -43,6 +57,7 @@ class DuckDBEngine(QueryEngine):
         try:
             if attached:
                 con.execute("USE lake")
+                prepare(con)
             table = con.sql(sql).to_arrow_table()
         finally:
             con.close()
@@ -76,3 +91,18 @@ def catalog_snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
                 con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS lake (READ_ONLY)")
             cached = _snapshots[catalog] = (version, con)
         return cached[1], cached[0] != NO_CATALOG
+
+
+def _views_of_day(con: duckdb.DuckDBPyConnection, dt: str, tables: Sequence[str]) -> None:
+    """Temporary views (this cursor's alone) named as the tables, over their `dt` files: they
+    come before the catalog's views in name resolution. A table not in the catalog is left
+    alone, so the statement fails as it would have."""
+    for name in tables:
+        row = con.execute("SELECT columns FROM lake._tables WHERE name = ?", [name]).fetchone()
+        if row is None:
+            continue
+        locations = con.execute(
+            "SELECT location FROM lake._partitions WHERE table_name = ? AND dt = ?", [name, dt]
+        ).fetchall()
+        table = TableDef(name, tuple(tuple(c) for c in json.loads(row[0])))
+        con.execute(view_sql(table, [loc for (loc,) in locations], temporary=True))
