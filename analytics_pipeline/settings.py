@@ -105,7 +105,8 @@ class Settings:
     movie_rental_db_secret: str | None = None
     # An ingest run that staged at most this many days builds their Parquet and table itself
     # (ANALYTICS_INGEST_BUILD_DAYS; 0: never); more days go to the automation's ranged runs.
-    ingest_build_days: int = DEFAULT_INGEST_BUILD_DAYS
+    # Unset: DEFAULT_INGEST_BUILD_DAYS under the daemon, every day in `make process`.
+    ingest_build_days: int | None = None
 
     @property
     def movie_rental_url(self) -> str:
@@ -176,8 +177,10 @@ class Settings:
             movie_rental_db_url=environ.get("ANALYTICS_MOVIE_RENTAL_DB_URL") or None,
             movie_rental_db_secret=environ.get("ANALYTICS_MOVIE_RENTAL_DB_SECRET", "").strip()
             or None,
-            ingest_build_days=int(
-                environ.get("ANALYTICS_INGEST_BUILD_DAYS", str(DEFAULT_INGEST_BUILD_DAYS))
+            ingest_build_days=(
+                int(environ["ANALYTICS_INGEST_BUILD_DAYS"])
+                if environ.get("ANALYTICS_INGEST_BUILD_DAYS", "").strip()
+                else None
             ),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -20,8 +21,14 @@ from analytics_pipeline.datasets.app_events import (
 )
 from analytics_pipeline.lake.compaction import compact_day, source_codes
 from analytics_pipeline.lake.parquet_encoding import parquet_bytes
-from analytics_pipeline.lake.staging import SOURCE_COLUMNS, staged_schema
+from analytics_pipeline.lake.staging import (
+    SOURCE_COLUMNS,
+    stage_landing_files,
+    staged_files,
+    staged_schema,
+)
 from analytics_pipeline.resources.local.store import LocalLakeStore
+from analytics_pipeline_tests.lake_helpers import drop, iot_reading, ndjson
 
 APP_EVENTS = dataset("app_events")
 DAY = "2024-05-01"
@@ -159,3 +166,65 @@ def test_a_staged_file_without_a_required_field_names_it(tmp_path: Path):
     sign_ins = next(t for t in APP_EVENTS.tables if t.name == "sign_in_events")
     with pytest.raises(ValueError, match=f"{path} has no column 'session_id'"):
         compact_day(store, APP_EVENTS, sign_ins, DAY)
+
+
+def test_a_day_built_from_the_rows_a_run_holds_equals_the_day_read_back(tmp_path: Path):
+    """The ingest run compacts the staged files it wrote from memory: the same rows, in the
+    same order, as reading them back; and it does not read them (corrupt files still build)."""
+    iot = dataset("iot_sensor_data")
+    store = LocalLakeStore(lake_dir=str(tmp_path))
+    for n, device in enumerate(["1", "2", "3"]):
+        readings = [
+            iot_reading(deviceid=device, datetime=f"2024-05-0{1 + i % 2} 0{i % 10}:00:00")
+            for i in range(600)
+        ]
+        readings.append(iot_reading(deviceid=device, temperature="hot"))  # quarantined
+        drop(tmp_path, "iot_sensor_data", f"gw-{n}.ndjson", ndjson(readings))
+    report = stage_landing_files(
+        store,
+        iot,
+        [f"gw-{n}.ndjson" for n in range(3)],
+        start=date(2020, 1, 1),
+        now=datetime(2024, 6, 1),
+        max_file_bytes=1 << 30,
+    )
+    assert sorted(report.staged_rows_by_dt) == ["2024-05-01", "2024-05-02"]
+    assert sorted(report.held) == sorted(report.staged_paths)
+    table = iot.tables[0]
+    for dt in report.staged_rows_by_dt:
+        read_back = compact_day(store, iot, table, dt)
+        from_memory = compact_day(store, iot, table, dt, report.held)
+        assert read_back.staged_paths == from_memory.staged_paths
+        assert from_memory.table.equals(read_back.table)
+        assert from_memory.table.num_rows == 900
+    for path in report.staged_paths:
+        (tmp_path / path).write_bytes(b"not parquet")
+    assert compact_day(store, iot, table, "2024-05-01", report.held).table.num_rows == 900
+    with pytest.raises(pa.ArrowInvalid):
+        compact_day(store, iot, table, "2024-05-01")
+
+
+def test_a_run_holds_no_more_staged_rows_than_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Past HELD_STAGED_ROWS the staged files are only on disk, and read back from there."""
+    monkeypatch.setattr(staged_files, "HELD_STAGED_ROWS", 250)
+    iot = dataset("iot_sensor_data")
+    store = LocalLakeStore(lake_dir=str(tmp_path))
+    readings = [
+        iot_reading(datetime=f"2024-05-0{1 + i // 200} 00:00:{i % 60:02d}") for i in range(400)
+    ]
+    drop(tmp_path, "iot_sensor_data", "gw.ndjson", ndjson(readings))
+    report = stage_landing_files(
+        store,
+        iot,
+        ["gw.ndjson"],
+        start=date(2020, 1, 1),
+        now=datetime(2024, 6, 1),
+        max_file_bytes=1 << 30,
+    )
+    assert len(report.staged_paths) == 2
+    assert report.held_rows == 200 and len(report.held) == 1
+    for dt in ("2024-05-01", "2024-05-02"):
+        day = compact_day(store, iot, iot.tables[0], dt, report.held)
+        assert day.table.num_rows == 200

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from analytics_pipeline.cli.process import process_landing
+from analytics_pipeline.cli.process import headless_definitions, process_landing
 from analytics_pipeline.definitions import build_definitions
 from analytics_pipeline.defs.keys import (
     analytics_key,
@@ -132,3 +132,43 @@ def test_a_table_another_run_is_writing_is_left_to_the_automation_without_waitin
     assert any("products is being written by a backfill" in m for m in logged), logged
     assert process_landing(defs, instance).failed_runs == []
     assert query(lake_dir, "SELECT count(*) FROM products") == [(4,)]
+
+
+def test_make_process_builds_every_day_its_ingest_run_staged(
+    lake_dir: Path, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """More days than the daemon's ingest run builds: `make process` has nobody waiting on a
+    small drop, so its ingest run builds them all, and its ranged run is the analytics only."""
+    assert settings.ingest_build_days is None  # unset: the daemon builds up to 7 days
+    days = [f"2024-03-{d:02d}" for d in range(1, 11)]
+    for n, day in enumerate(days):
+        drop(lake_dir, "products", f"{n}.json", f'{{"id": {n}, "date": "{day}", "product": "A"}}')
+    summary = process_landing(headless_definitions(settings), instance)
+    assert summary.failed_runs == []
+    assert summary.ingest_runs == 1
+    ingest = ingest_run_id(instance)
+    for key in (parquet_key("products"), table_key("products")):
+        records = materializations(instance, key)
+        assert sorted(r.partition_key for r in records) == days, key
+        assert {r.run_id for r in records} == {ingest}, key
+    analytics = materializations(instance, analytics_key("daily_product_counts"))
+    assert sorted(r.partition_key for r in analytics) == days
+    assert query(lake_dir, "SELECT count(*) FROM products") == [(10,)]
+
+
+def test_the_build_days_setting_still_bounds_make_process(
+    lake_dir: Path, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    defs = headless_definitions(dataclasses.replace(settings, ingest_build_days=1))
+    drop_products(lake_dir)
+    assert process_landing(defs, instance).failed_runs == []
+    records = materializations(instance, parquet_key("products"))
+    assert sorted(r.partition_key for r in records) == DAYS
+    assert ingest_run_id(instance) not in {r.run_id for r in records}
+
+
+def test_the_build_days_setting_is_unset_unless_given() -> None:
+    lake = {"ANALYTICS_LAKE_DIR": "/tmp/lake"}
+    assert Settings.from_env(lake).ingest_build_days is None
+    assert Settings.from_env({**lake, "ANALYTICS_INGEST_BUILD_DAYS": "0"}).ingest_build_days == 0
+    assert Settings.from_env({**lake, "ANALYTICS_INGEST_BUILD_DAYS": "30"}).ingest_build_days == 30

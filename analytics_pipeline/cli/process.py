@@ -36,6 +36,7 @@ from analytics_pipeline.run_owner import owner_tags
 from analytics_pipeline.settings import Settings
 
 MAX_ROUNDS = 50
+ALL_DAYS = 1_000_000
 # Dagster's console logger prints every event at DEBUG; a headless run shows INFO and up.
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -209,9 +210,16 @@ def headless_definitions(settings: Settings) -> dg.Definitions:
     """Definitions for a run that takes everything in landing/ now.
 
     The settle time is for files arriving while the daemon watches; here every file is
-    complete, and it would make a `make process` right after a copy do nothing.
+    complete, and it would make a `make process` right after a copy do nothing. The ingest
+    run builds every day it staged (unless ANALYTICS_INGEST_BUILD_DAYS is set): under
+    the daemon, a big batch's days go to ranged runs so that a small drop is not kept
+    waiting; here nobody waits, and the run still holds the rows it staged, so building
+    them there saves reading them back and a second run planning every day.
     """
-    return build_definitions(replace(settings, landing_settle_seconds=0))
+    build_days = ALL_DAYS if settings.ingest_build_days is None else settings.ingest_build_days
+    return build_definitions(
+        replace(settings, landing_settle_seconds=0, ingest_build_days=build_days)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from analytics_pipeline.resources.catalog import Catalog
 from analytics_pipeline.resources.day_builder import DayBuilder
 from analytics_pipeline.resources.engine import QueryEngine
 from analytics_pipeline.resources.store import LakeStore
-from analytics_pipeline.settings import Settings
+from analytics_pipeline.settings import DEFAULT_INGEST_BUILD_DAYS, Settings
 
 
 class IngestConfig(dg.Config):
@@ -205,11 +205,15 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC).replace(tzinfo=None)
 
-        def build_in_this_run(days: list[str]) -> list[AssetEvent]:
-            if not days or len(days) > settings.ingest_build_days:
+        def build_in_this_run(report: StageReport) -> list[AssetEvent]:
+            days = sorted(report.staged_rows_by_dt)
+            limit = settings.ingest_build_days
+            if not days or len(days) > (DEFAULT_INGEST_BUILD_DAYS if limit is None else limit):
                 return []
             try:
-                return build_staged_days(context, spec, days, store, catalog, engine, day_builder)
+                return build_staged_days(
+                    context, spec, days, store, catalog, engine, day_builder, report.held
+                )
             except Exception as error:  # the staged days stand; the automation builds them
                 context.log.warning(f"{spec.name}: building {days} in the ingest run: {error}")
                 return []
@@ -219,7 +223,8 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             # said which days it staged, so they are built; a file left in landing is staged
             # again, once (staging is idempotent). The days this run built are recorded after
             # their staged days, so the automation sees them handled.
-            built = build_in_this_run(sorted(report.staged_rows_by_dt))
+            built = build_in_this_run(report)
+            report.held.clear()  # what is built is on disk; the rest of the run needs no copy
             for event in [*_staged_materializations(spec, report), *built]:
                 context.log_event(event)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.defs.keys import parquet_key, table_key
@@ -35,15 +36,17 @@ def build_staged_days(
     catalog: Catalog,
     engine: QueryEngine,
     day_builder: DayBuilder,
+    held: Mapping[str, pa.Table],
 ) -> list[AssetEvent]:
-    """Build every table of the dataset for `days`; the events to record once all are built."""
+    """Build every table of the dataset for `days`; the events to record once all are built.
+    held: the staged files this run wrote, still in memory (they are not read back)."""
     events: list[AssetEvent] = []
     for table in spec.tables:
         owner = f"run {context.run.run_id} ingest of {spec.name}"
         # Not waiting: a table another run is writing is left to the automation, which
         # builds the day after that run (a backfill may hold the lock for minutes).
         with store.table_lock(table.name, owner, wait_seconds=0):
-            build = day_builder.build_parquet(store, catalog, engine, spec, table, days)
+            build = day_builder.build_parquet(store, catalog, engine, spec, table, days, held)
             parquet = map_days(build.day, days, build.workers)
             published = day_builder.publish_days(
                 context.instance, store, catalog, spec, table, days

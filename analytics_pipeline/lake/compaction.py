@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,14 +37,17 @@ def staged_day_paths(store: LakeStore, spec: DatasetSpec, dt: str) -> list[str]:
     return [p for p in store.list_files(staged_prefix(spec, dt)) if p.endswith(".parquet")]
 
 
-def _read_staged(store: LakeStore, spec: DatasetSpec, paths: list[str]) -> pa.Table:
-    """These staged files' rows, in the staged schema but for the source key and version,
-    which stay dictionaries (see read_staged_file)."""
+def _read_staged(
+    store: LakeStore, spec: DatasetSpec, paths: list[str], held: Mapping[str, pa.Table]
+) -> pa.Table:
+    """These staged files' rows, in the staged schema (the source key and version as
+    dictionaries, see read_staged_file); a file this process wrote and still holds is not
+    read back."""
     schema = staged_schema(spec)
-    for name in ("_source_key", "_source_version"):
-        i = schema.get_field_index(name)
-        schema = schema.set(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())))
-    tables = [_in_schema(read_staged_file(store, p), schema, spec, p) for p in paths]
+    tables = [
+        held[p] if p in held else _in_schema(read_staged_file(store, p), schema, spec, p)
+        for p in paths
+    ]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
@@ -65,14 +69,20 @@ def _in_schema(staged: pa.Table, schema: pa.Schema, spec: DatasetSpec, path: str
     return staged.select(schema.names).cast(schema)
 
 
-def compact_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> CompactedDay:
+def compact_day(
+    store: LakeStore,
+    spec: DatasetSpec,
+    table: TableSpec,
+    dt: str,
+    held: Mapping[str, pa.Table] | None = None,
+) -> CompactedDay:
     """Deduplicate by source record, keep the table's rows and columns, order by source.
 
     One row per source record (key, content version, line): a batch staged twice after a
     crash counts once. Done on one int64 per row (source rank << 32 | line) with numpy, which
     takes a fraction of a SQL window's time; the first staged copy of a record is kept."""
     paths = staged_day_paths(store, spec, dt)
-    staged = _read_staged(store, spec, paths)
+    staged = _read_staged(store, spec, paths, held or {})
     codes = source_codes(staged)
     order = np.argsort(codes, kind="stable")  # by source record, staged order among copies
     distinct = int(np.count_nonzero(_group_starts(codes[order])))

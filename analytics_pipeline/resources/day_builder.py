@@ -5,11 +5,12 @@ difference. `DayBuilder` builds in this process with pyarrow (the default everyw
 `AthenaDayBuilder` (resources/aws) has Athena build the datasets it is told to.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.datasets.table_def import table_def
@@ -60,9 +61,13 @@ class DayBuilder(dg.ConfigurableResource):
         spec: DatasetSpec,
         table: TableSpec,
         days: list[str],
+        held: Mapping[str, pa.Table] | None = None,
     ) -> ParquetBuild:
+        """held: staged files this process wrote and still holds, by path (not read back)."""
         # Each day is read, compacted and written on its own: BUILD_WORKERS days at a time.
-        return ParquetBuild(lambda dt: parquet_day(store, spec, table, dt), workers=BUILD_WORKERS)
+        return ParquetBuild(
+            lambda dt: parquet_day(store, spec, table, dt, held), workers=BUILD_WORKERS
+        )
 
     def publish_days(
         self,
@@ -97,11 +102,17 @@ class DayBuilder(dg.ConfigurableResource):
         }
 
 
-def parquet_day(store: LakeStore, spec: DatasetSpec, table: TableSpec, dt: str) -> DayResult:
+def parquet_day(
+    store: LakeStore,
+    spec: DatasetSpec,
+    table: TableSpec,
+    dt: str,
+    held: Mapping[str, pa.Table] | None = None,
+) -> DayResult:
     # A staged file written while the day is built would count as built (its update is
     # older than this materialization): build again until the day's staged files hold still.
     for _ in range(REBUILDS_WHILE_STAGING):
-        day = compact_day(store, spec, table, dt)
+        day = compact_day(store, spec, table, dt, held)
         written = write_partition(store, table.name, dt, day.table, table.key)
         if tuple(staged_day_paths(store, spec, dt)) == day.staged_paths:
             break

@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics_pipeline.lake.parsing.arrow_parsing import ParsedTable
@@ -47,6 +48,10 @@ class StageReport:
     # e.g. {"colour": 12, "attributes.plan": 3}); empty when none. Capped at
     # MAX_UNKNOWN_FIELD_NAMES names, the rest counted under OTHER_UNKNOWN_FIELDS.
     unknown_fields: dict[str, int] = field(default_factory=dict)
+    # The rows of staged files this run wrote, by path, as written (up to HELD_STAGED_ROWS):
+    # the days this run builds are compacted from them, not read back.
+    held: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+    held_rows: int = 0
 
     @property
     def records(self) -> int:

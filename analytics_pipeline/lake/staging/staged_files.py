@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,14 +28,21 @@ SOURCE_COLUMNS = ("_source_key", "_source_version", "_source_line")
 FLUSH_RECORDS = 250_000
 # A parsed table whose days come in at most this many stretches is split by slicing.
 MAX_SLICED_DAYS = 1000
+# The rows of a batch's staged files kept in memory after they are written (~35 bytes a row
+# for IoT readings), so the run that staged them builds their days without reading them back.
+HELD_STAGED_ROWS = 8_000_000
+# A source key or version repeats for every row of its landing file: one value, many indices.
+SOURCE_TEXT = pa.dictionary(pa.int32(), pa.string())
 
 
 def staged_schema(spec: DatasetSpec) -> pa.Schema:
+    """The staged rows as Arrow holds them; stored as Parquet, the source key and version
+    are plain strings (dictionary-encoded pages)."""
     return pa.schema(
         [(f.name, ARROW_TYPES[f.athena_type]) for f in spec.fields]
         + [
-            ("_source_key", pa.string()),
-            ("_source_version", pa.string()),
+            ("_source_key", SOURCE_TEXT),
+            ("_source_version", SOURCE_TEXT),
             ("_source_line", pa.int32()),
         ]
     )
@@ -77,11 +85,11 @@ class UnwrittenRows:
             self.size += len(parsed.records)
             return
         table = parsed.table
-        n = table.num_rows
-        table = table.append_column("_source_key", pa.repeat(pa.scalar(key, pa.string()), n))
-        self.add_table(
-            table.append_column("_source_version", pa.repeat(pa.scalar(version, pa.string()), n))
-        )
+        indices = pa.array(np.zeros(table.num_rows, dtype=np.int32))
+        for name, value in (("_source_key", key), ("_source_version", version)):
+            source = pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+            table = table.append_column(name, source)
+        self.add_table(table)
 
     def add_table(self, table: pa.Table) -> None:
         """Typed rows with dt and their source columns."""
@@ -133,6 +141,7 @@ def write_staged_parts(
     part: int,
     prefix: str | None = None,
 ) -> None:
+    """Write the pending rows, a file per day; keep them in report.held while it has room."""
     schema = staged_schema(spec)
     batch = prefix or batch_id(identities)
     for dt, table in pending.by_dt(schema):
@@ -142,6 +151,9 @@ def write_staged_parts(
         # then compacted.
         store.write_bytes(path, parquet_bytes(table, use_dictionary=list(SOURCE_COLUMNS[:2])))
         report.staged_paths.append(path)
+        if report.held_rows + table.num_rows <= HELD_STAGED_ROWS:
+            report.held[path] = table
+            report.held_rows += table.num_rows
     pending.clear()
 
 

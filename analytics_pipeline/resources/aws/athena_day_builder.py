@@ -1,7 +1,10 @@
 """Athena builds the Parquet days of the datasets it is given (the scale path); the rest are
 built in this process as everywhere else."""
 
+from collections.abc import Mapping
+
 import dagster as dg
+import pyarrow as pa
 
 from analytics_pipeline.datasets.spec import DatasetSpec, TableSpec
 from analytics_pipeline.datasets.table_def import table_def
@@ -34,9 +37,10 @@ class AthenaDayBuilder(DayBuilder):
         spec: DatasetSpec,
         table: TableSpec,
         days: list[str],
+        held: Mapping[str, pa.Table] | None = None,
     ) -> ParquetBuild:
         if not self.builds_in_athena(spec.name):
-            return super().build_parquet(store, catalog, engine, spec, table, days)
+            return super().build_parquet(store, catalog, engine, spec, table, days, held)
         glue = _glue(catalog)
         built, expected = self._build_range(store, glue, engine, spec, table, days[0], days[-1])
         columns = glue.table_columns(table.name)
