@@ -202,6 +202,18 @@ def floor_adbc(url: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": table.num_rows}
 
 
+def import_what_the_extract_imports_lazily(url: str) -> None:
+    """Imports are start-up, timed in the job's figure and left out of both children's clocks
+    (the floor imports its driver before it starts its own). Three are made on first use: the
+    database's SQLAlchemy dialect and driver, and pandas, which pyarrow imports on its first
+    `pa.array` (any call, to see whether the argument is a pandas object)."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    pa.array([0])
+    sa.create_engine(url).dialect.import_dbapi()
+
+
 def extract(url: str, lake: str) -> dict[str, Any]:
     """extract_and_serve of rental, as the extract job runs it, into the lake at `lake`."""
     import duckdb
@@ -215,6 +227,7 @@ def extract(url: str, lake: str) -> dict[str, Any]:
     catalog = DuckDBCatalog(lake_dir=lake)
     store = LocalLakeStore(lake_dir=lake)
     database = SourceDatabase(source=MOVIE_RENTAL.name, url=url)
+    import_what_the_extract_imports_lazily(url)
     started = time.perf_counter()
     done = extract_and_serve(store, catalog, database, MOVIE_RENTAL, "rental")
     seconds = time.perf_counter() - started
