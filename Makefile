@@ -57,7 +57,7 @@ lint: install
 	$(RUN) ruff format --check .
 
 typecheck: install
-	$(RUN) mypy analytics_pipeline benchmarks
+	$(RUN) mypy analytics_pipeline benchmarks local_servers
 
 test: install lint typecheck
 	$(RUN) pytest -q -n 2 --dist loadfile

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from analytics_pipeline_tests.apt import ensure_installed
-from analytics_pipeline_tests.dev_server import PROJECT_ROOT
+from local_servers.apt import ensure_installed
+from local_servers.dev_server import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots the UI tests save, on success and on failure (gitignored).

@@ -11,7 +11,7 @@ import yaml
 
 from analytics_pipeline.cli.dagster_home import TELEMETRY, ensure_dagster_home
 from analytics_pipeline.cli.instance_config import instance_config
-from analytics_pipeline_tests.db_servers import DatabaseServer
+from local_servers.db_servers import DatabaseServer
 
 STORAGES = ("sqlite", "postgres")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_pipeline_tests.db_servers import DatabaseServer, running_mariadb, running_postgres
+from local_servers.db_servers import DatabaseServer, running_mariadb, running_postgres
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,13 @@ from playwright.sync_api import Browser, Page, expect
 from analytics_pipeline.serving.api_keys import KeyFile
 from analytics_pipeline.serving.scopes import Scope
 from analytics_pipeline_tests.browser import ARTIFACTS, chromium
-from analytics_pipeline_tests.dev_server import PROJECT_ROOT, free_port
 from analytics_pipeline_tests.local_lake import fresh_lake
 from analytics_pipeline_tests.web_requests_lake import (
     LINES,
     publish_web_requests,
     request_rows_by_day,
 )
+from local_servers.dev_server import PROJECT_ROOT, free_port
 
 UI_TIMEOUT_MS = 20_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from analytics_pipeline_tests.db_servers import DatabaseServer
+from local_servers.db_servers import DatabaseServer
 
 
 def test_each_fresh_database_is_empty_and_separate(postgres_server: DatabaseServer) -> None:

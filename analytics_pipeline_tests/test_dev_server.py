@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics_pipeline_tests.dev_server import DevServer, dagster_dev
 from analytics_pipeline_tests.lake_helpers import drop, landing_files, ndjson, query
+from local_servers.dev_server import DevServer, dagster_dev
 
 # "About a minute" is the promise; the bound leaves slack for a loaded 2-core CI machine.
 ARRIVAL_DEADLINE = 240.0

@@ -11,7 +11,7 @@ import yaml
 from dagster import DagsterInstance
 
 from analytics_pipeline.cli.instance_config import instance_config, write_instance_config
-from analytics_pipeline_tests.db_servers import PG_PASSWORD, DatabaseServer
+from local_servers.db_servers import PG_PASSWORD, DatabaseServer
 
 
 @pytest.fixture

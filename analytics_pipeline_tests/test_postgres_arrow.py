@@ -16,7 +16,7 @@ from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.postgres_arrow import to_lake_type
 from analytics_pipeline.resources.source_database import SourceDatabase, SourceTableError
-from analytics_pipeline_tests.db_servers import DatabaseServer
+from local_servers.db_servers import DatabaseServer
 
 
 def test_a_user_who_cannot_read_the_table_gets_its_name_and_nothing_changes(

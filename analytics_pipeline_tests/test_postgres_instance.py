@@ -33,9 +33,9 @@ from analytics_pipeline.resources.local.catalog import CATALOG_FILE
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.run_owner import OWNER_PID_TAG
 from analytics_pipeline.settings import MOVIE_RENTAL_FILE
-from analytics_pipeline_tests.db_servers import DatabaseServer
-from analytics_pipeline_tests.dev_server import DevServer, dagster_services
 from analytics_pipeline_tests.lake_helpers import landing_files
+from local_servers.db_servers import DatabaseServer
+from local_servers.dev_server import DevServer, dagster_services
 
 END_DAY = date(2024, 6, 30)
 # Generous for a loaded 2-core CI machine: each run is a fresh Python process (~5 s here).

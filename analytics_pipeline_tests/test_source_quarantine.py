@@ -22,13 +22,13 @@ from analytics_pipeline.lake.source_rows import type_rows
 from analytics_pipeline.resources.local.catalog import DuckDBCatalog
 from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.source_database import SourceDatabase, SourceTableError
-from analytics_pipeline_tests.db_servers import DatabaseServer
 from analytics_pipeline_tests.test_database_source import (
     END,
     execute,
     lake_rows,
     source_rows,
 )
+from local_servers.db_servers import DatabaseServer
 
 
 def quarantined(store: LocalLakeStore, table: str) -> list[dict[str, Any]]:

@@ -24,8 +24,8 @@ from analytics_pipeline.resources.aws.source_secret import (
 )
 from analytics_pipeline.resources.source_database import SourceDatabase
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests.db_servers import DatabaseServer
 from analytics_pipeline_tests.lake_helpers import DATABASE, provisioned_aws_settings
+from local_servers.db_servers import DatabaseServer
 
 PASSWORD = "s3cr/t:p@ss"
 RDS_SECRET = {

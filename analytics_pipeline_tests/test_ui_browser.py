@@ -20,8 +20,8 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from analytics_pipeline.datasets import DATASETS
 from analytics_pipeline.defs.analytics import ANALYTICS
 from analytics_pipeline_tests.browser import ARTIFACTS, chromium
-from analytics_pipeline_tests.dev_server import DevServer, dagster_dev
 from analytics_pipeline_tests.lake_helpers import drop, ndjson, query
+from local_servers.dev_server import DevServer, dagster_dev
 
 LOCATION = "analytics_pipeline.definitions"
 PROCESSED_DEADLINE = 240.0  # the daemon's sensors and automation on a loaded 2-core machine

@@ -31,7 +31,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from analytics_pipeline_tests.dev_server import free_port, stop_process_group, wait_until_up
+from local_servers.dev_server import free_port, stop_process_group, wait_until_up
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

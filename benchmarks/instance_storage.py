@@ -27,8 +27,8 @@ import dagster as dg
 
 from analytics_pipeline.cli.dagster_home import ensure_dagster_home
 from analytics_pipeline.cli.instance_config import write_instance_config
-from analytics_pipeline_tests.db_servers import DatabaseServer, running_postgres
 from benchmarks.dagster_floor import RANGE_END, RANGE_START, noop_asset
+from local_servers.db_servers import DatabaseServer, running_postgres
 
 ASSETS = 3
 FIRST_DAY = date(2024, 1, 1)

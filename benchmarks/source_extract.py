@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(CHILDREN[args.child](**json.loads(args.child_args))))
         return 0
-    from analytics_pipeline_tests.db_servers import running_postgres
+    from local_servers.db_servers import running_postgres
 
     print(f"command: python -m benchmarks.source_extract {' '.join(argv or sys.argv[1:])}")
     table = [

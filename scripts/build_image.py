@@ -127,7 +127,7 @@ def run_in(container: str, env: dict[str, str], *command: str) -> str:
 def started_in(container: str, env: dict[str, str], *command: str) -> Iterator[subprocess.Popen]:
     """A long-running command in the container, in its own process group, stopped on exit;
     its output goes to a temporary file, read by output_of."""
-    from analytics_pipeline_tests.dev_server import stop_process_group
+    from local_servers.dev_server import stop_process_group
 
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(run_argv(container, env, *command), stdout=log,

@@ -65,8 +65,8 @@ def backends() -> Iterator[dict[str, str]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from analytics_pipeline_tests.db_servers import running_postgres
-    from analytics_pipeline_tests.dev_server import free_port
+    from local_servers.db_servers import running_postgres
+    from local_servers.dev_server import free_port
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     port = free_port()
@@ -114,7 +114,7 @@ def _static_facts(container: str, config: dict, env: dict[str, str]) -> dict[str
 
 def check_dagster_image() -> dict[str, object]:
     """The webserver answers, the daemon's heartbeat is live, the code server is healthy."""
-    from analytics_pipeline_tests.dev_server import free_port
+    from local_servers.dev_server import free_port
 
     config = image_config("dagster")
     entrypoint, command = config["Entrypoint"], config["Cmd"]
@@ -193,7 +193,7 @@ def _a_run_completes(base: str, daemon: subprocess.Popen) -> str:
 
 def check_lambda_image() -> dict[str, object]:
     """ENTRYPOINT + CMD of the lambda target answers one event through a runtime-API stand-in."""
-    from analytics_pipeline_tests.test_api_lambda import PERIOD, STATS, RuntimeApi, http_api_event
+    from local_servers.lambda_runtime import PERIOD, STATS, RuntimeApi, http_api_event
 
     config = image_config("lambda")
     server = RuntimeApi()

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from analytics_pipeline_tests.apt import ensure_installed
-from analytics_pipeline_tests.dev_server import free_port, stop_process_group
+from local_servers.apt import ensure_installed
+from local_servers.dev_server import free_port, stop_process_group
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER, PG_PASSWORD = "analytics", "not-on-disk-7f3a"
