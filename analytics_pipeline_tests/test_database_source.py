@@ -239,19 +239,21 @@ def test_the_hourly_extract_skips_with_its_reason_until_the_database_exists(
     schedule = defs.resolve_schedule_def(f"{extract_job_name('movie_rental')}_hourly")
     key = next(iter(schedule.required_resource_keys))
 
-    def tick() -> Any:
-        context = dg.build_schedule_context(instance=instance, resources={key: defs.resources[key]})
-        return list(schedule.evaluate_tick(context).run_requests or [])
+    def evaluate() -> Any:
+        # A context given resources holds them (and the instance) until it is closed.
+        with dg.build_schedule_context(
+            instance=instance, resources={key: defs.resources[key]}
+        ) as context:
+            return schedule.evaluate_tick(context)
 
-    context = dg.build_schedule_context(instance=instance, resources={key: defs.resources[key]})
-    skipped = schedule.evaluate_tick(context)
+    skipped = evaluate()
     assert not skipped.run_requests
     assert "no movie_rental database" in (skipped.skip_message or "")
     assert not Path(sa.make_url(settings.movie_rental_url).database or "").exists()
 
     Path(sa.make_url(settings.movie_rental_url).database or "").parent.mkdir(parents=True)
     create_movie_rental(settings.movie_rental_url, end_date=END, days=1, scale=0.05)
-    assert len(tick()) == 1
+    assert len(evaluate().run_requests or []) == 1
 
 
 def test_a_snapshot_streamed_in_small_pieces_is_whole_and_the_same_version(

@@ -39,7 +39,6 @@ from analytics_pipeline.resources.aws.glue_inputs import dt_expressions
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.local.catalog import view_sql
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests import dev_server
 from analytics_pipeline_tests.lake_helpers import (
     DATABASE,
     LAKE,
@@ -49,6 +48,7 @@ from analytics_pipeline_tests.lake_helpers import (
     provisioned_aws_settings,
     query,
 )
+from local_servers import dev_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-05-01"
