@@ -121,9 +121,15 @@ def test_a_crash_before_the_index_is_saved_heals_from_the_lake(
     ]
 
 
-def test_spilled_rows_come_back_by_day_each_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("held_bytes", "files"),
+    [(0, 3), (4 * 4, 2), (1 << 20, 0)],  # three flushes: all on disk; the first held; all held
+)
+def test_spilled_rows_come_back_by_day_each_once(
+    tmp_path: Path, held_bytes: int, files: int
+) -> None:
     schema = pa.schema([("id", pa.int32())])
-    spill = DaySpill(tmp_path, schema, buffer_rows=3)  # several flushes
+    spill = DaySpill(tmp_path, schema, buffer_rows=3, held_bytes=held_bytes)  # several flushes
     days = [date(2026, 1, 1 + i % 3) for i in range(10)]
     for start in range(0, 10, 4):
         ids = pa.array(range(start, min(start + 4, 10)), pa.int32())
@@ -134,3 +140,4 @@ def test_spilled_rows_come_back_by_day_each_once(tmp_path: Path) -> None:
         expected = [i for i in range(10) if days[i] == day]
         assert sorted(spill.rows(day).column("id").to_pylist()) == expected
     assert spill.rows(date(2026, 2, 1)).num_rows == 0
+    assert len(list(tmp_path.glob("spill-*.arrow"))) == files

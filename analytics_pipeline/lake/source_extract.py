@@ -29,6 +29,7 @@ from analytics_pipeline.datasets.source_spec import SourceSpec, SourceTable, Tab
 from analytics_pipeline.datasets.spec import arrow_type
 from analytics_pipeline.lake.day_spill import DaySpill
 from analytics_pipeline.lake.key_index import DT, index_path, load_key_index, save_key_index
+from analytics_pipeline.lake.parquet_encoding import repetitive_columns
 from analytics_pipeline.lake.snapshot_stream import CHUNK_ROWS, write_snapshot
 from analytics_pipeline.lake.source_days import (
     save_table_def,
@@ -241,7 +242,10 @@ def _write_by_key(
     """Rows in primary-key order, so the same rows are the same version whatever order the
     database returned them in, and re-reading the overlap changes no day."""
     ordered = rows.sort_by([(column, "ascending") for column in table.primary_key])
-    return write_partition(store, table.name, dt, ordered, key=table.primary_key, layer=layer)
+    dictionary = repetitive_columns(ordered)
+    return write_partition(
+        store, table.name, dt, ordered, table.primary_key, layer, use_dictionary=dictionary
+    )
 
 
 def _deleted(index: pa.Table, reader: SourceReader, table: SourceTable) -> pa.Table:

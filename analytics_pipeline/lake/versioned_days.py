@@ -90,6 +90,7 @@ def write_partition(
     data: pa.Table,
     key: tuple[str, ...] = (),
     layer: str = "parquet",
+    use_dictionary: bool | list[str] = True,
 ) -> WrittenPartition:
     """Write a new version of the day, unless the newest version already holds exactly this.
 
@@ -104,7 +105,7 @@ def write_partition(
     if key:
         counted = {"duplicated_keys": duplicated_keys(data, key), "rows": data.num_rows}
         metadata[DUPLICATED_KEYS_KEY.decode()] = json.dumps(counted)
-    payload = parquet_bytes(data, metadata=metadata)
+    payload = parquet_bytes(data, metadata=metadata, use_dictionary=use_dictionary)
     store.write_bytes(path, payload)
     return WrittenPartition(path, data.num_rows, len(payload), digest, unchanged=False)
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-# Bytes per batch the driver aims at (its default is 16 MiB): a batch is the unit the
+# Bytes per batch the driver aims at (its default): a batch is the unit the
 # extract holds in memory before setting it aside.
-BATCH_BYTES = 4 << 20
+BATCH_BYTES = 16 << 20
 
 
 class PostgresError(RuntimeError):
