@@ -11,11 +11,13 @@ newest Parquet versions, as for every table of the lake.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
+    DAY_WORKERS,
     PublishedPartition,
     WrittenPartition,
     new_version_path,
@@ -128,7 +130,9 @@ def serve_days(
     if not days:
         return {}
     staged = staged or {}
-    parquet = {dt: promote_day(store, source, table, dt, staged.get(dt)) for dt in days}
+    with ThreadPoolExecutor(DAY_WORKERS) as pool:  # a link, or on S3 a CopyObject, per day
+        promoted = pool.map(lambda dt: promote_day(store, source, table, dt, staged.get(dt)), days)
+        parquet = dict(zip(days, promoted, strict=True))
     definition = load_table_def(store, source, table)
     published = publish_partitions(
         store, catalog, definition, {dt: parquet[dt].path for dt in days}

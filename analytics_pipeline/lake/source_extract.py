@@ -40,6 +40,7 @@ from analytics_pipeline.lake.source_days import (
 from analytics_pipeline.lake.source_rows import TypedRows, UntypableRow
 from analytics_pipeline.lake.table_definition import TableDef
 from analytics_pipeline.lake.versioned_days import (
+    DAY_WORKERS,
     WrittenPartition,
     delete_older_versions,
     write_partition,
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 
 # A snapshot table is one partition, repointed whole, so readers switch atomically.
 SNAPSHOT_DT = "1970-01-01"
-
-WRITERS = 4  # days rewritten at once (waiting on fsync or S3); each costs ~12 MB of malloc arena
 
 
 class SourceReader(Protocol):
@@ -211,7 +210,7 @@ def _merge_incremental(
             rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
             return dt, _write_by_key(store, table, dt, rows.select(schema.names), layer)
 
-        with ThreadPoolExecutor(WRITERS) as pool:  # Parquet encoding and I/O release the GIL
+        with ThreadPoolExecutor(DAY_WORKERS) as pool:  # Parquet encoding and I/O release the GIL
             written = dict(pool.map(rewrite, sorted(affected)))
     quarantined = quarantine_rows(store, untypable)
     days_changed = sorted(dt for dt, w in written.items() if not w.unchanged)
