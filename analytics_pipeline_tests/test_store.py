@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from pathlib import Path
@@ -206,8 +207,21 @@ def test_archive_landing_keeps_the_key_path_and_prunes_only_emptied_directories(
     assert (lake_dir / "landing" / "products" / "a" / "d.json").exists()
 
 
+@pytest.fixture(params=["hard links", "no hard links"])
+def archiving_links(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Archiving moves by link and unlink, or, where the file system has no hard links
+    (another device, some network mounts), by rename."""
+    if request.param == "no hard links":
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "link", refuse)
+    return str(request.param)
+
+
 def test_a_redelivered_key_with_new_content_never_overwrites_the_archived_original(
-    lake_dir: Path, store: LocalLakeStore
+    lake_dir: Path, store: LocalLakeStore, archiving_links: str
 ) -> None:
     drop(lake_dir, "products", "1.json", "first")
     _, first_version = store.read_landing("products", "1.json", 100)
@@ -221,6 +235,20 @@ def test_a_redelivered_key_with_new_content_never_overwrites_the_archived_origin
     # The same content again simply replaces its identical copy.
     drop(lake_dir, "products", "1.json", "first")
     assert store.archive_landing("products", "1.json", first_version) == "archive/products/1.json"
+    assert not (lake_dir / "landing/products/1.json").exists()
+
+
+def test_a_file_left_in_landing_and_archive_by_a_crash_mid_move_is_archived_again(
+    lake_dir: Path, store: LocalLakeStore
+) -> None:
+    drop(lake_dir, "products", "1.json", "first")
+    _, version = store.read_landing("products", "1.json", 100)
+    (lake_dir / "archive/products").mkdir(parents=True)
+    os.link(lake_dir / "landing/products/1.json", lake_dir / "archive/products/1.json")
+
+    assert store.archive_landing("products", "1.json", version) == "archive/products/1.json"
+    assert (lake_dir / "archive/products/1.json").read_text() == "first"
+    assert list((lake_dir / "landing/products").iterdir()) == []
 
 
 def test_a_landing_key_that_is_a_link_or_under_a_linked_directory_is_refused(

@@ -135,20 +135,20 @@ class LocalLakeStore(LakeStore):
             relative = source[len(landing_dir) + 1 :]
             archive_path = f"archive/{dataset}/{relative}"
             target = f"{archive_dir}/{relative}"
-            if version and os.path.exists(target) and _md5(target) != version:
-                archive_path = f"{archive_path}~{version[:16]}"
-                target = f"{target}~{version[:16]}"
             directory = target.rpartition("/")[0]
             if directory not in made_dirs:  # two syscalls a file saved
                 os.makedirs(directory, exist_ok=True)
                 made_dirs.add(directory)
             try:
-                os.replace(source, target)
+                try:
+                    _move_unless_taken(source, target, directory)
+                except FileExistsError:  # the same key archived before
+                    if version and _md5(target) != version:
+                        archive_path = f"{archive_path}~{version[:16]}"
+                        target = f"{target}~{version[:16]}"
+                    _replace(source, target)
             except FileNotFoundError:
-                if not os.path.lexists(source):
-                    raise LandingObjectGone(f"landing/{dataset}/{key}") from None
-                os.makedirs(directory, exist_ok=True)  # removed since this store made it
-                os.replace(source, target)
+                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
             _prune_empty_dirs(source.rpartition("/")[0], landing_dir)
             return archive_path
 
@@ -310,6 +310,40 @@ def _md5(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _move_unless_taken(source: str, target: str, directory: str) -> None:
+    """Move a file to a name nothing holds yet (FileExistsError if something does): a hard
+    link then an unlink cost what a rename does, and need no look-up first (0.4 s in 100,000
+    files). Where links do not work (another file system), a look-up and a rename."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileNotFoundError:
+        if not os.path.lexists(source):
+            raise
+        os.makedirs(directory, exist_ok=True)  # removed since this store made it
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:  # EXDEV, EPERM: no hard link here
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
+
+
+def _replace(source: str, target: str) -> None:
+    """Rename over the target; if both names are one file already (a move cut short between
+    its link and its unlink), drop the source name: rename would leave both in place."""
+    try:
+        same = os.path.samestat(os.lstat(source), os.lstat(target))
+    except FileNotFoundError:
+        same = False
+    if same:
+        os.unlink(source)
+    else:
+        os.replace(source, target)
 
 
 def _prune_empty_dirs(directory: str, stop: str) -> None:
