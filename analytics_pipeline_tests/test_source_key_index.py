@@ -10,6 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics_pipeline.cli.samples.movie_rental import create_movie_rental
 from analytics_pipeline.datasets.movie_rental import MOVIE_RENTAL
@@ -141,3 +143,20 @@ def test_spilled_rows_come_back_by_day_each_once(
         assert sorted(spill.rows(day).column("id").to_pylist()) == expected
     assert spill.rows(date(2026, 2, 1)).num_rows == 0
     assert len(list(tmp_path.glob("spill-*.arrow"))) == files
+
+
+@given(
+    rows=st.lists(st.one_of(st.none(), st.integers(-5, 5)), max_size=30),
+    keys=st.lists(st.one_of(st.none(), st.integers(-5, 5)), max_size=10),
+    join=st.sampled_from(["left semi", "left anti"]),
+)
+def test_a_day_finds_its_replaced_rows_as_the_hash_join_does(
+    rows: list[int | None], keys: list[int | None], join: str
+) -> None:
+    """A day's rows are looked up in a set of keys, not joined: the same rows, nulls included
+    (a null key matches nothing)."""
+    day = pa.table({"id": pa.array(rows, pa.int32()), "row": pa.array(range(len(rows)), pa.int64())})
+    replaced = pa.table({"id": pa.array(keys, pa.int64())})
+    looked_up = source_extract._by_key(day, replaced, ("id",), join)
+    joined = day.join(replaced.cast(pa.schema([("id", pa.int32())])), ["id"], join_type=join)
+    assert sorted(looked_up.column("row").to_pylist()) == sorted(joined.column("row").to_pylist())
