@@ -39,8 +39,22 @@ def name_run_owner(instance: dg.DagsterInstance, run_id: str) -> None:
     """Tag the run with this process, unless its launcher named its owner already (`make
     process` does): a run the daemon or the webserver launched names its worker this way."""
     run = instance.get_run_by_id(run_id)
-    if run is not None and OWNER_PID_TAG not in run.tags:
+    if run is not None and not names_own_owner(instance, run):
         instance.add_run_tags(run_id, owner_tags())
+
+
+def names_own_owner(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the run's owner tags name its own process. A re-execution (the daemon's
+    retry of a killed run, the UI's re-execute) starts with a copy of its parent's tags,
+    which name the parent's process, dead or busy elsewhere, until its worker names itself."""
+    if OWNER_PID_TAG not in run.tags:
+        return False
+    if run.parent_run_id is None:
+        return True
+    parent = instance.get_run_by_id(run.parent_run_id)
+    return parent is not None and any(
+        run.tags.get(tag) != parent.tags.get(tag) for tag in (OWNER_PID_TAG, OWNER_START_TAG)
+    )
 
 
 def pid_space() -> str | None:

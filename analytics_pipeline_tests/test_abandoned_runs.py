@@ -32,6 +32,7 @@ from analytics_pipeline.run_owner import (
     OWNER_START_TAG,
     PID_SPACE_TAG,
     alive,
+    name_run_owner,
     owner_tags,
     pid_space,
     start_ticks,
@@ -252,3 +253,30 @@ def test_a_run_created_but_never_started_by_a_dead_owner_is_marked_failed(home: 
         assert fail_abandoned_runs(instance) == [owned.run_id]
         left = instance.get_run_by_id(unowned.run_id)
         assert left is not None and left.status == dg.DagsterRunStatus.NOT_STARTED  # daemon's
+
+
+@pytest.mark.parametrize("home", STORAGES, indirect=True)
+def test_a_retry_carrying_its_killed_parents_owner_is_not_failed_for_it(home: Path) -> None:
+    # The daemon's retry (and the UI's re-execute) copies the parent's tags, owner included:
+    # the dead pid is the parent's, not the retry's, which the daemon is about to launch.
+    parent_id = _killed_run(home, {OWNER_PID_TAG: _gone_pid(), PID_SPACE_TAG: pid_space() or ""})
+    with dg.DagsterInstance.get() as instance:
+        parent = instance.get_run_by_id(parent_id)
+        assert parent is not None
+        retry = dg.DagsterRun(
+            job_name=parent.job_name,
+            run_id=str(uuid.uuid4()),
+            tags={**parent.tags, "dagster/parent_run_id": parent_id},
+            parent_run_id=parent_id,
+            root_run_id=parent_id,
+        )
+        instance.add_run(retry)
+        assert fail_abandoned_runs(instance) == [parent_id]
+        left = instance.get_run_by_id(retry.run_id)
+        assert left is not None and left.status == dg.DagsterRunStatus.NOT_STARTED
+
+        # Its worker names itself over the copied owner; from then on it is judged by it.
+        name_run_owner(instance, retry.run_id)
+        named = instance.get_run_by_id(retry.run_id)
+        assert named is not None and named.tags[OWNER_PID_TAG] == str(os.getpid())
+        assert fail_abandoned_runs(instance) == []

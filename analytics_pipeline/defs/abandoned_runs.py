@@ -30,6 +30,7 @@ from analytics_pipeline.run_owner import (
     OWNER_START_TAG,
     PID_SPACE_TAG,
     alive,
+    names_own_owner,
     pid_space,
 )
 
@@ -45,11 +46,12 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     here = pid_space()
     on_this_machine = isinstance(instance.run_storage, SqliteRunStorage)
     for run in instance.get_runs(dg.RunsFilter(statuses=[*UNFINISHED, NOT_STARTED])):
-        if run.status == NOT_STARTED and OWNER_PID_TAG not in run.tags:
+        owned = names_own_owner(instance, run)
+        if run.status == NOT_STARTED and not owned:
             continue
         if not _pid_means_here(run, here, on_this_machine):
             continue  # a process of another machine or container: not ours to judge
-        reason = _why_dead(instance, run)
+        reason = _why_dead(instance, run, owned)
         if reason:
             instance.report_run_failed(
                 run,
@@ -83,9 +85,10 @@ def _pid_means_here(run: dg.DagsterRun, here: str | None, on_this_machine: bool)
     return space == here if space is not None else on_this_machine
 
 
-def _why_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
-    """Why the run's process is known to be gone, or None if it may be alive."""
-    owner = run.tags.get(OWNER_PID_TAG)
+def _why_dead(instance: dg.DagsterInstance, run: dg.DagsterRun, owned: bool) -> str | None:
+    """Why the run's process is known to be gone, or None if it may be alive. `owned`: its
+    owner tags are its own (not copied from the run it re-executes)."""
+    owner = run.tags.get(OWNER_PID_TAG) if owned else None
     if owner and owner.isdigit():
         if not alive(int(owner), same_start=run.tags.get(OWNER_START_TAG)):
             return f"the process that ran it (pid {owner}) no longer exists"
