@@ -92,3 +92,28 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield
+
+
+# terraform/ applied to moto: every deployment the selected tests audit is applied at once,
+# by the xdist controller while the workers test (terraform_fixtures.py).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        from analytics_pipeline_tests.terraform_fixtures import ControllerDeployments
+
+        config.pluginmanager.register(ControllerDeployments(), "terraform-deployments")
+
+
+@pytest.fixture(scope="session")
+def terraform_deployments(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    from analytics_pipeline_tests import terraform_fixtures
+
+    with terraform_fixtures.terraform_deployments(
+        request.config,
+        [item.nodeid for item in request.session.items],
+        tmp_path_factory.mktemp("terraform-deployments"),
+    ) as deployments:
+        yield deployments
