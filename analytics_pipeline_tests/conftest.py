@@ -117,3 +117,30 @@ def terraform_deployments(
         tmp_path_factory.mktemp("terraform-deployments"),
     ) as deployments:
         yield deployments
+
+
+# xdist hands whole files to the workers in collection order (`--dist loadfile
+# --no-loadscope-reorder`, see the Makefile): the files that take a minute or more go first, so
+# that none starts while the other workers are finishing. Measured on a loaded 2-core machine;
+# the Terraform modules after the first few, by when the controller has applied theirs.
+SLOW_FILES_FIRST = (
+    "test_postgres_instance.py",
+    "test_benchmarks.py",
+    "test_ui_browser.py",
+    "test_dev_server.py",
+    "test_database_source.py",
+    "test_concurrency.py",
+    "test_dagster_deployment.py",
+    "test_terraform.py",
+    "test_abandoned_runs.py",
+    "test_source_analytics.py",
+    "test_staleness.py",
+    "test_faults.py",
+    "test_random_kills.py",
+    "test_api_deployment.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order kept
