@@ -59,8 +59,10 @@ lint: install
 typecheck: install
 	$(RUN) mypy analytics_pipeline benchmarks local_servers
 
+# Three workers on two cores: most of the suite waits (servers starting, the daemon's ticks, the
+# AWS provider polling moto), a file per worker at a time, the slowest files first (conftest.py).
 test: install lint typecheck
-	$(RUN) pytest -q -n 2 --dist loadfile
+	$(RUN) pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 # Quick sizes by default; BENCH_ARGS=--full gives the issue's (see benchmarks/README.md).
 bench: install dagster-home

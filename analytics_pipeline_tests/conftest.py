@@ -92,3 +92,55 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield
+
+
+# terraform/ applied to moto: every deployment the selected tests audit is applied at once,
+# by the xdist controller while the workers test (terraform_fixtures.py).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        from analytics_pipeline_tests.terraform_fixtures import ControllerDeployments
+
+        config.pluginmanager.register(ControllerDeployments(), "terraform-deployments")
+
+
+@pytest.fixture(scope="session")
+def terraform_deployments(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    from analytics_pipeline_tests import terraform_fixtures
+
+    with terraform_fixtures.terraform_deployments(
+        request.config,
+        [item.nodeid for item in request.session.items],
+        tmp_path_factory.mktemp("terraform-deployments"),
+    ) as deployments:
+        yield deployments
+
+
+# xdist hands whole files to the workers in collection order (`--dist loadfile
+# --no-loadscope-reorder`, see the Makefile): the files that take a minute or more go first, so
+# that none starts while the other workers are finishing. Measured on a loaded 2-core machine;
+# the Terraform modules after the first few, by when the controller has applied theirs.
+SLOW_FILES_FIRST = (
+    "test_postgres_instance.py",
+    "test_benchmarks.py",
+    "test_ui_browser.py",
+    "test_dev_server.py",
+    "test_database_source.py",
+    "test_concurrency.py",
+    "test_dagster_deployment.py",
+    "test_terraform.py",
+    "test_abandoned_runs.py",
+    "test_source_analytics.py",
+    "test_staleness.py",
+    "test_faults.py",
+    "test_random_kills.py",
+    "test_api_deployment.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order kept

@@ -1,13 +1,21 @@
 """A local moto server for the Terraform tests, with test-only fixes of moto's gaps.
 
-`moto_endpoint` (module scope) serves every AWS API the configuration calls on 127.0.0.1;
-`moto_gaps_patched` makes moto answer as AWS does where the real configuration needs it.
+`moto_server_process()` serves every AWS API the configuration calls on 127.0.0.1 from a
+process of its own (`python -m analytics_pipeline_tests.moto_server`), with `patch_moto_gaps`
+applied there: moto answers as AWS does where the real configuration needs it. Its own
+process, because moto keeps its state per process: deployments applied at the same time each
+need theirs.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -91,9 +99,8 @@ def _db_instance_with_performance_insights(self: DBInstance, backend: Any, **kwa
 _MOTO_DB_INSTANCE_INIT = DBInstance.__init__
 
 
-@pytest.fixture(scope="module")
-def moto_gaps_patched() -> Iterator[None]:
-    """Test-only fixes of the in-process moto server, for what the real configuration sets.
+def patch_moto_gaps(patch: pytest.MonkeyPatch) -> None:
+    """Test-only fixes of moto, for what the real configuration sets.
 
     - SQS: moto 5.2 stores a queue's RedriveAllowPolicy but neither returns it nor accepts
       its name in GetQueueAttributes, so the provider waits forever to read it back; and it
@@ -108,38 +115,75 @@ def moto_gaps_patched() -> Iterator[None]:
       Deny whose condition fails as a Deny too, so a deny-non-TLS statement refuses every
       object request. Requests here are taken as made over TLS: the statement is dropped.
     """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Queue, "BASE_ATTRIBUTES", [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"])
-        patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
-        patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
-        patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
-        patch.setattr(
-            ELBv2Backend, "create_load_balancer", _load_balancer_internet_facing_by_default
-        )
-        patch.setattr(DBInstance, "__init__", _db_instance_with_performance_insights)
-        patch.setattr(
-            LambdaFunction, "get_configuration", _configuration_without_empty_image_config
-        )
-        yield
+    patch.setattr(Queue, "BASE_ATTRIBUTES", [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"])
+    patch.setattr(Queue, "redrive_allow_policy", None, raising=False)
+    patch.setattr(Queue, "attributes", property(_attributes_with_redrive_allow_policy))
+    patch.setattr(FakeBucket, "get_permission", _bucket_permission_over_tls)
+    patch.setattr(ELBv2Backend, "create_load_balancer", _load_balancer_internet_facing_by_default)
+    patch.setattr(DBInstance, "__init__", _db_instance_with_performance_insights)
+    patch.setattr(LambdaFunction, "get_configuration", _configuration_without_empty_image_config)
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint(moto_gaps_patched: None) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+SERVER_START_SECONDS = 120  # importing moto on a loaded machine
+
+
+@contextmanager
+def moto_server_process(log: Path) -> Iterator[str]:
+    """A moto server with its gaps patched, in a process of its own: its endpoint URL.
+
+    The server stops when this exits, or when the test process dies (its stdin closes).
+    """
+    root = Path(__file__).resolve().parents[1]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as errors:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "analytics_pipeline_tests.moto_server"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    assert server.stdin is not None and server.stdout is not None
     try:
-        yield f"http://{host}:{port}"
+        ready, _, _ = select.select([server.stdout], [], [], SERVER_START_SECONDS)
+        endpoint = server.stdout.readline().strip() if ready else ""
+        if not endpoint.startswith("http://"):
+            raise AssertionError(f"moto server did not start: {log.read_text()[-2000:]}")
+        yield endpoint
     finally:
-        server.stop()
+        server.stdin.close()
+        server.stdout.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def moto_client(endpoint_url: str, service: str) -> Any:
-    """A boto3 client of the moto server, with the fake keys."""
-    return boto3.client(
+    """A boto3 client of the moto server, with the fake keys (its own session: deployments
+    are prepared in threads, and boto3's default session is not thread-safe)."""
+    return boto3.session.Session().client(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def _serve() -> None:
+    """The server process: print the endpoint, serve until stdin closes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch_moto_gaps(patch)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        print(f"http://{host}:{port}", flush=True)
+        sys.stdin.read()
+        server.stop()
+
+
+if __name__ == "__main__":
+    _serve()

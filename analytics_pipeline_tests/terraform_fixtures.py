@@ -1,11 +1,18 @@
-"""terraform/ applied to a local moto server: the real configuration plus a provider override.
+"""terraform/ applied to local moto servers: the real configuration plus a provider override.
 
-`applied_terraform` (module scope) copies terraform/ into a temporary directory, adds
-`moto_override.tf` (endpoints at the moto server, fake credentials), runs init and apply,
-and yields the endpoint and `terraform output` values; it destroys everything afterwards.
-`deployment()` does the same with extra variables, for a module's own fixture. A test module
-binds the fixtures it uses: `applied_terraform = terraform_fixtures.applied_terraform`, and
-`moto_server.moto_gaps_patched` and `moto_server.moto_endpoint` likewise.
+Each test module that audits a deployment names it (`DEFAULT_DEPLOYMENT`, `API_DEPLOYMENT`,
+`DAGSTER_DEPLOYMENT`: its `-var=...` arguments) and takes it from the session fixture
+`terraform_deployments` (conftest.py). A deployment is terraform/ copied into a temporary
+directory with `moto_override.tf` (endpoints at its moto server, fake credentials), then
+init and apply, against a moto server process of its own.
+
+Applying is mostly waiting (the AWS provider polls after creating a queue, a bucket's
+lifecycle rules, a DB instance or a load balancer: 90 to 130 s here for 12 s of CPU), so
+every deployment the session's selected tests audit is applied at once, in threads: in the
+xdist controller as soon as the workers have collected (`ControllerDeployments`, handed to
+the workers as files), or in the test process at the first request without xdist. Each
+module's tests then audit their own deployment, change it and destroy it as before; its moto
+server stops at the end of the session.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +35,7 @@ from typing import Any
 import pytest
 
 from analytics_pipeline.settings import PROJECT_ROOT
-from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, moto_client
+from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, moto_client, moto_server_process
 
 TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 TERRAFORM = shutil.which("terraform")
@@ -251,20 +261,206 @@ def apply_configuration(endpoint_url: str, root: Path, *variables: str) -> Appli
     )
 
 
+def _no_variables(endpoint_url: str) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """A deployment a test module audits: its `-var=...` arguments, given its moto server
+    (a deployment into a VPC first creates the network there)."""
+
+    name: str
+    module: str  # the test module's file name: its selected tests are what need it
+    variables: Callable[[str], tuple[str, ...]] = _no_variables
+
+
+API_VARIABLES = ("-var=api_enabled=true", "-var=api_image_tag=v1")
+SOURCE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:movie-rental-db-AbCdEf"
+
+
+def _api_variables(endpoint_url: str) -> tuple[str, ...]:
+    return API_VARIABLES
+
+
+def _dagster_variables(endpoint_url: str) -> tuple[str, ...]:
+    vpc, subnets = vpc_with_two_subnets(endpoint_url)
+    return (
+        f"-var=dagster_vpc_id={vpc}",
+        f"-var=dagster_subnet_ids={json.dumps(subnets)}",
+        "-var=dagster_deletion_protection=false",
+        "-var=alert_email=data-team@example.com",
+        f"-var=movie_rental_db_secret_arn={SOURCE_SECRET}",
+    )
+
+
+DEFAULT_DEPLOYMENT = DeploymentSpec("default", "test_terraform.py")
+API_DEPLOYMENT = DeploymentSpec("api", "test_api_deployment.py", _api_variables)
+DAGSTER_DEPLOYMENT = DeploymentSpec("dagster", "test_dagster_deployment.py", _dagster_variables)
+DEPLOYMENTS = (DEFAULT_DEPLOYMENT, API_DEPLOYMENT, DAGSTER_DEPLOYMENT)
+
+
+def needed_by(nodeids: Iterable[str]) -> list[DeploymentSpec]:
+    """The deployments of the test modules these tests belong to."""
+    modules = {Path(nodeid.split("::")[0]).name for nodeid in nodeids}
+    return [spec for spec in DEPLOYMENTS if spec.module in modules]
+
+
+class _Applying:
+    """One deployment applied in a thread, on a moto server process of its own."""
+
+    def __init__(
+        self, spec: DeploymentSpec, root: Path, done: Callable[[_Applying], None] | None = None
+    ) -> None:
+        self.spec, self.root = spec, root
+        self.applied: AppliedTerraform | None = None
+        self.error: BaseException | None = None
+        self._servers = ExitStack()
+        self._done = done
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._apply, name=f"terraform-{spec.name}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _apply(self) -> None:
+        try:
+            endpoint = self._servers.enter_context(moto_server_process(self.root / "moto.log"))
+            self.applied = apply_configuration(endpoint, self.root, *self.spec.variables(endpoint))
+        except BaseException as error:  # a failure or a skip: raised where the test takes it
+            self.error = error
+        finally:
+            self._finished.set()
+            if self._done is not None:
+                self._done(self)
+
+    def result(self) -> AppliedTerraform:
+        self._finished.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.applied is not None
+        return self.applied
+
+    def close(self) -> None:
+        """Stop the moto server (an apply still running then fails at once), then wait."""
+        self._servers.close()
+        self._thread.join(timeout=TERRAFORM_TIMEOUT_SECONDS)
+
+
+class LocalDeployments:
+    """Without xdist: at the first request, every deployment the selected tests need is
+    applied at once, in this process's threads."""
+
+    def __init__(self, nodeids: Iterable[str], root: Path) -> None:
+        self._needed = needed_by(nodeids)
+        self._root = root
+        self._applying: dict[str, _Applying] = {}
+
+    def applied(self, spec: DeploymentSpec) -> AppliedTerraform:
+        if TERRAFORM is None:
+            pytest.skip("the terraform binary is not on PATH")
+        if not self._applying:
+            for needed in {s.name: s for s in [*self._needed, spec]}.values():
+                self._start(needed)
+        if spec.name not in self._applying:
+            self._start(spec)
+        return self._applying[spec.name].result()
+
+    def _start(self, spec: DeploymentSpec) -> None:
+        self._applying[spec.name] = _Applying(spec, self._root / spec.name)
+
+    def close(self) -> None:
+        for applying in self._applying.values():
+            applying.close()
+
+
+class ControllerDeployments:
+    """The xdist controller's plugin: it applies the deployments while the workers test.
+
+    Once a worker has collected, every deployment its selected tests need is applied in the
+    controller's threads; each is handed over as `<name>.json` (an AppliedTerraform) or
+    `<name>.error` in a directory every worker is told of (`workerinput`).
+    """
+
+    WORKERINPUT_KEY = "terraform_deployments"
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="pytest-terraform-deployments-"))
+        self._applying: list[_Applying] = []
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[self.WORKERINPUT_KEY] = str(self.directory)
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self._applying or TERRAFORM is None:
+            return  # without terraform, each worker's request skips
+        for spec in needed_by(ids):
+            self._applying.append(_Applying(spec, self.directory / spec.name, self._hand_over))
+
+    def _hand_over(self, applying: _Applying) -> None:
+        name = applying.spec.name
+        if applying.applied is not None:
+            fields = {**asdict(applying.applied), "workdir": str(applying.applied.workdir)}
+            document, path = json.dumps(fields), self.directory / f"{name}.json"
+        else:
+            document, path = f"{applying.error!r}", self.directory / f"{name}.error"
+        partial = path.with_suffix(".partial")
+        partial.write_text(document)
+        partial.rename(path)
+
+    def pytest_unconfigure(self) -> None:
+        for applying in self._applying:
+            applying.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class HandedOverDeployments:
+    """In an xdist worker: the deployments the controller applies, read from its files."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def applied(self, spec: DeploymentSpec) -> AppliedTerraform:
+        if TERRAFORM is None:
+            pytest.skip("the terraform binary is not on PATH")
+        ready, failed = (self._directory / f"{spec.name}{s}" for s in (".json", ".error"))
+        deadline = time.monotonic() + 3 * TERRAFORM_TIMEOUT_SECONDS
+        while not ready.exists() and not failed.exists():
+            assert time.monotonic() < deadline, f"the controller never applied {spec.name}"
+            time.sleep(0.5)
+        if failed.exists():
+            raise AssertionError(f"applying {spec.name} failed: {failed.read_text()}")
+        fields = json.loads(ready.read_text())
+        fields.update(workdir=Path(fields["workdir"]), variables=tuple(fields["variables"]))
+        return AppliedTerraform(**fields)
+
+    def close(self) -> None:
+        pass  # the controller stops the servers
+
+
 @contextmanager
-def deployment(endpoint_url: str, root: Path, *variables: str) -> Iterator[AppliedTerraform]:
-    """apply_configuration, destroyed on the way out unless a test destroyed it already."""
-    applied = apply_configuration(endpoint_url, root, *variables)
+def terraform_deployments(
+    config: pytest.Config, nodeids: Iterable[str], root: Path
+) -> Iterator[LocalDeployments | HandedOverDeployments]:
+    """The session's deployments: from the xdist controller when it applies them."""
+    workerinput = getattr(config, "workerinput", {})
+    if ControllerDeployments.WORKERINPUT_KEY in workerinput:
+        yield HandedOverDeployments(Path(workerinput[ControllerDeployments.WORKERINPUT_KEY]))
+        return
+    local = LocalDeployments(nodeids, root)
     try:
-        yield applied
+        yield local
     finally:
-        if not applied.destroyed:
-            applied.destroy()
+        local.close()
 
 
-@pytest.fixture(scope="module")
-def applied_terraform(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppliedTerraform]:
-    with deployment(moto_endpoint, tmp_path_factory.mktemp("terraform-moto")) as applied:
-        yield applied
+def deployment_fixture(spec: DeploymentSpec) -> Any:
+    """A module-scoped fixture giving the module its deployment, applied."""
+
+    @pytest.fixture(scope="module")
+    def deployed(terraform_deployments: LocalDeployments | HandedOverDeployments) -> Any:
+        return terraform_deployments.applied(spec)
+
+    return deployed
+
+
+applied_terraform = deployment_fixture(DEFAULT_DEPLOYMENT)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,33 +16,23 @@ from analytics_pipeline.serving import aws_lambda, queries
 from analytics_pipeline.serving.api_keys import SecretsManagerKeyStore
 from analytics_pipeline.serving.scopes import Scope
 from analytics_pipeline.settings import Settings
-from analytics_pipeline_tests import moto_server
 from analytics_pipeline_tests.lake_helpers import queue_athena_rows
 from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, REGION
 from analytics_pipeline_tests.terraform_fixtures import (
+    API_DEPLOYMENT,
     AppliedTerraform,
-    deployment,
+    deployment_fixture,
     requires_terraform,
 )
 from analytics_pipeline_tests.test_api_lambda import http_api_event
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
-moto_gaps_patched = moto_server.moto_gaps_patched
-moto_endpoint = moto_server.moto_endpoint
+# terraform/ applied with api_enabled and an image tag (API_DEPLOYMENT's variables).
+deployed = deployment_fixture(API_DEPLOYMENT)
 
-API_VARIABLES = ("-var=api_enabled=true", "-var=api_image_tag=v1")
 ACCOUNT = "123456789012"
 STATS = "/v1/web-requests/stats"
-
-
-@pytest.fixture(scope="module")
-def deployed(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppliedTerraform]:
-    root = tmp_path_factory.mktemp("terraform-api")
-    with deployment(moto_endpoint, root, *API_VARIABLES) as applied:
-        yield applied
 
 
 def _api(deployed: AppliedTerraform) -> dict[str, Any]:

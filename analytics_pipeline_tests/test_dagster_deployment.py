@@ -7,7 +7,6 @@ dagster_vpc_id set, then every service, role and network rule is read back.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,40 +16,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from analytics_pipeline_tests import moto_server
 from analytics_pipeline_tests.terraform_fixtures import (
+    DAGSTER_DEPLOYMENT,
+    SOURCE_SECRET,
     AppliedTerraform,
-    deployment,
+    deployment_fixture,
     requires_terraform,
-    vpc_with_two_subnets,
 )
 
 pytestmark = [requires_terraform, pytest.mark.timeout(900)]
 
-moto_gaps_patched = moto_server.moto_gaps_patched
-moto_endpoint = moto_server.moto_endpoint
-
+# terraform/ applied with dagster_vpc_id set, an alert address and a source-database secret
+# (DAGSTER_DEPLOYMENT's variables).
+deployed = deployment_fixture(DAGSTER_DEPLOYMENT)
 WEBSERVER_COMMAND = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]
-
-
-SOURCE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:movie-rental-db-AbCdEf"
-
-
-@pytest.fixture(scope="module")
-def deployed(
-    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppliedTerraform]:
-    vpc, subnets = vpc_with_two_subnets(moto_endpoint)
-    with deployment(
-        moto_endpoint,
-        tmp_path_factory.mktemp("terraform-dagster"),
-        f"-var=dagster_vpc_id={vpc}",
-        f"-var=dagster_subnet_ids={json.dumps(subnets)}",
-        "-var=dagster_deletion_protection=false",
-        "-var=alert_email=data-team@example.com",
-        f"-var=movie_rental_db_secret_arn={SOURCE_SECRET}",
-    ) as applied:
-        yield applied
 
 
 def _dagster(deployed: AppliedTerraform) -> dict[str, Any]:

@@ -67,3 +67,59 @@ def test_cli_leaves_the_garbage_collector_on_when_imported() -> None:
     import analytics_pipeline.cli.process  # noqa: F401
 
     assert gc.isenabled()
+
+
+# Benchmarks and scripts run outside pytest (`make bench`, `make image-check`, CI helpers):
+# they may import the product and local_servers/, never pytest or the test package.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE_TESTS = ("benchmarks", "scripts", "local_servers")
+TEST_ONLY = ("pytest", "_pytest", "analytics_pipeline_tests")
+
+IMPORT_ALL = """
+import importlib, json, sys
+names = json.loads(sys.argv[1])
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({
+    "imported": sorted(n for n in names if n in sys.modules),
+    "test_only": sorted(m for m in sys.modules if m.split(".")[0] in %r),
+}))
+"""
+
+
+def _modules_outside_tests() -> list[str]:
+    return sorted(
+        f"{package}.{path.stem}" if path.stem != "__init__" else package
+        for package in OUTSIDE_TESTS
+        for path in (PROJECT_ROOT / package).glob("*.py")
+    )
+
+
+def test_benchmarks_and_scripts_import_no_test_code() -> None:
+    modules = _modules_outside_tests()
+    assert {"benchmarks.run", "scripts.build_image", "local_servers.db_servers"} <= set(modules)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL % (TEST_ONLY,), json.dumps(modules)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["imported"] == modules  # every one really loaded, in the probe's process
+    assert found["test_only"] == []
+
+    # Imports inside functions, and paths handed to a subprocess, never run above: no code line
+    # may name the test package (a comment pointing at where the tests live may).
+    naming = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}"
+        for package in OUTSIDE_TESTS
+        for path in sorted((PROJECT_ROOT / package).rglob("*"))
+        if path.is_file() and path.suffix in {".py", ".sh"}
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "analytics_pipeline_tests" in line and not line.lstrip().startswith("#")
+    ]
+    assert naming == []

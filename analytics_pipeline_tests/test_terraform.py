@@ -18,7 +18,7 @@ import pytest
 from analytics_pipeline.cli.glue_tables import all_tables
 from analytics_pipeline.resources.aws.glue_catalog import GlueCatalog
 from analytics_pipeline.settings import AwsSettings
-from analytics_pipeline_tests import moto_server, terraform_fixtures
+from analytics_pipeline_tests import terraform_fixtures
 from analytics_pipeline_tests.moto_server import FAKE_CREDENTIALS, REGION
 from analytics_pipeline_tests.terraform_fixtures import (
     TERRAFORM_DIR,
@@ -31,9 +31,7 @@ from analytics_pipeline_tests.terraform_fixtures import (
     terraform_env,
 )
 
-# The module-scoped fixtures this file uses (terraform/ applied once to a moto server).
-moto_gaps_patched = moto_server.moto_gaps_patched
-moto_endpoint = moto_server.moto_endpoint
+# The module-scoped fixture this file uses (terraform/ applied once to a moto server).
 applied_terraform = terraform_fixtures.applied_terraform
 
 CHECKOV = "checkov==3.3.30"
