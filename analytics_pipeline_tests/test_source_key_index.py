@@ -155,7 +155,9 @@ def test_a_day_finds_its_replaced_rows_as_the_hash_join_does(
 ) -> None:
     """A day's rows are looked up in a set of keys, not joined: the same rows, nulls included
     (a null key matches nothing)."""
-    day = pa.table({"id": pa.array(rows, pa.int32()), "row": pa.array(range(len(rows)), pa.int64())})
+    day = pa.table(
+        {"id": pa.array(rows, pa.int32()), "row": pa.array(range(len(rows)), pa.int64())}
+    )
     replaced = pa.table({"id": pa.array(keys, pa.int64())})
     looked_up = source_extract._by_key(day, replaced, ("id",), join)
     joined = day.join(replaced.cast(pa.schema([("id", pa.int32())])), ["id"], join_type=join)
