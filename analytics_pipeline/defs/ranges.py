@@ -8,13 +8,13 @@ it passes only if it passed on every day, and names the days it failed on.
 """
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.lake.versioned_days import map_days
 from analytics_pipeline.resources.lake_lock import table_locks
 from analytics_pipeline.resources.store import LakeStore
 
@@ -57,21 +57,9 @@ class DayResult:
     checks: list[dg.AssetCheckResult] = field(default_factory=list)
 
 
-T = TypeVar("T")
-
 # Days of a range built at once (two cores' worth; each holds its day in memory): where the
 # build waits on Arrow, DuckDB or the network, not on Python.
 BUILD_WORKERS = 2
-
-
-def map_days(build: Callable[[str], T], days: list[str], workers: int = 1) -> dict[str, T]:
-    """build(day) for each day, `workers` at a time. One worker builds in this thread: a
-    terminated run is interrupted here, so what a build waits on (an Athena query) is stopped;
-    a worker thread would not be interrupted."""
-    if workers == 1:
-        return {dt: build(dt) for dt in days}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build-day") as pool:
-        return dict(zip(days, pool.map(build, days), strict=True))
 
 
 def build_days(

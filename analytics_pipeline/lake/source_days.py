@@ -11,7 +11,6 @@ newest Parquet versions, as for every table of the lake.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from analytics_pipeline.lake.versioned_days import (
     DAY_WORKERS,
     PublishedPartition,
     WrittenPartition,
+    map_days,
     new_version_path,
     publish_partitions,
     stored_digest,
@@ -130,9 +130,9 @@ def serve_days(
     if not days:
         return {}
     staged = staged or {}
-    with ThreadPoolExecutor(DAY_WORKERS) as pool:  # a link, or on S3 a CopyObject, per day
-        promoted = pool.map(lambda dt: promote_day(store, source, table, dt, staged.get(dt)), days)
-        parquet = dict(zip(days, promoted, strict=True))
+    parquet = map_days(  # a link, or on S3 a CopyObject, per day
+        lambda dt: promote_day(store, source, table, dt, staged.get(dt)), days, DAY_WORKERS
+    )
     definition = load_table_def(store, source, table)
     published = publish_partitions(
         store, catalog, definition, {dt: parquet[dt].path for dt in days}

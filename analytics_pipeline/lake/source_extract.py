@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,6 +42,7 @@ from analytics_pipeline.lake.versioned_days import (
     DAY_WORKERS,
     WrittenPartition,
     delete_older_versions,
+    map_days,
     write_partition,
 )
 
@@ -196,22 +196,23 @@ def _merge_incremental(
         deleted = _deleted(index, reader, table) if index.num_rows else index.schema.empty_table()
         # A row that turned untypable leaves its day too: it is in quarantine only.
         unplaced = pa.Table.from_pylist([row.key for row in untypable], schema=key_schema)
+        # One chunk: every rewritten day looks its keys up in it.
         replaced = pa.concat_tables(
             [changed.select(table.primary_key), deleted.select(table.primary_key), unplaced]
-        )
+        ).combine_chunks()
         moved = _by_key(index, replaced, table.primary_key, "left semi")
         affected = spill.days() | set(moved.column(DT).to_pylist())
 
-        def rewrite(day: date) -> tuple[str, WrittenPartition]:
-            dt = day.isoformat()
+        def rewrite(dt: str) -> WrittenPartition:
             kept = _read_day(store, staged[dt], schema) if dt in staged else None
             if kept is not None:
                 kept = _by_key(kept, replaced, table.primary_key, "left anti")
-            rows = pa.concat_tables([t for t in (kept, spill.rows(day)) if t is not None])
-            return dt, _write_by_key(store, table, dt, rows.select(schema.names), layer)
+            added = spill.rows(date.fromisoformat(dt))
+            rows = pa.concat_tables([t for t in (kept, added) if t is not None])
+            return _write_by_key(store, table, dt, rows.select(schema.names), layer)
 
-        with ThreadPoolExecutor(DAY_WORKERS) as pool:  # Parquet encoding and I/O release the GIL
-            written = dict(pool.map(rewrite, sorted(affected)))
+        # Parquet encoding and I/O release the GIL.
+        written = map_days(rewrite, sorted(d.isoformat() for d in affected), DAY_WORKERS)
     quarantined = quarantine_rows(store, untypable)
     days_changed = sorted(dt for dt, w in written.items() if not w.unchanged)
     on_staged(days_changed)

@@ -11,10 +11,11 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +38,19 @@ DUPLICATED_KEYS_KEY = b"analytics_pipeline.duplicated_keys"
 DAY_WORKERS = 4
 _DT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,127}")
+
+
+T = TypeVar("T")
+
+
+def map_days(build: Callable[[str], T], days: list[str], workers: int = 1) -> dict[str, T]:
+    """build(day) for each day, `workers` at a time. One worker builds in this thread: a
+    terminated run is interrupted here, so what a build waits on (an Athena query) is stopped;
+    a worker thread would not be interrupted."""
+    if workers == 1:
+        return {dt: build(dt) for dt in days}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build-day") as pool:
+        return dict(zip(days, pool.map(build, days), strict=True))
 
 
 class ProjectionLayoutError(ValueError):
@@ -212,11 +226,11 @@ def publish_partitions(
     status = catalog.ensure_table(table)
     locations = {validate_dt(dt): store.location(path) for dt, path in paths.items()}
     previous = catalog.register_partitions(table.name, locations)
-    with ThreadPoolExecutor(DAY_WORKERS) as pool:  # a listing (and deletes) per day
-        removed = pool.map(
-            lambda day: delete_older_versions(store, table.name, *day), paths.items()
-        )
-        return {
-            dt: PublishedPartition(locations[dt], previous[dt], status, gone)
-            for dt, gone in zip(paths, removed, strict=True)
-        }
+    removed = map_days(  # a listing (and deletes) per day
+        lambda dt: delete_older_versions(store, table.name, dt, keep=paths[dt]),
+        list(paths),
+        DAY_WORKERS,
+    )
+    return {
+        dt: PublishedPartition(locations[dt], previous[dt], status, removed[dt]) for dt in paths
+    }
