@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # AWS clients belong to the aws deployment; DuckDB and sqlglot to the steps that query,
 # pandas to the steps that parse.
@@ -21,6 +22,23 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
 """
 
 
+def _probe(
+    code: str, *args: str, env: dict[str, str], cwd: Path | None = None, timeout: int = 120
+) -> Any:
+    """Run `code` in a fresh interpreter; the JSON of its last printed line."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_local_definitions_load_without_aws_or_query_modules(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -28,35 +46,13 @@ def test_local_definitions_load_without_aws_or_query_modules(tmp_path: Path) -> 
         "ANALYTICS_LAKE_DIR": str(tmp_path / "lake"),
         "PYTHONWARNINGS": "ignore",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE % (NOT_AT_LOAD,)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    imported = json.loads(done.stdout.strip().splitlines()[-1])
-    assert imported == []
+    assert _probe(PROBE % (NOT_AT_LOAD,), env=env) == []
 
 
 def test_the_probe_would_notice_an_eager_import(tmp_path: Path) -> None:
     # The same probe, after importing one of the modules, reports it: the check can fail.
-    done = subprocess.run(
-        [sys.executable, "-c", "import duckdb\n" + PROBE % (NOT_AT_LOAD,)],
-        env={
-            **os.environ,
-            "ANALYTICS_LAKE_DIR": str(tmp_path / "lake"),
-            "PYTHONWARNINGS": "ignore",
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "duckdb" in json.loads(done.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "ANALYTICS_LAKE_DIR": str(tmp_path / "lake"), "PYTHONWARNINGS": "ignore"}
+    assert "duckdb" in _probe("import duckdb\n" + PROBE % (NOT_AT_LOAD,), env=env)
 
 
 def test_cli_leaves_the_garbage_collector_on_when_imported() -> None:
@@ -98,17 +94,13 @@ def _modules_outside_tests() -> list[str]:
 def test_benchmarks_and_scripts_import_no_test_code() -> None:
     modules = _modules_outside_tests()
     assert {"benchmarks.run", "scripts.build_image", "local_servers.db_servers"} <= set(modules)
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_ALL % (TEST_ONLY,), json.dumps(modules)],
-        cwd=PROJECT_ROOT,
+    found = _probe(
+        IMPORT_ALL % (TEST_ONLY,),
+        json.dumps(modules),
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        check=False,
+        cwd=PROJECT_ROOT,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["imported"] == modules  # every one really loaded, in the probe's process
     assert found["test_only"] == []
 
