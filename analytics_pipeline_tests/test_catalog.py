@@ -387,3 +387,42 @@ def test_a_day_query_reads_that_days_files_alone_and_leaves_other_tables_whole(
     assert engine.run_day_query(
         "SELECT count(*) AS n FROM events WHERE dt = '2024-05-09'", "2024-05-09", ["events"]
     ).table.to_pylist() == [{"n": 0}]
+
+
+def test_a_change_by_another_writer_is_seen_by_a_catalog_that_read_before(
+    lake_dir: Path, catalog: DuckDBCatalog
+):
+    """A catalog keeps what it last read or wrote, by the file it came from: another
+    writer's change (a new file, renamed over it) is read, never the kept copy."""
+    catalog.ensure_table(EVENTS)
+    assert catalog.partitions("events") == {}
+    other = DuckDBCatalog(lake_dir=str(lake_dir))
+    location = parquet_day(lake_dir, "events", "2024-05-01", [{"id": 1, "name": "a"}])
+
+    other.register_partition("events", "2024-05-01", location)
+
+    assert catalog.partitions("events") == {"2024-05-01": location}
+    assert catalog.register_partition("events", "2024-05-01", location) == location
+
+
+def test_a_publish_reads_the_catalog_file_once(
+    lake_dir: Path, catalog: DuckDBCatalog, monkeypatch: pytest.MonkeyPatch
+):
+    """Ensuring a table and registering its days, as every publish does, read the file
+    once: what a change wrote is kept, and the next change starts from it."""
+    catalog.ensure_table(EVENTS)
+    fresh = DuckDBCatalog(lake_dir=str(lake_dir))
+    reads = []
+    read_file = DuckDBCatalog._read_file
+    monkeypatch.setattr(
+        DuckDBCatalog, "_read_file", lambda self: reads.append(1) or read_file(self)
+    )
+    location = parquet_day(lake_dir, "events", "2024-05-01", [{"id": 1, "name": "a"}])
+
+    assert fresh.ensure_table(EVENTS) == "unchanged"
+    fresh.register_partitions("events", {"2024-05-01": location})
+    changed = fresh.partitions("events")
+
+    assert len(reads) == 1
+    assert changed == {"2024-05-01": location}
+    assert query(lake_dir, "SELECT id FROM events") == [(1,)]

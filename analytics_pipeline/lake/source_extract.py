@@ -216,8 +216,11 @@ def _merge_incremental(
     quarantined = quarantine_rows(store, untypable)
     days_changed = sorted(dt for dt, w in written.items() if not w.unchanged)
     on_staged(days_changed)
-    for dt, w in written.items():
-        delete_older_versions(store, table.name, dt, w.path, layer)
+    map_days(  # a listing per day (on S3, a request)
+        lambda dt: delete_older_versions(store, table.name, dt, written[dt].path, layer),
+        list(written),
+        DAY_WORKERS,
+    )
     staged |= {dt: w.path for dt, w in written.items()}
     unchanged = _by_key(index, replaced, table.primary_key, "left anti")
     save_key_index(store, index_file, pa.concat_tables([unchanged, changed]), staged)

@@ -8,7 +8,6 @@ keeps reading its snapshot and never blocks a run.
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import json
 import os
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydantic import PrivateAttr
 
 from analytics_pipeline.datasets.spec import duckdb_type, is_column_type
 from analytics_pipeline.lake.sql_text import sql_string_literal
@@ -33,11 +34,33 @@ class _CatalogState:
     # location -> its Parquet schema (a day's version is written once, so it never changes)
     file_schemas: dict[str, str | None] = field(default_factory=dict)
 
+    def copy(self) -> _CatalogState:
+        """A copy to change; its table definitions are immutable, so they are shared."""
+        return _CatalogState(
+            dict(self.tables),
+            {name: dict(days) for name, days in self.partitions.items()},
+            dict(self.file_schemas),
+        )
+
+
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """The catalog file's identity, or None if there is none yet. The file is only ever
+    replaced by a rename, never written in place, so the same inode and times are the same
+    content."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
 
 class DuckDBCatalog(Catalog):
     """One view per table, by the table's name, over the registered version of each day."""
 
     lake_dir: str
+    # The state last read or written, by the file identity it came from: a publish (ensure
+    # the table, register its days) and every read after it read the file once, not each time.
+    _known: tuple[tuple[int, ...], _CatalogState] | None = PrivateAttr(default=None)
 
     @property
     def path(self) -> Path:
@@ -87,8 +110,19 @@ class DuckDBCatalog(Catalog):
     # storage
 
     def _read(self) -> _CatalogState:
-        if not self.path.exists():
+        """The catalog's state, a copy of what this resource last saw if the file is the
+        same one."""
+        identity = _file_identity(self.path)
+        if identity is None:
             return _CatalogState({}, {})
+        if self._known is not None and self._known[0] == identity:
+            return self._known[1].copy()
+        state = self._read_file()
+        if _file_identity(self.path) == identity:  # not replaced while it was read
+            self._known = (identity, state.copy())
+        return state
+
+    def _read_file(self) -> _CatalogState:
         # ATTACH into a private in-memory database: connect(path) hands back a user's open
         # instance of this path, which still reads the replaced file (registrations lost).
         import duckdb  # lazily: loading the definitions must not pay for it
@@ -127,7 +161,7 @@ class DuckDBCatalog(Catalog):
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
-            before = copy.deepcopy(state)
+            before = state.copy()
             yield state
             # An unchanged catalog is not rewritten: every publish re-ensures its table.
             if state != before:
@@ -167,6 +201,8 @@ class DuckDBCatalog(Catalog):
         finally:
             con.close()
         os.replace(tmp, self.path)
+        identity = _file_identity(self.path)  # under the writers' lock: this file
+        self._known = (identity, state.copy()) if identity is not None else None
 
 
 def _file_schema(known: dict[str, str | None], location: str) -> str | None:
