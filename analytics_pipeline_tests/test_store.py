@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics_pipeline.resources.local import store as local_store
 from analytics_pipeline.resources.local.store import LocalLakeStore, _read_up_to
 from analytics_pipeline.resources.store import (
     LandingObjectGone,
@@ -192,6 +193,58 @@ def test_archive_landing_many_archives_in_the_order_given_and_names_the_gone(
     ]
     assert (lake_dir / "archive" / "products" / "2.json").read_text() == "an earlier delivery"
     assert list((lake_dir / "landing" / "products").iterdir()) == []  # a/ pruned
+
+
+def test_archive_landing_many_in_threads_keeps_the_order_the_gone_and_every_byte(
+    lake_dir: Path, store: LocalLakeStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Chunks of files are moved by two threads: the results still come in the order given,
+    directories emptied by either thread are pruned, and no file is lost or overwritten."""
+    monkeypatch.setattr(local_store, "ARCHIVE_CHUNK", 3)
+    keys = [f"d{i % 4}/{i}.json" for i in range(40)]
+    for key in keys:
+        drop(lake_dir, "products", key, f"body of {key}")
+    (lake_dir / "archive" / "products" / "d1").mkdir(parents=True)
+    (lake_dir / "archive" / "products" / "d1" / "5.json").write_text("an earlier delivery")
+    version = store.read_landing("products", "d1/5.json", 100)[1]
+    asked = [(key, version if key == "d1/5.json" else None) for key in keys]
+    asked.insert(17, ("gone.json", None))
+
+    results = list(store.archive_landing_many("products", asked))
+
+    expected = {key: f"archive/products/{key}" for key in keys}
+    expected["d1/5.json"] = f"archive/products/d1/5.json~{version[:16]}"
+    expected["gone.json"] = None
+    assert results == [(key, expected[key]) for key, _ in asked]
+    for key in keys:
+        assert (lake_dir / expected[key]).read_text() == f"body of {key}"
+    assert (lake_dir / "archive/products/d1/5.json").read_text() == "an earlier delivery"
+    assert list((lake_dir / "landing" / "products").iterdir()) == []
+
+
+def test_archive_landing_many_stops_at_a_refused_file_and_loses_none(
+    tmp_path: Path, lake_dir: Path, store: LocalLakeStore, monkeypatch: pytest.MonkeyPatch
+):
+    """A link in landing stops the archiving with its error; every file is then in landing
+    or in the archive, whole (what stays in landing is staged again, once)."""
+    monkeypatch.setattr(local_store, "ARCHIVE_CHUNK", 2)
+    keys = [f"{i}.json" for i in range(12)]
+    for key in keys:
+        drop(lake_dir, "products", key, key)
+    (tmp_path / "outside.json").write_text("outside")
+    (lake_dir / "landing/products/link.json").symlink_to(tmp_path / "outside.json")
+
+    with pytest.raises(UnsafePathError, match="link.json is a link"):
+        list(
+            store.archive_landing_many(
+                "products", [(k, None) for k in [*keys[:6], "link.json", *keys[6:]]]
+            )
+        )
+
+    for key in keys:
+        places = [lake_dir / area / "products" / key for area in ("landing", "archive")]
+        assert [p.read_text() for p in places if p.exists()] == [key]
+    assert (tmp_path / "outside.json").read_text() == "outside"
 
 
 def test_archive_landing_keeps_the_key_path_and_prunes_only_emptied_directories(
