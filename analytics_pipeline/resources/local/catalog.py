@@ -110,16 +110,16 @@ class DuckDBCatalog(Catalog):
     # storage
 
     def _read(self) -> _CatalogState:
-        """The catalog's state, a copy of what this resource last saw if the file is the
-        same one."""
+        """The catalog's state, read only if the file is not the one this resource last
+        read or wrote. Shared: a change works on a copy."""
         identity = _file_identity(self.path)
         if identity is None:
             return _CatalogState({}, {})
         if self._known is not None and self._known[0] == identity:
-            return self._known[1].copy()
+            return self._known[1]
         state = self._read_file()
         if _file_identity(self.path) == identity:  # not replaced while it was read
-            self._known = (identity, state.copy())
+            self._known = (identity, state)
         return state
 
     def _read_file(self) -> _CatalogState:
@@ -160,8 +160,8 @@ class DuckDBCatalog(Catalog):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            state = self._read()
-            before = state.copy()
+            before = self._read()
+            state = before.copy()
             yield state
             # An unchanged catalog is not rewritten: every publish re-ensures its table.
             if state != before:
@@ -202,7 +202,7 @@ class DuckDBCatalog(Catalog):
             con.close()
         os.replace(tmp, self.path)
         identity = _file_identity(self.path)  # under the writers' lock: this file
-        self._known = (identity, state.copy()) if identity is not None else None
+        self._known = (identity, state) if identity is not None else None
 
 
 def _file_schema(known: dict[str, str | None], location: str) -> str | None:
