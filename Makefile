@@ -30,7 +30,10 @@ install: $(INSTALLED)
 $(INSTALLED): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet --disable-pip-version-check uv
-	@$(UV) sync --frozen --quiet --compile-bytecode
+	@# Once more if it fails: uv's compile workers have been seen to drop a file on a loaded
+	@# machine ("Bytecode compilation failed ... received ''"); a second sync compiles it.
+	@$(UV) sync --frozen --quiet --compile-bytecode \
+		|| $(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 dagster-home: install
