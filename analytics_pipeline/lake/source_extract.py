@@ -264,6 +264,8 @@ def _split_undated(
 ) -> tuple[pa.RecordBatch, list[UntypableRow]]:
     """The rows with an event date, and those without (no day to partition them by)."""
     assert table.event_date is not None
+    if not changed.column(table.event_date).null_count:  # the usual batch: no copy made
+        return changed, []
     dated = pc.is_valid(changed.column(table.event_date))
     undated = [
         UntypableRow(
