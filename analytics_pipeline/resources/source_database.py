@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from analytics_pipeline.datasets.source_spec import SourceTable, TableKind
 from analytics_pipeline.datasets.spec import arrow_type
@@ -62,7 +63,7 @@ class SourceDatabase(dg.ConfigurableResource):
         """Rows whose cursor is at or after `since` or NULL (every row when since is None),
         with the rows whose values do not fit their columns set apart."""
 
-        def changes(source: sa.Table) -> sa.Select[Any]:
+        def changes(source: sa.TableClause) -> sa.Select[Any]:
             query = sa.select(*(_as_read(source.c[name]) for name, _ in columns))
             if table.kind is TableKind.SNAPSHOT:  # streamed to its file in key order
                 return query.order_by(*(source.c[name] for name in table.primary_key))
@@ -79,7 +80,7 @@ class SourceDatabase(dg.ConfigurableResource):
         """Only the primary key of every row: the cheap read that finds deletes."""
         columns = tuple((name, "bigint") for name in table.primary_key)
 
-        def keys(source: sa.Table) -> sa.Select[Any]:
+        def keys(source: sa.TableClause) -> sa.Select[Any]:
             return sa.select(*(source.c[name] for name in table.primary_key))
 
         batches = []
@@ -91,9 +92,18 @@ class SourceDatabase(dg.ConfigurableResource):
     def _batches(
         self,
         table: SourceTable,
-        query: Callable[[sa.Table], sa.Select[Any]],
+        query: Callable[[sa.TableClause], sa.Select[Any]],
         columns: tuple[tuple[str, str], ...],
     ) -> Iterator[TypedRows]:
+        if sa.make_url(self.connection_url()).get_backend_name() == "postgresql":
+            # ADBC reads and types the rows, so the query needs only the column names, which
+            # the caller read from the database: no SQLAlchemy connection and no reflection
+            # (~35 ms a read, nine reads an hourly extract).
+            source = sa.table(table.name, *(sa.column(name) for name, _ in columns))
+            literal = {"literal_binds": True}  # a bound query would not be streamed by COPY
+            sql = str(query(source).compile(dialect=postgresql.dialect(), compile_kwargs=literal))
+            yield from self._postgres_batches(table, columns, sql)
+            return
         with self._connect(table.name) as connection:
             try:
                 # Reflected, so the driver's values come back typed (SQLite keeps text).
@@ -101,19 +111,14 @@ class SourceDatabase(dg.ConfigurableResource):
                 select = query(source)
             except sa.exc.NoSuchTableError:
                 raise SourceTableError(self._where(table.name, "no such table")) from None
-            if connection.dialect.name != "postgresql":
-                try:
-                    result = connection.execution_options(
-                        stream_results=True, yield_per=self.batch_rows
-                    ).execute(select)
-                except sa.exc.DBAPIError as error:
-                    raise SourceTableError(self._where(table.name, str(error.orig))) from error
-                for rows in result.partitions():
-                    yield type_rows(self.source, table.name, columns, table.primary_key, rows)
-                return
-            literal = {"literal_binds": True}  # a bound query would not be streamed by COPY
-            sql = str(select.compile(dialect=connection.dialect, compile_kwargs=literal))
-        yield from self._postgres_batches(table, columns, sql)
+            try:
+                result = connection.execution_options(
+                    stream_results=True, yield_per=self.batch_rows
+                ).execute(select)
+            except sa.exc.DBAPIError as error:
+                raise SourceTableError(self._where(table.name, str(error.orig))) from error
+            for rows in result.partitions():
+                yield type_rows(self.source, table.name, columns, table.primary_key, rows)
 
     def _postgres_batches(
         self, table: SourceTable, columns: tuple[tuple[str, str], ...], sql: str
@@ -178,7 +183,7 @@ class _RawWhenUnparsable(sa.types.TypeDecorator[Any]):
         return raw_when_unparsable
 
 
-def _as_read(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+def _as_read(column: sa.ColumnClause[Any]) -> sa.ColumnElement[Any]:
     return sa.type_coerce(column, _RawWhenUnparsable(column.type)).label(column.name)
 
 
