@@ -162,6 +162,38 @@ def test_a_landing_read_reads_on_past_the_size_it_was_told_up_to_its_limit(size:
     assert got == data[:limit]
 
 
+def test_a_landing_file_is_read_in_one_call_and_whole_through_short_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A file read to the size fstat gave needs no read that finds the end; a file system
+    that hands back less than asked before the end (some network and FUSE mounts) is read
+    on to its end, never cut short."""
+    path = tmp_path / "f.json"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    sizes: list[int] = []
+    read = os.read
+
+    def counted(fd: int, n: int) -> bytes:
+        sizes.append(n)
+        return read(fd, n)
+
+    monkeypatch.setattr(os, "read", counted)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_up_to(fd, 1 << 20) == data
+    finally:
+        os.close(fd)
+    assert sizes == [len(data) + 1]
+
+    monkeypatch.setattr(os, "read", lambda fd, n: read(fd, max(1, n // 3)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_up_to(fd, 1 << 20) == data
+    finally:
+        os.close(fd)
+
+
 def test_landing_calls_on_a_vanished_file_raise_landing_object_gone(store: LocalLakeStore):
     with pytest.raises(LandingObjectGone):
         store.read_landing("products", "gone.json", 100)

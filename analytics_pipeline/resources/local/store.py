@@ -323,7 +323,13 @@ class _LandingDirectory:
 def _read_up_to(fd: int, limit: int) -> bytes:
     """At most `limit` bytes of an open file. Sized by fstat: a read of `limit` bytes would
     allocate all of them first (the limit is large, the files mostly small)."""
-    data = os.read(fd, min(os.fstat(fd).st_size + 1, limit))
+    size = os.fstat(fd).st_size
+    data = os.read(fd, min(size + 1, limit))
+    if len(data) == size < limit:
+        # All fstat promised, and not the byte asked for beyond it: the end (one system call a
+        # file saved). A short read that stops before the size (some network and FUSE file
+        # systems) reads on below.
+        return data
     parts = [data]
     got = len(data)
     # Usually at the end now; the file may have grown since fstat. Small reads to find out.
