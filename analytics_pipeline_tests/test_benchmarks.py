@@ -116,5 +116,6 @@ def test_the_source_extract_benchmark_runs_at_a_tiny_size(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]  # it checks the lake's rows itself
     assert "| 2,000 rentals over 365 days: the extract_movie_rental job, in a" in result.stdout
     assert "| 2,000 rentals over 365 days: initial extract_and_serve alone |" in result.stdout
+    assert "| the same job again, nothing changed in the source " in result.stdout
     assert "| the hourly run (recent) after " in result.stdout
     assert "| the hourly run (spread) after " in result.stdout
