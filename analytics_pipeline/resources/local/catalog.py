@@ -43,10 +43,10 @@ class _CatalogState:
         )
 
 
-def _file_identity(path: Path) -> tuple[int, ...] | None:
+def file_identity(path: Path) -> tuple[int, ...] | None:
     """The catalog file's identity, or None if there is none yet. The file is only ever
     replaced by a rename, never written in place, so the same inode and times are the same
-    content."""
+    content: what this catalog and the query engine's snapshot (engine.py) reuse by."""
     try:
         found = path.stat()
     except FileNotFoundError:
@@ -112,13 +112,13 @@ class DuckDBCatalog(Catalog):
     def _read(self) -> _CatalogState:
         """The catalog's state, read only if the file is not the one this resource last
         read or wrote. Shared: a change works on a copy."""
-        identity = _file_identity(self.path)
+        identity = file_identity(self.path)
         if identity is None:
             return _CatalogState({}, {})
         if self._known is not None and self._known[0] == identity:
             return self._known[1]
         state = self._read_file()
-        if _file_identity(self.path) == identity:  # not replaced while it was read
+        if file_identity(self.path) == identity:  # not replaced while it was read
             self._known = (identity, state)
         return state
 
@@ -201,7 +201,7 @@ class DuckDBCatalog(Catalog):
         finally:
             con.close()
         os.replace(tmp, self.path)
-        identity = _file_identity(self.path)  # under the writers' lock: this file
+        identity = file_identity(self.path)  # under the writers' lock: this file
         self._known = (identity, state) if identity is not None else None
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from analytics_pipeline.lake.sql_text import sql_string_literal
 from analytics_pipeline.resources.catalog import TableDef
 from analytics_pipeline.resources.engine import QueryEngine, QueryResult
-from analytics_pipeline.resources.local.catalog import CATALOG_FILE, view_sql
+from analytics_pipeline.resources.local.catalog import CATALOG_FILE, file_identity, view_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -76,11 +76,7 @@ def catalog_snapshot(catalog: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     so a new inode (or times, or size) is a new version; each query takes its own cursor
     (threads may share the database, not a connection), and a replaced snapshot closes when
     its last cursor does."""
-    try:
-        stat = catalog.stat()
-        version: tuple[int, ...] = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
-    except FileNotFoundError:
-        version = NO_CATALOG
+    version = file_identity(catalog) or NO_CATALOG
     with _snapshots_lock:
         cached = _snapshots.get(catalog)
         if cached is None or cached[0] != version:

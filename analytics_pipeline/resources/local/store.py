@@ -141,10 +141,10 @@ class LocalLakeStore(LakeStore):
         def move(chunk: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
             return [(key, unless_gone(archive, key, version)) for key, version in chunk]
 
-        chunks = [items[i : i + ARCHIVE_CHUNK] for i in range(0, len(items), ARCHIVE_CHUNK)]
-        if len(chunks) <= 1:
-            yield from (moved for chunk in chunks for moved in move(chunk))
+        if len(items) <= ARCHIVE_CHUNK:
+            yield from move(items)
             return
+        chunks = [items[i : i + ARCHIVE_CHUNK] for i in range(0, len(items), ARCHIVE_CHUNK)]
         pool = ThreadPoolExecutor(max_workers=ARCHIVE_WORKERS, thread_name_prefix="archive")
         try:
             for moved in pool.map(move, chunks):
