@@ -143,6 +143,46 @@ def test_emptied_landing_subdirectories_are_pruned(lake_dir: Path, store: LocalL
     assert (lake_dir / "landing" / "products").is_dir()
 
 
+def test_a_file_redelivered_while_its_batch_is_staged_is_staged_by_the_next_run(
+    lake_dir: Path, store: LocalLakeStore
+):
+    """A producer delivers the key again (new content, renamed over the name) after the
+    batch read it: the batch stages what it read and leaves the new delivery in landing;
+    the next batch stages and archives it. Nothing lost, nothing twice."""
+    first = {"id": 1, "date": "2024-05-01", "product": "A"}
+    second = {"id": 2, "date": "2024-05-01", "product": "B"}
+    path = drop(lake_dir, "products", "p.json", json.dumps(first))
+
+    def redeliver(report: StageReport) -> None:
+        fresh = path.with_name(".p.json.tmp")
+        fresh.write_text(json.dumps(second))
+        fresh.replace(path)
+
+    report = stage_landing_files(
+        store,
+        PRODUCTS,
+        ["p.json"],
+        start=START,
+        now=NOW,
+        max_file_bytes=1 << 20,
+        before_archive=redeliver,
+    )
+
+    assert report.staged == 1
+    assert [f.gone for f in report.files] == [True]
+    assert landing_files(lake_dir, "products") == ["p.json"]
+    assert not (lake_dir / "archive" / "products").exists()
+
+    again = stage(store, "products", ["p.json"])
+
+    assert again.staged == 1
+    assert [f.gone for f in again.files] == [False]
+    assert landing_files(lake_dir, "products") == []
+    assert json.loads((lake_dir / "archive/products/p.json").read_text()) == second
+    staged = pq.ParquetDataset(lake_dir / "staged" / "products" / "dt=2024-05-01").read()
+    assert sorted(staged.column("id").to_pylist()) == [1, 2]
+
+
 def test_a_file_gone_before_it_is_read_is_reported_gone_not_an_error(
     lake_dir: Path, store: LocalLakeStore
 ):

@@ -154,7 +154,7 @@ def test_a_landing_read_reads_on_past_the_size_it_was_told_up_to_its_limit(size:
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        got = _read_up_to(read_end, limit)
+        got = _read_up_to(read_end, os.fstat(read_end).st_size, limit)
     finally:
         os.close(read_end)
         writer.join()
@@ -181,7 +181,7 @@ def test_a_landing_file_is_read_in_one_call_and_whole_through_short_reads(
     monkeypatch.setattr(os, "read", counted)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert _read_up_to(fd, 1 << 20) == data
+        assert _read_up_to(fd, len(data), 1 << 20) == data
     finally:
         os.close(fd)
     assert sizes == [len(data) + 1]
@@ -189,7 +189,7 @@ def test_a_landing_file_is_read_in_one_call_and_whole_through_short_reads(
     monkeypatch.setattr(os, "read", lambda fd, n: read(fd, max(1, n // 3)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert _read_up_to(fd, 1 << 20) == data
+        assert _read_up_to(fd, len(data), 1 << 20) == data
     finally:
         os.close(fd)
 
@@ -201,6 +201,70 @@ def test_landing_calls_on_a_vanished_file_raise_landing_object_gone(store: Local
         store.landing_size("products", "gone.json")
     with pytest.raises(LandingObjectGone):
         store.archive_landing("products", "gone.json")
+
+
+def _rename_over(path: Path, content: str) -> None:
+    """A producer's redelivery: a new file renamed over the name (another inode)."""
+    fresh = path.with_name(f".{path.name}.tmp")
+    fresh.write_text(content)
+    os.replace(fresh, path)
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [_rename_over, lambda path, content: path.write_text(content)],
+    ids=["renamed over", "rewritten in place"],
+)
+def test_a_landing_file_replaced_since_it_was_read_is_neither_archived_nor_moved(
+    lake_dir: Path, store: LocalLakeStore, replace
+):
+    """What is there now was never staged: it stays in landing for the next run, as the S3
+    store's ETag check leaves it."""
+    path = drop(lake_dir, "products", "1.json", "read")
+    _, version = store.read_landing("products", "1.json", 100)
+    replace(path, "arrived since")
+
+    with pytest.raises(LandingObjectGone, match="1.json was replaced since it was read"):
+        store.archive_landing("products", "1.json", version)
+
+    assert path.read_text() == "arrived since"
+    assert not (lake_dir / "archive" / "products" / "1.json").exists()
+    # Read again, it is what the next run stages, and archived.
+    _, again = store.read_landing("products", "1.json", 100)
+    assert store.archive_landing("products", "1.json", again) == "archive/products/1.json"
+    assert (lake_dir / "archive" / "products" / "1.json").read_text() == "arrived since"
+
+
+def test_archive_landing_many_names_a_file_replaced_since_it_was_read_gone(
+    lake_dir: Path, store: LocalLakeStore
+):
+    paths = [drop(lake_dir, "products", f"{i}.json", f"body {i}") for i in range(3)]
+    versions = [store.read_landing("products", f"{i}.json", 100)[1] for i in range(3)]
+    _rename_over(paths[1], "arrived since")
+
+    results = list(
+        store.archive_landing_many("products", [(f"{i}.json", v) for i, v in enumerate(versions)])
+    )
+
+    assert results == [
+        ("0.json", "archive/products/0.json"),
+        ("1.json", None),
+        ("2.json", "archive/products/2.json"),
+    ]
+    assert [p.name for p in (lake_dir / "landing" / "products").iterdir()] == ["1.json"]
+
+
+def test_a_landing_file_replaced_between_its_head_and_its_stream_is_not_streamed(
+    lake_dir: Path, store: LocalLakeStore
+):
+    """A big file is read in two goes, its head then the rest: the rest must be of the
+    same file, or the staged rows would mix two deliveries."""
+    path = drop(lake_dir, "iot_sensor_data", "big.ndjson", "first delivery\n" * 100)
+    store.read_landing("iot_sensor_data", "big.ndjson", 10)
+    _rename_over(path, "second delivery\n" * 100)
+
+    with pytest.raises(LandingObjectGone, match="replaced since it was read"):
+        list(store.iter_landing("iot_sensor_data", "big.ndjson", offset=11))
 
 
 def test_archive_landing_many_archives_in_the_order_given_and_names_the_gone(

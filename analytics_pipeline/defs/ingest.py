@@ -269,7 +269,10 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             )
         gone = [f.key for f in report.files if f.gone]
         if gone:
-            context.log.warning(f"{len(gone)} landing files were already taken by another run")
+            context.log.warning(
+                f"{len(gone)} landing files were taken by another run, or replaced since this "
+                "run read them (a replaced file stays in landing for the next run)"
+            )
         if report.rejected or report.unrouted:
             # rejected_records: malformed or invalid records (and whole files);
             # unrouted_records: valid records of a type no table takes. Both are quarantined.

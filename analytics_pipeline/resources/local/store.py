@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,6 +56,9 @@ class LocalLakeStore(LakeStore):
     _safe_dirs: set[str] = PrivateAttr(default_factory=set)
     # Archive directories this store created or found.
     _made_dirs: set[str] = PrivateAttr(default_factory=set)
+    # What each landing file read and not yet archived was when it was read (its path to
+    # its file_shape): a file replaced since is left in landing, as S3's ETag check does.
+    _read_shapes: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -72,7 +76,10 @@ class LocalLakeStore(LakeStore):
 
     def _landing(self, dataset: str) -> _LandingDirectory:
         return _LandingDirectory(
-            _resolved_root(self.lake_dir), safe_relative(f"landing/{dataset}"), self._safe_dirs
+            _resolved_root(self.lake_dir),
+            safe_relative(f"landing/{dataset}"),
+            self._safe_dirs,
+            self._read_shapes,
         )
 
     # landing
@@ -106,11 +113,14 @@ class LocalLakeStore(LakeStore):
     def iter_landing(
         self, dataset: str, key: str, chunk_bytes: int = STREAM_CHUNK_BYTES, offset: int = 0
     ) -> Iterator[bytes]:
+        landing = self._landing(dataset)
+        path = landing.path(key)
         try:
-            handle = open(self._landing(dataset).path(key), "rb")  # noqa: SIM115
+            handle = open(path, "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise LandingObjectGone(f"landing/{dataset}/{key}") from None
         with handle:
+            landing.same_as_read(path, key, os.fstat(handle.fileno()))
             handle.seek(offset)
             while chunk := handle.read(chunk_bytes):
                 yield chunk
@@ -160,7 +170,14 @@ class LocalLakeStore(LakeStore):
         made_dirs = self._made_dirs
 
         def archive(key: str, version: str | None) -> str:
-            source = landing.path(key)
+            source = landing.path(key, link_checked_by_open=True)
+            try:
+                found = os.lstat(source)
+            except FileNotFoundError:
+                raise LandingObjectGone(f"landing/{dataset}/{key}") from None
+            if stat.S_ISLNK(found.st_mode):
+                raise UnsafePathError(f"landing/{dataset}/{key} is a link")
+            landing.same_as_read(source, key, found, forget=True)
             relative = source[len(landing_dir) + 1 :]
             archive_path = f"archive/{dataset}/{relative}"
             target = f"{archive_dir}/{relative}"
@@ -291,6 +308,7 @@ class _LandingDirectory:
     root: str
     relative: str  # landing/<dataset>
     safe_dirs: set[str]
+    read_shapes: dict[str, int]
 
     def path(self, key: str, *, link_checked_by_open: bool = False) -> str:
         path = f"{self.root}/{self.relative}/{safe_relative(key)}"
@@ -305,8 +323,9 @@ class _LandingDirectory:
 
     def read(self, key: str, max_bytes: int) -> tuple[bytes, str]:
         """The file's bytes (at most max_bytes + 1) and content version, as read_landing."""
+        path = self.path(key, link_checked_by_open=True)
         try:
-            fd = os.open(self.path(key, link_checked_by_open=True), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise LandingObjectGone(f"{self.relative}/{key}") from None
         except OSError as err:
@@ -314,16 +333,33 @@ class _LandingDirectory:
                 raise UnsafePathError(f"{self.relative}/{key} is a link") from None
             raise
         try:
-            data = _read_up_to(fd, max_bytes + 1)
+            found = os.fstat(fd)
+            data = _read_up_to(fd, found.st_size, max_bytes + 1)
         finally:
             os.close(fd)
+        self.read_shapes[path] = file_shape(found)
         return data, whole_version(data, max_bytes)
 
+    def same_as_read(
+        self, path: str, key: str, found: os.stat_result, *, forget: bool = False
+    ) -> None:
+        """LandingObjectGone if the file was replaced or rewritten since this store read it:
+        what is there now was never staged, so it must stay in landing for the next run."""
+        read = self.read_shapes.pop(path, None) if forget else self.read_shapes.get(path)
+        if read is not None and read != file_shape(found):
+            raise LandingObjectGone(f"{self.relative}/{key} was replaced since it was read")
 
-def _read_up_to(fd: int, limit: int) -> bytes:
-    """At most `limit` bytes of an open file. Sized by fstat: a read of `limit` bytes would
-    allocate all of them first (the limit is large, the files mostly small)."""
-    size = os.fstat(fd).st_size
+
+def file_shape(found: os.stat_result) -> int:
+    """A file's inode, size and mtime, as one number: a rename over the name gives another
+    inode, a rewrite in place another size or mtime. Not the ctime: a hard link (a move to
+    the archive cut short) changes it, not the content."""
+    return hash((found.st_ino, found.st_size, found.st_mtime_ns))
+
+
+def _read_up_to(fd: int, size: int, limit: int) -> bytes:
+    """At most `limit` bytes of an open file of `size` bytes (by fstat): a read of `limit`
+    bytes would allocate all of them first (the limit is large, the files mostly small)."""
     data = os.read(fd, min(size + 1, limit))
     if len(data) == size < limit:
         # All fstat promised, and not the byte asked for beyond it: the end (one system call a
