@@ -266,6 +266,15 @@ def test_a_landing_file_replaced_between_its_head_and_its_stream_is_not_streamed
     with pytest.raises(LandingObjectGone, match="replaced since it was read"):
         list(store.iter_landing("iot_sensor_data", "big.ndjson", offset=11))
 
+    # Streamed with no read before (another run): the file as the stream opened it is what
+    # is archived.
+    other = LocalLakeStore(lake_dir=str(lake_dir))
+    second = b"".join(other.iter_landing("iot_sensor_data", "big.ndjson"))
+    _rename_over(path, "third delivery\n" * 100)
+    with pytest.raises(LandingObjectGone, match="replaced since it was read"):
+        other.archive_landing("iot_sensor_data", "big.ndjson")
+    assert second == b"second delivery\n" * 100
+
 
 def test_archive_landing_many_archives_in_the_order_given_and_names_the_gone(
     lake_dir: Path, store: LocalLakeStore

@@ -344,9 +344,14 @@ class _LandingDirectory:
         self, path: str, key: str, found: os.stat_result, *, forget: bool = False
     ) -> None:
         """LandingObjectGone if the file was replaced or rewritten since this store read it:
-        what is there now was never staged, so it must stay in landing for the next run."""
-        read = self.read_shapes.pop(path, None) if forget else self.read_shapes.get(path)
-        if read is not None and read != file_shape(found):
+        what is there now was never staged, so it must stay in landing for the next run. A
+        file not read yet is remembered as it is now (unless forgotten), as S3 keeps ETags."""
+        shape = file_shape(found)
+        if forget:
+            read = self.read_shapes.pop(path, shape)
+        else:
+            read = self.read_shapes.setdefault(path, shape)
+        if read != shape:
             raise LandingObjectGone(f"{self.relative}/{key} was replaced since it was read")
 
 
