@@ -16,6 +16,7 @@ from analytics_pipeline.defs.keys import (
     stage_op_name,
     staged_key,
 )
+from analytics_pipeline.gc_pauses import cycle_collection_paused
 from analytics_pipeline.lake.reconciliation import (
     Reconciliation,
     reconcile_dataset,
@@ -228,15 +229,16 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             for event in [*_staged_materializations(spec, report), *built]:
                 context.log_event(event)  # type: ignore[arg-type]
 
-        report = stage_landing_files(
-            store,
-            spec,
-            config.landing_keys(),
-            start=settings.partitions_start,
-            now=now,
-            max_file_bytes=settings.max_landing_file_bytes,
-            before_archive=record_staged_days,
-        )
+        with cycle_collection_paused():  # objects a landing file, kept to the end
+            report = stage_landing_files(
+                store,
+                spec,
+                config.landing_keys(),
+                start=settings.partitions_start,
+                now=now,
+                max_file_bytes=settings.max_landing_file_bytes,
+                before_archive=record_staged_days,
+            )
         for outcome in report.files:
             placed = outcome.staged + outcome.rejected + outcome.unrouted
             if not outcome.gone and outcome.records != placed:

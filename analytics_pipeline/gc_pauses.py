@@ -1,0 +1,33 @@
+"""Python's cycle collector kept out of bulk work that makes only acyclic objects.
+
+A full collection walks every tracked object, Dagster's definitions included, and one runs
+each time the heap has grown by a quarter. A batch of 100,000 landing files makes objects
+a file (its listing entry, its bytes and outcome) that live to the batch's end, so it set
+off three full collections in staging and two in the listing: 0.9 s of a 9 s `make
+process`, finding no garbage (measured with `gc.callbacks`). What such work leaves cyclic
+is collected when it ends.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """The collector off for the block (as it was after); reentrant."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def freeze_loaded_objects() -> None:
+    """Move every object alive now (imports, definitions: they live as long as the process)
+    out of the collector's reach, so later full collections walk only what came after."""
+    gc.freeze()
