@@ -204,6 +204,19 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
         engine: QueryEngine,
         day_builder: DayBuilder,
     ) -> Iterator[dg.AssetMaterialization]:
+        # A batch makes objects a landing file, acyclic, that live to its end: no full
+        # collection walks the whole heap for them (gc_pauses).
+        with cycle_collection_paused():
+            yield from stage_batch(context, config, store, catalog, engine, day_builder)
+
+    def stage_batch(
+        context: dg.OpExecutionContext,
+        config: IngestConfig,
+        store: LakeStore,
+        catalog: Catalog,
+        engine: QueryEngine,
+        day_builder: DayBuilder,
+    ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC).replace(tzinfo=None)
 
         def build_in_this_run(report: StageReport) -> list[AssetEvent]:
@@ -229,16 +242,15 @@ def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
             for event in [*_staged_materializations(spec, report), *built]:
                 context.log_event(event)  # type: ignore[arg-type]
 
-        with cycle_collection_paused():  # objects a landing file, kept to the end
-            report = stage_landing_files(
-                store,
-                spec,
-                config.landing_keys(),
-                start=settings.partitions_start,
-                now=now,
-                max_file_bytes=settings.max_landing_file_bytes,
-                before_archive=record_staged_days,
-            )
+        report = stage_landing_files(
+            store,
+            spec,
+            config.landing_keys(),
+            start=settings.partitions_start,
+            now=now,
+            max_file_bytes=settings.max_landing_file_bytes,
+            before_archive=record_staged_days,
+        )
         for outcome in report.files:
             placed = outcome.staged + outcome.rejected + outcome.unrouted
             if not outcome.gone and outcome.records != placed:

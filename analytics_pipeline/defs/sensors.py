@@ -16,6 +16,7 @@ import dagster as dg
 from analytics_pipeline.datasets.spec import DatasetSpec
 from analytics_pipeline.defs.ingest import IngestConfig
 from analytics_pipeline.defs.keys import stage_op_name
+from analytics_pipeline.gc_pauses import cycle_collection_paused
 from analytics_pipeline.resources.arrivals import (
     FAILED,
     IN_PROGRESS,
@@ -81,14 +82,17 @@ def build_landing_sensor(
     )
     def landing_sensor(context: dg.SensorEvaluationContext, arrivals: LandingArrivals):
         now = time.time()
-        tick = arrivals.poll(
-            spec.name, context.cursor, InstanceRuns(context.instance), now=now, limits=limits
-        )
-        for warning in tick.warnings:
-            context.log.warning(warning)
-        requests = [ingest_run_request(spec, batch, now) for batch in tick.batches]
-        context.update_cursor(tick.cursor([str(r.run_key) for r in requests]))
-        return requests or dg.SkipReason(tick.idle_reason)
+        with cycle_collection_paused():  # an object a listed file, acyclic (gc_pauses)
+            tick = arrivals.poll(
+                spec.name, context.cursor, InstanceRuns(context.instance), now=now, limits=limits
+            )
+            for warning in tick.warnings:
+                context.log.warning(warning)
+            requests = [ingest_run_request(spec, batch, now) for batch in tick.batches]
+            context.update_cursor(tick.cursor([str(r.run_key) for r in requests]))
+            idle_reason = tick.idle_reason
+            del tick  # its listing, freed while nothing would walk it
+        return requests or dg.SkipReason(idle_reason)
 
     return landing_sensor
 

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import dagster as dg
 
-from analytics_pipeline.gc_pauses import cycle_collection_paused
 from analytics_pipeline.resources.store import LandingObject
 
 RETRY_AFTER_SECONDS = 15 * 60  # a file this long in landing after its run was requested is retried
@@ -81,15 +80,14 @@ def listing_tick(
     limits: TickLimits,
 ) -> ArrivalTick:
     """A tick over a full listing: the files no run was requested for lately."""
-    with cycle_collection_paused():  # an object a listed file
-        plan = plan_landing_runs(
-            objects,
-            listing_cursor_from_json(cursor),
-            now=now,
-            settle_seconds=limits.settle_seconds,
-            batch_files=limits.batch_files,
-            batch_bytes=limits.batch_bytes,
-        )
+    plan = plan_landing_runs(
+        objects,
+        listing_cursor_from_json(cursor),
+        now=now,
+        settle_seconds=limits.settle_seconds,
+        batch_files=limits.batch_files,
+        batch_bytes=limits.batch_bytes,
+    )
     next_cursor = listing_cursor_json(plan.cursor)
     return ArrivalTick(
         plan.batches,
