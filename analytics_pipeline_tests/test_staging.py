@@ -403,6 +403,35 @@ def test_a_big_file_is_split_by_day_whether_its_days_come_in_order_or_interleave
             assert all(rows[n - 1]["datetime"].startswith(day) for n in lines)
 
 
+def test_files_parsed_ahead_carry_the_md5_of_their_whole_bytes(
+    lake_dir: Path, store: LocalLakeStore
+):
+    """Big NDJSON files (parsed in workers), a small one and one with a bad line: each
+    file's staged rows carry the md5 of its whole bytes."""
+    import hashlib
+
+    big = ndjson([reading(i, "2024-05-01 10:00:00") for i in range(400)])
+    assert len(big) > 16 * 1024  # over FAST_PATH_MIN_BYTES: parsed in a worker
+    bodies = {
+        "big.ndjson": big,
+        "big-bad.ndjson": big + "not json\n",
+        "small.ndjson": ndjson([reading(1, "2024-05-02 10:00:00")]),
+    }
+    for key, body in bodies.items():
+        drop(lake_dir, "iot_sensor_data", key, body)
+
+    report = stage(store, "iot_sensor_data", sorted(bodies))
+
+    md5 = {key: hashlib.md5(body.encode()).hexdigest() for key, body in bodies.items()}
+    assert {f.key: f.version for f in report.files} == md5
+    staged = pq.ParquetDataset(lake_dir / "staged" / "iot_sensor_data").read()
+    keys, versions = staged["_source_key"].to_pylist(), staged["_source_version"].to_pylist()
+    assert set(zip(keys, versions, strict=True)) == set(md5.items())
+    assert [line["source_key"] for line in quarantine_lines(lake_dir, "iot_sensor_data")] == [
+        "big-bad.ndjson"
+    ]
+
+
 def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
     from analytics_pipeline.lake.parsing.arrow_parsing import FAST_PATH_MIN_BYTES
     from analytics_pipeline.lake.staging import parse_ahead
