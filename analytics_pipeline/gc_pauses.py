@@ -5,7 +5,8 @@ each time the heap has grown by a quarter. A batch of 100,000 landing files make
 a file (its listing entry, its bytes and outcome) that live to the batch's end, so it set
 off three full collections in staging and two in the listing: 0.9 s of a 9 s `make
 process`, finding no garbage (measured with `gc.callbacks`). What such work leaves cyclic
-is collected when it ends.
+is collected when it ends. Never around Dagster events: each leaves ~1,000 objects of cyclic
+garbage, so a pause over an ingest run's 1,098 events held 1M of them (+0.12 GiB).
 """
 
 from __future__ import annotations

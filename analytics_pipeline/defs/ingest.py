@@ -16,7 +16,6 @@ from analytics_pipeline.defs.keys import (
     stage_op_name,
     staged_key,
 )
-from analytics_pipeline.gc_pauses import cycle_collection_paused
 from analytics_pipeline.lake.reconciliation import (
     Reconciliation,
     reconcile_dataset,
@@ -197,19 +196,6 @@ def _staged_materializations(
 def ingest_job(spec: DatasetSpec, settings: Settings) -> dg.JobDefinition:
     @dg.op(name=stage_op_name(spec.name), out={}, tags={"dataset": spec.name})
     def stage_op(
-        context: dg.OpExecutionContext,
-        config: IngestConfig,
-        store: LakeStore,
-        catalog: Catalog,
-        engine: QueryEngine,
-        day_builder: DayBuilder,
-    ) -> Iterator[dg.AssetMaterialization]:
-        # A batch makes objects a landing file, acyclic, that live to its end: no full
-        # collection walks the whole heap for them (gc_pauses).
-        with cycle_collection_paused():
-            yield from stage_batch(context, config, store, catalog, engine, day_builder)
-
-    def stage_batch(
         context: dg.OpExecutionContext,
         config: IngestConfig,
         store: LakeStore,
