@@ -464,3 +464,38 @@ def test_big_files_are_read_ahead_of_their_parses_and_placed_in_order() -> None:
     release.set()
     waiting.join(10)
     assert [first[0][2], *(item[2] for item in ahead)] == [f"{i}.ndjson" for i in range(8)]
+
+
+def test_the_collector_is_paused_for_the_files_and_back_on_for_the_events(
+    lake_dir: Path, store: LocalLakeStore, monkeypatch
+):
+    """Reading and placing files runs with the cycle collector off (their objects are
+    acyclic); before_archive, where the run logs its Dagster events (each leaves cyclic
+    garbage), runs with it on, so that garbage never piles up over a big batch."""
+    import gc
+
+    from analytics_pipeline.lake.staging import stager
+
+    seen: dict[str, bool] = {}
+    place = stager._Stager.place_documents
+
+    def placing(self, *args):  # type: ignore[no-untyped-def]
+        seen["placing"] = gc.isenabled()
+        return place(self, *args)
+
+    monkeypatch.setattr(stager._Stager, "place_documents", placing)
+    for i in range(3):
+        drop(lake_dir, "products", f"{i}.json", json.dumps({"id": i, "date": "2024-05-01"}))
+
+    stage_landing_files(
+        store,
+        PRODUCTS,
+        [f"{i}.json" for i in range(3)],
+        start=START,
+        now=NOW,
+        max_file_bytes=1 << 20,
+        before_archive=lambda report: seen.setdefault("before_archive", gc.isenabled()),
+    )
+
+    assert seen == {"placing": False, "before_archive": True}
+    assert gc.isenabled()
