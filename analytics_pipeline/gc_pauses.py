@@ -26,9 +26,3 @@ def cycle_collection_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def freeze_loaded_objects() -> None:
-    """Move every object alive now (imports, definitions: they live as long as the process)
-    out of the collector's reach, so later full collections walk only what came after."""
-    gc.freeze()

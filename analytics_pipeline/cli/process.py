@@ -29,7 +29,6 @@ from analytics_pipeline.defs.staleness import (
     run_target,
     stale_runs,
 )
-from analytics_pipeline.gc_pauses import freeze_loaded_objects
 from analytics_pipeline.lake.leftover_versions import sweep_leftover_versions
 from analytics_pipeline.memory_pool import use_system_memory_pool
 from analytics_pipeline.resources.source_database import SourceDatabase
@@ -229,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     use_system_memory_pool()
     instance = command_instance()
     defs = headless_definitions(Settings.from_env())
-    freeze_loaded_objects()
 
     started = time.monotonic()
     with instance:
