@@ -568,3 +568,34 @@ def test_failed_ingest_is_reported_once_and_its_file_stays_in_landing(
     assert (summary.ingest_runs, len(summary.failed_runs)) == (1, 1)
     assert "ingest_products" in summary.failed_runs[0]
     assert (lake_dir / "landing" / "products" / "1.json").exists()
+
+
+def test_a_file_redelivered_while_its_run_stages_it_reaches_the_table_by_the_next_run(
+    lake_dir: Path,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A producer renames a new delivery over a key after the run read it, before it is
+    archived: the run stages what it read and leaves the new delivery in landing; the same
+    `make process` stages it in a second run. Both deliveries' rows are served, once each."""
+    path = drop(lake_dir, "products", "1.json", f'{{"id": 1, "date": "{D1}", "product": "A"}}')
+    archive_many = LocalLakeStore.archive_landing_many
+    redelivered: list[str] = []
+
+    def redeliver_then_archive(self: LocalLakeStore, dataset: str, items: Any) -> Any:
+        if not redelivered:
+            fresh = path.with_name(".1.json.tmp")
+            fresh.write_text(f'{{"id": 2, "date": "{D1}", "product": "B"}}')
+            fresh.replace(path)
+            redelivered.append("1.json")
+        return archive_many(self, dataset, items)
+
+    monkeypatch.setattr(LocalLakeStore, "archive_landing_many", redeliver_then_archive)
+
+    summary = process_landing(defs, instance)
+
+    assert (summary.ingest_runs, summary.failed_runs) == (2, [])
+    assert query(lake_dir, "SELECT id, product FROM products ORDER BY id") == [(1, "A"), (2, "B")]
+    assert list((lake_dir / "landing" / "products").iterdir()) == []
+    assert '"id": 2' in (lake_dir / "archive" / "products" / "1.json").read_text()
