@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from analytics_pipeline.resources.local import store as local_store
-from analytics_pipeline.resources.local.store import LocalLakeStore, _read_up_to
+from analytics_pipeline.resources.local.landing_directory import read_up_to
+from analytics_pipeline.resources.local.store import LocalLakeStore
 from analytics_pipeline.resources.store import (
     LandingObjectGone,
     UnsafePathError,
@@ -154,7 +155,7 @@ def test_a_landing_read_reads_on_past_the_size_it_was_told_up_to_its_limit(size:
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        got = _read_up_to(read_end, os.fstat(read_end).st_size, limit)
+        got = read_up_to(read_end, os.fstat(read_end).st_size, limit)
     finally:
         os.close(read_end)
         writer.join()
@@ -181,7 +182,7 @@ def test_a_landing_file_is_read_in_one_call_and_whole_through_short_reads(
     monkeypatch.setattr(os, "read", counted)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert _read_up_to(fd, len(data), 1 << 20) == data
+        assert read_up_to(fd, len(data), 1 << 20) == data
     finally:
         os.close(fd)
     assert sizes == [len(data) + 1]
@@ -189,7 +190,7 @@ def test_a_landing_file_is_read_in_one_call_and_whole_through_short_reads(
     monkeypatch.setattr(os, "read", lambda fd, n: read(fd, max(1, n // 3)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert _read_up_to(fd, len(data), 1 << 20) == data
+        assert read_up_to(fd, len(data), 1 << 20) == data
     finally:
         os.close(fd)
 
