@@ -95,19 +95,22 @@ class UnwrittenRows:
         """Typed rows with dt and their source columns."""
         dts = table.column("dt").combine_chunks()
         stretches = _equal_value_stretches(dts, MAX_SLICED_DAYS)
-        if stretches is not None and len(stretches) == len({dt for dt, _, _ in stretches}):
-            # Each day in one stretch (readings usually come in time order): zero-copy slices.
-            for dt, first, length in stretches:
-                self.tables[dt].append(table.slice(first, length).drop_columns(["dt"]))
-        else:
-            for dt in pc.unique(dts).to_pylist():
-                self.tables[dt].append(table.filter(pc.equal(dts, dt)).drop_columns(["dt"]))
+        if stretches is None or len(stretches) != len({dt for dt, _, _ in stretches}):
+            # Days interleaved (one-object files of many days): one stable sort by day puts
+            # each day in one stretch, in arrival order. A filter a day cost 0.5 s for
+            # 100,000 files over 366 days, the sort and slices 0.15 s.
+            order = pc.sort_indices(dts)
+            table, dts = table.take(order), dts.take(order)
+            stretches = _equal_value_stretches(dts, len(dts) + 1)
+        # Each day in one stretch (readings usually come in time order): zero-copy slices.
+        for dt, first, length in stretches or []:
+            self.tables[dt].append(table.slice(first, length).drop_columns(["dt"]))
         self.size += table.num_rows
 
     def by_dt(self, schema: pa.Schema) -> list[tuple[str, pa.Table]]:
         out = []
         for dt in sorted(set(self.rows) | set(self.tables)):
-            parts = [t.select(schema.names).cast(schema) for t in self.tables.get(dt, [])]
+            parts = _cast_together(self.tables.get(dt, []), schema)
             if self.rows.get(dt):
                 parts.insert(0, pa.Table.from_pylist(self.rows[dt], schema=schema))
             out.append((dt, pa.concat_tables(parts)))
@@ -117,6 +120,14 @@ class UnwrittenRows:
         self.rows.clear()
         self.tables.clear()
         self.size = 0
+
+
+def _cast_together(tables: list[pa.Table], schema: pa.Schema) -> list[pa.Table]:
+    """The tables in the schema: cast at once when they share a schema (a day's slices of
+    many batches: a cast each cost 0.6 s over 366 days of 100,000 files, one a day 0.2 s)."""
+    if tables and all(t.schema.equals(tables[0].schema) for t in tables[1:]):
+        tables = [pa.concat_tables(tables)]
+    return [t.select(schema.names).cast(schema) for t in tables]
 
 
 def _equal_value_stretches(values: pa.Array, limit: int) -> list[tuple[Any, int, int]] | None:
