@@ -166,8 +166,9 @@ def test_make_process_after_random_kills_serves_every_record_once(tmp_path: Path
         shutil.rmtree(lake.dir.parent)
 
 
-# `make process` with the ingest run killed after its files are staged and archived, before
-# it records the staged days: a window of a second or so in the random test.
+# `make process` with the ingest run killed after its files are staged, its days recorded
+# and its files archived, before the run ends (its reconciliation is next): a window of a
+# second or so in the random test.
 _KILLED_AFTER_ARCHIVING = """
 import os, signal
 import analytics_pipeline.defs.ingest as ingest
@@ -181,7 +182,7 @@ main([])
 """
 
 
-def test_an_ingest_killed_after_archiving_before_recording_its_days_is_served(
+def test_an_ingest_killed_after_archiving_before_its_run_ends_is_served(
     tmp_path: Path,
 ) -> None:
     lake = fresh_lake(tmp_path, seed=3)
