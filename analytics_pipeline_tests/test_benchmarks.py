@@ -65,6 +65,9 @@ def test_the_spread_workloads_run_at_a_tiny_size_with_both_floors(tmp_path: Path
     # The Dagster floor replays the runs the pipeline made: ingest and ranged runs both.
     assert all("ranged runs" in line and "0 materializations" not in line for line in rows)
     assert any(", 1 ingest runs" in line or "1 ingest runs," in line for line in rows), rows
+    # One-object files: the archive's moves of the same files, timed alone beside the floors.
+    setup = next(line for line in rows if line.startswith("| products one file per day"))
+    assert setup.rstrip(" |").endswith("of the floors)"), setup
 
 
 def test_the_startup_and_automation_tick_benchmarks_run_at_a_tiny_size(tmp_path: Path):
