@@ -70,6 +70,28 @@ def test_the_spread_workloads_run_at_a_tiny_size_with_both_floors(tmp_path: Path
     assert setup.rstrip(" |").endswith("of the floors)"), setup
 
 
+def test_repeats_of_a_spread_workload_give_medians_and_the_ratios_range():
+    from benchmarks.spread import combine, row, spread_of
+
+    shape = {"ingest runs": 1}
+    runs = [
+        {"seconds": wall, "cpu": wall, "peak_rss": peak}
+        for wall, peak in ((10.0, 1 << 30), (13.0, 2 << 30), (11.0, 1 << 29))
+    ]
+    repeats = [
+        row("w", run, 2.0, floor, 7, 100, shape, 1.0)
+        for run, floor in zip(runs, (6.0, 8.0, 9.0), strict=True)
+    ]
+    combined = combine(repeats)
+    assert combined["wall"] == 11.0 and combined["dagster"] == 8.0
+    assert combined["peak"] == 2 << 30
+    # The median of each repeat's own ratio, not the ratio of the medians (11 / 10).
+    assert combined["ratios"] == [1.0, 1.25, 1.3]
+    assert combined["ratio"] == 1.25
+    assert spread_of(combined["ratios"]) == " (1.00-1.30 over 3)"
+    assert spread_of([1.2]) == ""
+
+
 def test_the_startup_and_automation_tick_benchmarks_run_at_a_tiny_size(tmp_path: Path):
     startup = run_benchmark(tmp_path, "-m", "benchmarks.startup", "--repeat", "1", "--top", "3")
     assert startup.returncode == 0, startup.stderr[-3000:]

@@ -11,6 +11,7 @@ ratio wall / (data + Dagster) is the figure; its target is 1.25.
     python -m benchmarks.spread                 # quick: a few minutes
     python -m benchmarks.spread --full          # the issue's sizes
     python -m benchmarks.spread --only iot --iot-rows 1000000 --iot-days 28
+    python -m benchmarks.spread --full --repeat 3   # each 3 times: medians, the ratios' range
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,20 +168,49 @@ def data_floor(kind: str, source: Path, work: Path) -> tuple[float, float | None
 
 
 def measure(
-    name: str, work: Path, kind: str, landing_files: int, days: int, generate: Any
+    name: str,
+    work: Path,
+    kind: str,
+    landing_files: int,
+    days: int,
+    generate: Any,
+    repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    lake = Path(tempfile.mkdtemp(prefix=f"spread-{kind}-", dir=work))
+    """The workload `repeat` times, each run beside its own floors (the host's speed drifts
+    over minutes), as one row per workload: the medians, and the ratio's range."""
+    print(f"{name}:", flush=True)
+    template = Path(tempfile.mkdtemp(prefix=f"files-{kind}-", dir=work))
+    generate(template)
+    repeats: list[list[dict[str, Any]]] = []
+    for _ in range(repeat):
+        lake = Path(tempfile.mkdtemp(prefix=f"spread-{kind}-", dir=work))
+        repeats.append(measure_once(name, work, lake, kind, template, landing_files, days))
+        shutil.rmtree(lake)
+    shutil.rmtree(template)
+    return [combine(list(rows)) for rows in zip(*repeats, strict=True)]
+
+
+def measure_once(
+    name: str,
+    work: Path,
+    lake: Path,
+    kind: str,
+    template: Path,
+    landing_files: int,
+    days: int,
+) -> list[dict[str, Any]]:
     dataset = "iot_sensor_data" if kind == "iot" else "products"
     landing = lake / "landing" / dataset
-    print(f"{name}:", flush=True)
-    generate(landing)
+    landing.mkdir(parents=True)
     source = Path(tempfile.mkdtemp(prefix="source-", dir=work))
-    for path in landing.iterdir():
+    for path in template.iterdir():
+        os.link(path, landing / path.name)
         os.link(path, source / path.name)
     env = lake_env(lake)
     run = process(lake, env)
     shape = record_shape(Path(env["DAGSTER_HOME"]), PARTITIONS_START)
     data, archive = data_floor(kind, source, work)
+    shutil.rmtree(source)
     rows = [
         row(
             name,
@@ -211,6 +243,19 @@ def measure(
             )
         )
     return rows
+
+
+def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a workload's repeats: medians, the highest peak, the ratios' range."""
+    combined = dict(repeats[0])
+    for key in ("wall", "cpu", "data", "dagster", "ratio", "ms_per_day", "files_per_s"):
+        values = [r[key] for r in repeats]
+        combined[key] = None if None in values else statistics.median(values)
+    archives = [r["archive"] for r in repeats]
+    combined["archive"] = None if None in archives else statistics.median(archives)
+    combined["peak"] = max(r["peak"] for r in repeats)
+    combined["ratios"] = sorted(r["ratio"] for r in repeats)
+    return combined
 
 
 def row(
@@ -260,9 +305,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"| {r['workload']} | {r['wall']:.1f} s | {r['cpu']:.1f} | {r['data']:.1f} s "
             f"| {r['dagster']:.1f} s "
-            f"| **{r['ratio']:.2f}x** | <= {TARGET} | {r['ms_per_day']:.0f} | {rate} "
+            f"| **{r['ratio']:.2f}x**{spread_of(r['ratios'])} | <= {TARGET} "
+            f"| {r['ms_per_day']:.0f} | {rate} "
             f"| {gib(r['peak'])} | {shape} | {beside} |"
         )
+
+
+def spread_of(ratios: list[float]) -> str:
+    """The range of a workload's ratios over its repeats, if it ran more than once."""
+    if len(ratios) < 2:
+        return ""
+    return f" ({ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)})"
 
 
 def main() -> None:
@@ -274,6 +327,12 @@ def main() -> None:
     parser.add_argument("--products-days", type=int, default=366)
     parser.add_argument("--backfill-days", type=int, default=200)
     parser.add_argument("--only", nargs="*", default=["iot", "products", "backfill"])
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each workload, each beside its own floors; the table gives medians",
+    )
     args = parser.parse_args()
     if args.full:
         for k, v in FULL.items():
@@ -289,6 +348,7 @@ def main() -> None:
                 IOT_FILES,
                 days,
                 lambda landing, d=days: generate_iot(landing, args.iot_rows, d),
+                args.repeat,
             )
         for days in sorted({7, args.products_days}) if "products" in args.only else []:
             rows += measure(
@@ -300,6 +360,7 @@ def main() -> None:
                 lambda landing, d=days: generate_products(
                     landing, args.products_files, d, PRODUCTS_FIRST_DAY
                 ),
+                args.repeat,
             )
         if "backfill" in args.only:
             days = args.backfill_days
@@ -310,6 +371,7 @@ def main() -> None:
                 days,
                 days,
                 lambda landing: generate_products(landing, days, days, backfill_first_day(days)),
+                args.repeat,
             )
         print_table(rows)
 
