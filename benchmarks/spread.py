@@ -248,11 +248,9 @@ def measure_once(
 def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     """One row for a workload's repeats: medians, the highest peak, the ratios' range."""
     combined = dict(repeats[0])
-    for key in ("wall", "cpu", "data", "dagster", "ratio", "ms_per_day", "files_per_s"):
+    for key in ("wall", "cpu", "data", "dagster", "ratio", "ms_per_day", "files_per_s", "archive"):
         values = [r[key] for r in repeats]
         combined[key] = None if None in values else statistics.median(values)
-    archives = [r["archive"] for r in repeats]
-    combined["archive"] = None if None in archives else statistics.median(archives)
     combined["peak"] = max(r["peak"] for r in repeats)
     combined["ratios"] = sorted(r["ratio"] for r in repeats)
     return combined
